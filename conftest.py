@@ -1,0 +1,3 @@
+"""Root conftest: the harness plugin does the work (see harness/plugin.py)."""
+
+pytest_plugins = ["harness.plugin"]

@@ -1,0 +1,55 @@
+"""The Case: one operator x variant x opset x dtype x exporter x device."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class Case:
+    """Everything a worker needs to run one case; plain data, JSON-serialisable."""
+
+    framework: str
+    kernel: str
+    variant: str
+    exporter: str
+    opset: int
+    dtype: str
+    device: str
+    spec: dict = field(hash=False, compare=False)
+    tolerance: dict = field(hash=False, compare=False)
+    declared: dict = field(hash=False, compare=False)
+    shared_key: str = ""
+    skip: str | None = None
+    smoke: bool = False
+    source: str = ""
+
+    @property
+    def id(self) -> str:
+        """Stable, readable id, e.g. ``paddle-dygraph-pool2d-max_ceil-opset10-float32-cpu``."""
+        return (f"{self.framework}-{self.exporter}-{self.kernel}-{self.variant}"
+                f"-opset{self.opset}-{self.dtype}-{self.device}")
+
+    @property
+    def model_key(self) -> str:
+        """What the built model depends on: the same for every opset and exporter."""
+        return f"{self.framework}-{self.kernel}-{self.variant}-{self.dtype}"
+
+    @property
+    def seed(self) -> int:
+        """Deterministic seed for inputs and weights, derived from the model key."""
+        return zlib.crc32(self.model_key.encode()) & 0x7FFFFFFF
+
+    def to_dict(self) -> dict:
+        """Plain dict (for the worker pipe and for result records)."""
+        d = asdict(self)
+        d["id"] = self.id
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Case":
+        """Inverse of :meth:`to_dict`."""
+        d = dict(d)
+        d.pop("id", None)
+        return cls(**d)

@@ -1,0 +1,81 @@
+"""Expected failures: data with a reason, applied strictly.
+
+``cases/expected_failures.yaml`` lists entries ``{match, status, reason, link?}``;
+``match`` is an fnmatch pattern over case ids. A case covered by an entry must
+end with one of the listed statuses:
+
+* it does -> ``xfail`` with the entry's reason;
+* it passes -> an unexpected pass, reported as a failure (strict);
+* it fails another way -> a failure that names both statuses.
+
+Entries that match no collected case are reported at the end of the run.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import schema
+from .yamlsrc import load_yaml
+
+
+@dataclass
+class Expectation:
+    """One expected-failure entry."""
+
+    match: str
+    status: tuple[str, ...]
+    reason: str
+    link: str = ""
+    line: int | None = None
+    hits: int = field(default=0, compare=False)
+
+    def text(self) -> str:
+        """The reason, with its link when there is one."""
+        return f"{self.reason} ({self.link})" if self.link else self.reason
+
+
+class Expectations:
+    """The loaded entries and lookup by case id."""
+
+    def __init__(self, entries: list[Expectation], path: str = ""):
+        self.entries = entries
+        self.path = path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Expectations":
+        """Load and validate ``expected_failures.yaml`` (a missing file means no entries)."""
+        from . import status as st
+        from .matrix import validate
+        from .yamlsrc import MatrixError
+
+        path = Path(path)
+        if not path.exists():
+            return cls([], str(path))
+        doc = load_yaml(path)
+        validate(doc, schema.EXPECTED)
+        out = []
+        for i, e in enumerate(doc.data["expected_failures"]):
+            for s in e["status"]:
+                if s not in st.FAILURES:
+                    raise MatrixError(path, doc.line_of(("expected_failures", i, "status")),
+                                      f"expected_failures[{i}].status",
+                                      f"{s!r} is not a failure status ({', '.join(sorted(st.FAILURES))})")
+            out.append(Expectation(e["match"], tuple(e["status"]), e["reason"], e.get("link", ""),
+                                   doc.line_of(("expected_failures", i))))
+        return cls(out, str(path))
+
+    def find(self, case_id: str) -> Expectation | None:
+        """The first entry whose pattern matches ``case_id``."""
+        for e in self.entries:
+            if fnmatch.fnmatchcase(case_id, e.match):
+                return e
+        return None
+
+    def mark_collected(self, case_ids) -> list[Expectation]:
+        """Count matches over the collected ids; return entries that match nothing."""
+        for e in self.entries:
+            e.hits = sum(1 for cid in case_ids if fnmatch.fnmatchcase(cid, e.match))
+        return [e for e in self.entries if e.hits == 0]

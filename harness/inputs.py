@@ -1,0 +1,51 @@
+"""Deterministic input tensors for a case, from its YAML input specs and seed."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def make_inputs(input_specs: list[dict], seed: int, batch: int | None = None) -> list[np.ndarray]:
+    """Draw one array per input spec; ``batch`` replaces dimension 0 of dynamic inputs."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for spec in input_specs:
+        shape = list(spec["shape"])
+        if batch is not None and shape and 0 in spec.get("dynamic", [0]):
+            shape[0] = batch
+        out.append(_draw(rng, spec, tuple(shape)))
+    return out
+
+
+def _draw(rng: np.random.Generator, spec: dict, shape: tuple) -> np.ndarray:
+    dtype = np.dtype(spec.get("dtype", "float32"))
+    if "values" in spec:
+        arr = np.asarray(spec["values"], dtype=dtype)
+        if arr.shape != shape:
+            arr = np.broadcast_to(arr, shape).copy() if arr.size == 1 else arr
+        return arr
+    init = spec.get("init", "randint" if dtype.kind in "iu" else "uniform")
+    low = spec.get("low", 0 if dtype.kind in "iub" else -1.0)
+    high = spec.get("high", 10 if dtype.kind in "iu" else 1.0)
+    if dtype == np.bool_:
+        return rng.random(shape) < 0.5
+    if init == "randint":
+        return rng.integers(int(low), int(high), size=shape).astype(dtype)
+    if init == "permutation":
+        # a permutation along the last axis (unique indices, e.g. for scatter-free gathers)
+        n = shape[-1] if shape else 1
+        return np.stack([rng.permutation(n) for _ in range(int(np.prod(shape[:-1])) or 1)]) \
+            .reshape(shape).astype(dtype)
+    if init == "unique":
+        # distinct values, so argmax/argmin and sort-based ops have no ties
+        flat = rng.permutation(int(np.prod(shape)) or 1)[: int(np.prod(shape))]
+        return (flat.reshape(shape) * (high - low) / max(flat.size, 1) + low).astype(dtype)
+    if init == "positive":
+        return rng.uniform(max(low, 0.1), max(high, 0.2), size=shape).astype(dtype)
+    if init == "boxes":
+        # [..., 4] boxes as x1, y1, x2, y2 with x1 < x2 and y1 < y2 inside [low, high]
+        pts = rng.uniform(low, high, size=shape[:-1] + (2, 2))
+        lo_, hi_ = np.minimum(pts[..., 0, :], pts[..., 1, :]), np.maximum(pts[..., 0, :], pts[..., 1, :])
+        hi_ = np.maximum(hi_, lo_ + (high - low) * 0.05)
+        return np.concatenate([lo_, hi_], axis=-1).astype(dtype)
+    return rng.uniform(low, high, size=shape).astype(dtype)

@@ -1,0 +1,213 @@
+"""The verdict pipeline of one case: build, reference, export, check, run, compare.
+
+Runs inside a case-runner process (see :mod:`harness.isolation`). Returns a
+plain result record; it never raises for a problem of the case under test.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import registry, status
+from .case import Case
+from .inputs import make_inputs
+from .tolerance import compare
+
+_ORT_UNSUPPORTED_MARKERS = ("NOT_IMPLEMENTED", "Could not find an implementation",
+                            "is not a registered function/op", "not supported")
+
+
+@dataclass
+class Prepared:
+    """What every opset and exporter of one op variant shares."""
+
+    model: Any
+    input_sets: list[list[np.ndarray]]
+    references: list[list[np.ndarray]]
+    ref_s: float
+    cache: dict = field(default_factory=dict)
+
+
+class ModelCache:
+    """A small LRU of :class:`Prepared` models keyed by ``Case.model_key``."""
+
+    def __init__(self, size: int = 8):
+        self.size = size
+        self._items: OrderedDict[str, Prepared | Exception] = OrderedDict()
+
+    def get(self, case: Case, fw) -> Prepared:
+        """Build (or reuse) the model, inputs and reference outputs of ``case``."""
+        key = case.model_key
+        if key in self._items:
+            self._items.move_to_end(key)
+        else:
+            self._items[key] = _prepare(case, fw)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        item = self._items[key]
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+
+class ReferenceError_(Exception):
+    """The framework could not build or run its own model."""
+
+
+def _prepare(case: Case, fw) -> Prepared | Exception:
+    try:
+        t0 = time.perf_counter()
+        model = fw.build(case.spec, case.seed)
+        batches = case.spec.get("batches") or [None]
+        input_sets = [make_inputs(case.spec["inputs"], case.seed + i, b) for i, b in enumerate(batches)]
+        refs = [list(fw.reference(model, xs)) for xs in input_sets]
+        return Prepared(model, input_sets, refs, time.perf_counter() - t0)
+    except Exception as exc:  # noqa: BLE001 - reported as the case's status
+        return ReferenceError_(f"{type(exc).__name__}: {exc}")
+
+
+def _record(case: Case, st: str, **kw) -> dict:
+    rec = {"id": case.id, "framework": case.framework, "kernel": case.kernel,
+           "variant": case.variant, "exporter": case.exporter, "opset": case.opset,
+           "dtype": case.dtype, "device": case.device, "shared_key": case.shared_key,
+           "declared": case.declared, "tolerance": case.tolerance.get("name"),
+           "status": st, "message": "", "stage": "", "max_abs": None, "max_rel": None,
+           "export_s": None, "run_s": None, "ref_s": None, "op_types": [],
+           "model_opset": None, "provider": None}
+    rec.update(kw)
+    return rec
+
+
+def run_case(case: Case, workdir: str, cache: ModelCache, providers: list[str] | None = None) -> dict:
+    """Run ``case`` end to end and return its result record."""
+    if case.skip:
+        return _record(case, status.SKIPPED, message=case.skip, stage="matrix")
+    try:
+        fw = registry.load_framework(case.framework)
+        exporter = registry.EXPORTERS[(case.framework, case.exporter)]
+    except (ImportError, KeyError) as exc:
+        return _record(case, status.SKIPPED, stage="setup",
+                       message=f"{case.framework}/{case.exporter} not available here: {exc}")
+    try:
+        prep = cache.get(case, fw)
+    except ReferenceError_ as exc:
+        return _record(case, status.EXPORT_ERROR, stage="reference",
+                       message=f"the framework could not run its own model: {exc}")
+    os.makedirs(workdir, exist_ok=True)
+    t0 = time.perf_counter()
+    try:
+        path = exporter.export(prep.model, case, workdir, prep.cache)
+    except Exception as exc:  # noqa: BLE001
+        return _record(case, status.EXPORT_ERROR, stage="export", ref_s=prep.ref_s,
+                       export_s=time.perf_counter() - t0, message=_short(exc))
+    export_s = time.perf_counter() - t0
+    common = {"ref_s": prep.ref_s, "export_s": export_s}
+    if not path or not os.path.exists(path):
+        return _record(case, status.EXPORT_ERROR, stage="export", **common,
+                       message="the exporter returned without writing a model")
+    return _verdict(case, path, prep, providers or ["CPUExecutionProvider"], common)
+
+
+def _verdict(case: Case, path: str, prep: Prepared, providers: list[str], common: dict) -> dict:
+    import onnx
+    import onnxruntime as ort
+
+    try:
+        model = onnx.load(path)
+    except Exception as exc:  # noqa: BLE001
+        return _record(case, status.INVALID_MODEL, stage="load", message=_short(exc), **common)
+    op_types = sorted({n.op_type for n in model.graph.node})
+    model_opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    common.update(op_types=op_types, model_opset=model_opset)
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except Exception as exc:  # noqa: BLE001
+        return _record(case, status.INVALID_MODEL, stage="checker", message=_short(exc), **common)
+
+    t0 = time.perf_counter()
+    try:
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.log_severity_level = 3
+        sess = ort.InferenceSession(path, sess_options=opts, providers=providers)
+    except Exception as exc:  # noqa: BLE001
+        return _record(case, _runtime_status(exc), stage="session", message=_short(exc), **common)
+    common["provider"] = sess.get_providers()[0]
+    worst = (0.0, 0.0)
+    try:
+        for xs, refs in zip(prep.input_sets, prep.references):
+            feed = {i.name: x for i, x in zip(sess.get_inputs(), xs)}
+            outs = sess.run(None, feed)
+            problem = _compare_outputs(case, refs, outs)
+            if problem is not None:
+                st, msg, figs = problem
+                common["run_s"] = time.perf_counter() - t0
+                if figs:
+                    common.update(max_abs=figs[0], max_rel=figs[1])
+                return _final(case, st, msg, model_opset, common)
+            worst = max(worst, _figs(case, refs, outs))
+    except Exception as exc:  # noqa: BLE001
+        common["run_s"] = time.perf_counter() - t0
+        return _record(case, _runtime_status(exc), stage="run", message=_short(exc), **common)
+    common.update(run_s=time.perf_counter() - t0, max_abs=worst[0], max_rel=worst[1])
+    return _final(case, status.PASS, "", model_opset, common)
+
+
+def _final(case: Case, st: str, msg: str, model_opset: int | None, common: dict) -> dict:
+    # An exporter that silently changed the opset has not conformed, whatever the values say.
+    if model_opset != case.opset:
+        note = f"; values: {st}" + (f" ({msg})" if msg else "")
+        return _record(case, status.OPSET_NOT_HONORED, stage="opset",
+                       message=f"requested opset {case.opset}, model declares {model_opset}{note}", **common)
+    return _record(case, st, stage="compare" if st != status.PASS else "", message=msg, **common)
+
+
+def _figs(case: Case, refs, outs) -> tuple[float, float]:
+    best = (0.0, 0.0)
+    for r, a in zip(refs, outs):
+        v = compare(case.tolerance, r, a)
+        if v.max_abs == v.max_abs:  # not NaN
+            best = max(best, (v.max_abs, v.max_rel))
+    return best
+
+
+def _compare_outputs(case: Case, refs: list, outs: list):
+    """None when every output conforms, else (status, message, figures)."""
+    if len(refs) != len(outs):
+        return status.SHAPE_MISMATCH, f"{len(outs)} outputs, reference has {len(refs)}", None
+    for k, (r, a) in enumerate(zip(refs, outs)):
+        r, a = np.asarray(r), np.asarray(a)
+        if r.shape != a.shape:
+            return status.SHAPE_MISMATCH, f"output {k}: shape {a.shape}, reference {r.shape}", None
+        if r.dtype != a.dtype:
+            return status.DTYPE_MISMATCH, f"output {k}: dtype {a.dtype}, reference {r.dtype}", None
+        v = compare(case.tolerance, r, a)
+        if not v.ok:
+            return status.MISMATCH, f"output {k}: {v.detail} under rule {case.tolerance['name']}", \
+                (v.max_abs, v.max_rel)
+    return None
+
+
+def _runtime_status(exc: Exception) -> str:
+    text = str(exc)
+    return status.RUNTIME_UNSUPPORTED if any(m in text for m in _ORT_UNSUPPORTED_MARKERS) \
+        else status.RUNTIME_ERROR
+
+
+def _short(exc: BaseException, limit: int = 2000) -> str:
+    text = f"{type(exc).__name__}: {exc}".strip()
+    if len(text) > limit:
+        text = text[:limit] + " ..."
+    return text
+
+
+def format_exception() -> str:
+    """The current exception's traceback, trimmed for a record."""
+    return traceback.format_exc()[-4000:]

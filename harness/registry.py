@@ -1,0 +1,101 @@
+"""Registries of frameworks, exporters and builders.
+
+A framework adapter, an exporter or a builder registers itself with a
+decorator when its module is imported. Modules are found by convention:
+
+* ``harness.builders.<framework>_ops`` holds the builders of a framework; it
+  must not import the framework at module level (the pytest controller imports
+  it to check that every YAML entry has a builder);
+* ``harness.frameworks.<framework>`` holds the framework adapter and its
+  exporters; only case-running processes import it.
+
+Extra modules (e.g. the fakes of the harness's own tests) are named in a
+matrix file's ``plugins:`` list and imported the same way.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+
+class Framework(Protocol):
+    """What the pipeline needs from a framework."""
+
+    name: str
+
+    def build(self, case_spec: dict, seed: int) -> Any:
+        """Build the tiny model of a case (eval mode, seeded weights)."""
+
+    def reference(self, model: Any, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        """Run the model in the framework itself; outputs flattened to numpy."""
+
+
+class Exporter(Protocol):
+    """Turns a built model into an ONNX file at a requested opset."""
+
+    name: str
+
+    def export(self, model: Any, case: Any, workdir: str, cache: dict) -> str:
+        """Write the ONNX model under ``workdir`` and return its path.
+
+        ``cache`` lives as long as the model (one op variant) and may hold work
+        shared by every opset, e.g. Paddle's saved static model.
+        """
+
+
+FRAMEWORKS: dict[str, Framework] = {}
+EXPORTERS: dict[tuple[str, str], Exporter] = {}
+BUILDERS: dict[tuple[str, str], Callable] = {}
+
+
+def register_framework(obj):
+    """Class or instance decorator: register a framework adapter under ``obj.name``."""
+    inst = obj() if isinstance(obj, type) else obj
+    FRAMEWORKS[inst.name] = inst
+    return obj
+
+
+def register_exporter(framework: str):
+    """Class decorator: register an exporter of ``framework`` under its ``name``."""
+
+    def deco(cls):
+        inst = cls() if isinstance(cls, type) else cls
+        EXPORTERS[(framework, inst.name)] = inst
+        return cls
+
+    return deco
+
+
+def register_builder(framework: str, name: str | None = None):
+    """Function decorator: register a model builder for a YAML ``builder:`` name."""
+
+    def deco(fn):
+        BUILDERS[(framework, name or fn.__name__)] = fn
+        return fn
+
+    return deco
+
+
+def load_builders(framework: str, plugins: tuple[str, ...] = ()) -> None:
+    """Import the builder module of ``framework`` (cheap: no framework import)."""
+    for mod in (f"harness.builders.{framework}_ops", *plugins):
+        _import_optional(mod, must_exist=mod in plugins)
+
+
+def load_framework(framework: str, plugins: tuple[str, ...] = ()) -> Framework:
+    """Import everything needed to run cases of ``framework`` and return its adapter."""
+    load_builders(framework, plugins)
+    if framework not in FRAMEWORKS:
+        _import_optional(f"harness.frameworks.{framework}", must_exist=True)
+    return FRAMEWORKS[framework]
+
+
+def _import_optional(mod: str, must_exist: bool) -> None:
+    try:
+        importlib.import_module(mod)
+    except ModuleNotFoundError as exc:
+        if must_exist or exc.name not in (mod, mod.rsplit(".", 1)[0]):
+            raise

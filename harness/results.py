@@ -1,0 +1,79 @@
+"""Result records on disk: one JSON object per line, appended as each case ends.
+
+Only the pytest controller writes (xdist workers send their records to it), so
+one run produces one file and a run killed half-way keeps every finished case.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+SCHEMA_VERSION = 1
+
+
+class ResultsWriter:
+    """Appends records to a JSONL file, flushed and fsynced per record."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._f = open(self.path, "a", encoding="utf-8")
+        self.count = 0
+
+    def write(self, record: dict) -> None:
+        """Append one record and make it durable."""
+        self._f.write(json.dumps(record, sort_keys=True, default=str) + "\n")
+        self._f.flush()
+        os.fsync(self._f.fileno())
+        self.count += 1
+
+    def close(self) -> None:
+        """Close the file."""
+        self._f.close()
+
+
+@dataclass
+class BadLine:
+    """A line of a results file that is not a valid record."""
+
+    path: str
+    line: int
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.problem}"
+
+
+REQUIRED = ("id", "status", "framework", "kernel", "exporter", "opset")
+
+
+def read_results(path: str | Path, bad: list[BadLine] | None = None) -> Iterator[dict]:
+    """Yield every valid record of ``path``; invalid lines go to ``bad`` (or raise ValueError)."""
+    path = Path(path)
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            problem = None
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                problem = f"not valid JSON ({exc.msg} at column {exc.colno}); truncated or corrupt line"
+            else:
+                if not isinstance(rec, dict):
+                    problem = "a record must be a JSON object"
+                else:
+                    missing = [k for k in REQUIRED if k not in rec]
+                    if missing:
+                        problem = f"record lacks field(s) {', '.join(missing)}"
+            if problem:
+                b = BadLine(str(path), n, problem)
+                if bad is None:
+                    raise ValueError(str(b))
+                bad.append(b)
+                continue
+            yield rec

@@ -1,0 +1,77 @@
+"""Entry point of the case-runner process (started by :class:`harness.isolation.Executor`).
+
+The process is a *zygote*: it imports the frameworks once, then forks a server
+that reads cases from stdin and answers records on the original stdout. When
+native code kills the server (paddle2onnx aborts on opsets it rejects), the
+zygote reports ``{"crashed": exit_code}`` for the case in flight and forks a
+fresh server in milliseconds, with the imports already paid.
+
+Everything the frameworks print (fd 1 and fd 2) goes to the log file the parent
+gave as stderr.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+
+
+def _serve(fd_in: int, fd_out: int, plugins: tuple[str, ...]) -> None:
+    from . import isolation, pipeline, status
+    from .case import Case
+
+    cache = pipeline.ModelCache()
+    while True:
+        msg = isolation._recv(fd_in, None)
+        if msg is None:
+            os._exit(0)
+        case = Case.from_dict(msg["case"])
+        print(f"--- case {case.id}", flush=True)
+        try:
+            rec = pipeline.run_case(case, msg["workdir"], cache, msg.get("providers"))
+        except Exception as exc:  # noqa: BLE001 - a harness bug still becomes a record
+            rec = pipeline._record(case, status.EXPORT_ERROR, stage="harness",
+                                   message=f"harness error: {exc}", log=pipeline.format_exception())
+        sys.stdout.flush()
+        sys.stderr.flush()
+        isolation._send(fd_out, rec)
+
+
+def main() -> None:
+    """Import the frameworks, then fork servers until stdin closes."""
+    plugins = tuple(json.loads(sys.argv[1])) if len(sys.argv) > 1 else ()
+    frameworks = tuple(json.loads(sys.argv[2])) if len(sys.argv) > 2 else ()
+    msg_out = os.dup(1)
+    os.dup2(2, 1)  # native prints on stdout must not corrupt the message pipe
+    sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
+
+    from . import isolation, registry
+
+    for mod in plugins:
+        importlib.import_module(mod)
+    for fw in frameworks:
+        try:
+            registry.load_framework(fw, plugins)
+        except ImportError as exc:  # reported per case as 'skipped'
+            print(f"framework {fw} not importable: {exc}", flush=True)
+    fd_in = sys.stdin.fileno()
+    use_fork = os.environ.get("HARNESS_NO_FORK") != "1"
+    if not use_fork:
+        _serve(fd_in, msg_out, plugins)
+        return
+    while True:
+        pid = os.fork()
+        if pid == 0:
+            _serve(fd_in, msg_out, plugins)
+            os._exit(0)
+        _, code = os.waitpid(pid, 0)
+        if os.WIFEXITED(code) and os.WEXITSTATUS(code) == 0:
+            return  # the parent closed the pipe or asked us to stop
+        exit_code = -os.WTERMSIG(code) if os.WIFSIGNALED(code) else os.WEXITSTATUS(code)
+        isolation._send(msg_out, {"crashed": exit_code})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""JSON Schemas for the files in ``cases/`` (validated with ``jsonschema``)."""
+
+from __future__ import annotations
+
+_NAME = {"type": "string", "pattern": "^[A-Za-z0-9_]+$"}
+_DTYPE = {"enum": ["float16", "float32", "float64", "int8", "int32", "int64", "bool", "uint8"]}
+_OPSET = {"type": "integer", "minimum": 1, "maximum": 64}
+
+_INPUT = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["shape"],
+    "properties": {
+        "name": _NAME,
+        "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+        "dtype": _DTYPE,
+        "low": {"type": "number"},
+        "high": {"type": "number"},
+        # explicit values (e.g. an index tensor); shape must agree
+        "values": {"type": "array"},
+        # axes exported as dynamic (None); default [0] (the batch)
+        "dynamic": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+        # generator: uniform (default), randint, permutation, boxes, positive
+        "init": {"enum": ["uniform", "randint", "permutation", "boxes", "positive", "unique"]},
+    },
+}
+
+# What a variant may change; the entry carries the same keys as its base.
+_CASE_FIELDS = {
+    "args": {"type": "array"},
+    "kwargs": {"type": "object"},
+    "inputs": {"type": "array", "items": _INPUT, "minItems": 1},
+    "tolerance": {"type": "string"},
+    "dtypes": {"type": "array", "items": _DTYPE, "minItems": 1},
+    "opsets": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"min": _OPSET, "max": _OPSET},
+    },
+    "batches": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1},
+    "skip": {"type": "string", "minLength": 3},
+    "smoke": {"type": "boolean"},
+}
+
+_VARIANT = {"type": "object", "additionalProperties": False, "properties": dict(_CASE_FIELDS)}
+
+_ENTRY = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["kernel", "table"],
+    "properties": {
+        "kernel": {"type": "string", "pattern": "^[a-z0-9_]+$"},
+        "table": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["opsets"],
+            "properties": {
+                "opsets": {"type": "string"},
+                "note": {"type": "string"},
+            },
+        },
+        "api": {"type": "string"},
+        "call": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_.]*$"},
+        "builder": _NAME,
+        "pack": {"enum": ["list"]},
+        "shared_key": {"type": "string"},
+        "unavailable": {"type": "string", "minLength": 3},
+        "variants": {
+            "type": "object",
+            "minProperties": 1,
+            "propertyNames": {"pattern": "^[a-z0-9_]+$"},
+            "additionalProperties": _VARIANT,
+        },
+        **_CASE_FIELDS,
+    },
+}
+
+MATRIX = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["framework", "exporters", "entries"],
+    "properties": {
+        "framework": _NAME,
+        "exporters": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+        "plugins": {"type": "array", "items": {"type": "string"}},
+        "defaults": {"type": "object", "additionalProperties": False,
+                     "properties": dict(_CASE_FIELDS)},
+        "entries": {"type": "array", "items": _ENTRY, "minItems": 1},
+    },
+}
+
+TOLERANCES = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["rules", "defaults"],
+    "properties": {
+        "rules": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["kind"],
+                "properties": {"kind": {"type": "string"}, "source": {"type": "string"}},
+            },
+        },
+        "defaults": {"type": "object", "additionalProperties": {"type": "string"}},
+    },
+}
+
+EXPECTED = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["expected_failures"],
+    "properties": {
+        "expected_failures": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["match", "status", "reason"],
+                "properties": {
+                    "match": {"type": "string", "minLength": 1},
+                    "status": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                    "reason": {"type": "string", "minLength": 10},
+                    "link": {"type": "string"},
+                },
+            },
+        }
+    },
+}

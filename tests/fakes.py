@@ -1,0 +1,95 @@
+"""A fake framework and fake exporters that misbehave on purpose.
+
+They exist only to prove that the harness classifies every status; the
+conformance path never uses them. The model of every case is ``relu(x)``; the
+``behavior`` kwarg of a case picks what the exporter does.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from harness import registry
+
+
+@registry.register_framework
+class FakeFramework:
+    """Reference: numpy relu."""
+
+    name = "fake"
+
+    def build(self, spec, seed):
+        if spec.get("kwargs", {}).get("behavior") == "reference-raises":
+            raise RuntimeError("the framework cannot run this op")
+        return spec.get("kwargs", {}).get("behavior", "good")
+
+    def reference(self, model, inputs):
+        return [np.maximum(inputs[0], 0)]
+
+
+def _model(nodes, out_type=TensorProto.FLOAT, out_shape=("N", 3), opset=13, inits=()):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])
+    y = helper.make_tensor_value_info("y", out_type, list(out_shape) if out_shape else None)
+    graph = helper.make_graph(nodes, "fake", [x], [y], initializer=list(inits))
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def build_onnx(behavior: str, opset: int) -> onnx.ModelProto:
+    """The ONNX model a fake exporter writes for ``behavior``."""
+    relu = helper.make_node("Relu", ["x"], ["y"])
+    if behavior in ("good", "good-or-wrong"):
+        return _model([relu], opset=opset)
+    if behavior == "wrong-values":
+        return _model([helper.make_node("Abs", ["x"], ["y"])], opset=opset)
+    if behavior == "raises-opset":
+        return _model([relu], opset=opset + 1)
+    if behavior == "checker-rejects":
+        return _model([helper.make_node("Relu", ["x", "x"], ["y"])], opset=opset)
+    if behavior == "shape":
+        shape = helper.make_tensor("s", TensorProto.INT64, [1], [-1])
+        return _model([helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Reshape", ["r", "s"], ["y"])],
+                      out_shape=("M",), opset=opset, inits=[shape])
+    if behavior == "dtype":
+        return _model([helper.make_node("Relu", ["x"], ["r"]),
+                       helper.make_node("Cast", ["r"], ["y"], to=TensorProto.DOUBLE)],
+                      out_type=TensorProto.DOUBLE, opset=opset)
+    if behavior == "ort-unsupported":
+        m = _model([helper.make_node("Relu", ["x"], ["y"], domain="com.example.fake")], opset=opset)
+        m.opset_import.append(helper.make_opsetid("com.example.fake", 1))
+        return m
+    if behavior == "runtime-error":
+        shape = helper.make_tensor("s", TensorProto.INT64, [2], [7, 5])
+        return _model([helper.make_node("Reshape", ["x", "s"], ["y"])], out_shape=(7, 5),
+                      opset=opset, inits=[shape])
+    raise ValueError(behavior)
+
+
+@registry.register_exporter("fake")
+class FakeExporter:
+    """Writes :func:`build_onnx`'s model, or raises / aborts / hangs on request."""
+
+    name = "fake"
+
+    def export(self, model, case, workdir, cache):
+        if model == "raises":
+            raise RuntimeError("fake exporter refuses")
+        if model == "aborts":
+            os.abort()
+        if model == "hangs":
+            time.sleep(3600)
+        if model == "no-file":
+            return os.path.join(workdir, "never-written.onnx")
+        path = os.path.join(workdir, case.id + ".onnx")
+        onnx.save(build_onnx(model, case.opset), path)
+        return path
+
+
+@registry.register_builder("fake", "relu")
+def relu(spec):
+    """The fake builder (the fake framework builds from the spec itself)."""
+    return spec

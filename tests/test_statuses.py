@@ -1,0 +1,86 @@
+"""Every status of the taxonomy, each produced by a small fake exporter or runtime."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import status
+from harness.isolation import Executor
+from harness.matrix import Scope, load_all
+
+ROOT = Path(__file__).resolve().parent.parent
+FAKE = ROOT / "tests" / "data" / "fake.yaml"
+
+EXPECTED = {
+    "good": status.PASS,
+    "wrong_values": status.MISMATCH,
+    "raises_opset": status.OPSET_NOT_HONORED,
+    "checker_rejects": status.INVALID_MODEL,
+    "shape": status.SHAPE_MISMATCH,
+    "dtype": status.DTYPE_MISMATCH,
+    "ort_unsupported": status.RUNTIME_UNSUPPORTED,
+    "runtime_error": status.RUNTIME_ERROR,
+    "raises": status.EXPORT_ERROR,
+    "aborts": status.CRASH,
+    "hangs": status.TIMEOUT,
+    "no_file": status.EXPORT_ERROR,
+    "reference_raises": status.EXPORT_ERROR,
+    "skipped": status.SKIPPED,
+}
+
+
+def fake_cases():
+    m = load_all([FAKE], ROOT / "cases" / "tolerances.yaml", Scope(opsets="declared"))
+    return {c.variant: c for c in m.cases if c.opset == 13}, m
+
+
+def test_every_status_is_covered_by_a_fake():
+    assert set(EXPECTED.values()) == set(status.ALL)
+
+
+@pytest.fixture(scope="module")
+def executor(tmp_path_factory):
+    _, m = fake_cases()
+    ex = Executor(timeout=4, plugins=m.plugins, workdir=str(tmp_path_factory.mktemp("ex")),
+                  frameworks=("fake",))
+    yield ex
+    ex.close()
+
+
+@pytest.mark.parametrize("variant", sorted(EXPECTED))
+def test_fake_status(executor, variant):
+    cases, _ = fake_cases()
+    rec = executor.run(cases[variant])
+    assert rec["status"] == EXPECTED[variant], rec
+    if variant == "aborts":
+        assert "SIGABRT" in rec["message"]
+    if variant == "wrong_values":
+        assert rec["max_abs"] > 0 and rec["op_types"] == ["Abs"]
+    if variant == "good":
+        assert rec["max_abs"] == 0 and rec["model_opset"] == 13 and rec["provider"] == "CPUExecutionProvider"
+
+
+def test_runner_survives_a_crash(executor):
+    cases, _ = fake_cases()
+    assert executor.run(cases["aborts"])["status"] == status.CRASH
+    assert executor.run(cases["good"])["status"] == status.PASS
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_whole_run_keeps_every_record(tmp_path, workers):
+    """A run with crashing, hanging and failing cases records each case exactly once."""
+    results = tmp_path / "r.jsonl"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "conformance", "--matrix", str(FAKE), "-n", workers,
+         "--results", str(results), "--no-report", "--case-timeout", "4", "-q", "-p", "no:randomly"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    recs = [json.loads(line) for line in results.read_text().splitlines()]
+    cases, m = fake_cases()
+    assert sorted(r["id"] for r in recs) == sorted(c.id for c in m.cases)
+    for r in recs:
+        assert r["status"] == EXPECTED[r["variant"]], r
+    assert "per status:" in proc.stdout

@@ -3,9 +3,10 @@
 A framework adapter, an exporter or a builder registers itself with a
 decorator when its module is imported. Modules are found by convention:
 
-* ``harness.builders.<framework>_ops`` holds the builders of a framework; it
-  must not import the framework at module level (the pytest controller imports
-  it to check that every YAML entry has a builder);
+* ``harness/builders/<framework>_*.py`` hold the builders of a framework (e.g.
+  ``paddle_ops.py`` for operators, ``paddle_models.py`` for model-level
+  cases); they must not import the framework at module level (the pytest
+  controller imports them to check that every YAML entry has a builder);
 * ``harness.frameworks.<framework>`` holds the framework adapter and its
   exporters; only case-running processes import it.
 
@@ -16,6 +17,7 @@ matrix file's ``plugins:`` list and imported the same way.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import Any, Callable, Protocol
 
 import numpy as np
@@ -81,8 +83,11 @@ def register_builder(framework: str, name: str | None = None):
 
 def load_builders(framework: str, plugins: tuple[str, ...] = ()) -> None:
     """Import the builder module of ``framework`` (cheap: no framework import)."""
-    for mod in (f"harness.builders.{framework}_ops", *plugins):
-        _import_optional(mod, must_exist=mod in plugins)
+    folder = Path(__file__).resolve().parent / "builders"
+    for path in sorted(folder.glob(f"{framework}_*.py")):
+        importlib.import_module(f"harness.builders.{path.stem}")
+    for mod in plugins:
+        importlib.import_module(mod)
 
 
 def load_framework(framework: str, plugins: tuple[str, ...] = ()) -> Framework:

@@ -121,7 +121,7 @@ class KernelRow:
         if broken:
             parts.append(f"✗ declared but failing: {format_opsets(broken)}")
         if beyond:
-            parts.append(f"➕ passes beyond declared: {format_opsets(beyond)}")
+            parts.append(f"+ passes beyond declared: {format_opsets(beyond)}")
         return "; ".join(parts) or "✓ agrees"
 
 

@@ -30,8 +30,9 @@ def add_arguments(p) -> None:
     p.add_argument("--no-matrix", action="store_true", help="list only kernels that have records")
 
 
-def print_problems(loaded, stream=sys.stderr) -> None:
-    """One line per bad input line and per conflict."""
+def print_problems(loaded, stream=None) -> None:
+    """One line per bad input line and per conflict (to ``stream``, default stderr)."""
+    stream = stream or sys.stderr
     for b in loaded.bad:
         print(f"error: {b}", file=stream)
     for c in loaded.conflicts:

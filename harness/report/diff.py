@@ -75,7 +75,7 @@ def markdown(d: Diff, old_name: str, new_name: str) -> str:
         if not items:
             return
         out.extend([f"### {title} ({len(items)})", "", "| case | status |", "| --- | --- |"])
-        out += [f"| {cell(r['id'])} | {cell(r['status'])} |" for r in items[:MAX_ROWS]]
+        out.extend(f"| {cell(r['id'])} | {cell(r['status'])} |" for r in items[:MAX_ROWS])
         if len(items) > MAX_ROWS:
             out.append(f"| … and {len(items) - MAX_ROWS} more | |")
         out.append("")

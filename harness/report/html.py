@@ -41,14 +41,15 @@ def view(summary: Summary) -> tuple[list[dict], dict]:
                     rcells.append({"status": NOT_RUN, "color": color(NOT_RUN), "text": "", "key": "", "title": f"{r.kernel} opset {o}: not run"})
                     continue
                 s = cell_status(c["counts"])
-                n_bad = sum(n for k, n in c["counts"].items() if k != st.PASS)
+                n_bad = sum(n for k, n in c["counts"].items() if k not in (st.PASS, st.SKIPPED))
                 key = f"{gi}/{r.kernel}/{o}" if c["fails"] else ""
                 if key:
                     details[key] = {"group": "/".join(g), "kernel": r.kernel, "opset": o,
                                     "counts": dict(sorted(c["counts"].items())),
-                                    "shown": len(c["fails"]), "total": n_bad, "cases": c["fails"]}
+                                    "shown": len(c["fails"]),
+                                    "total": sum(n for k, n in c["counts"].items() if k != st.PASS), "cases": c["fails"]}
                 title = f"{r.kernel} opset {o}: " + ", ".join(f"{k} {n}" for k, n in sorted(c["counts"].items()))
-                rcells.append({"status": s, "color": color(s), "text": str(n_bad) if s != st.PASS and n_bad else "",
+                rcells.append({"status": s, "color": color(s), "text": str(n_bad) if n_bad else "",
                                "key": key, "title": title})
             grows.append({"kernel": r.kernel, "measured": r.measured(), "declared": r.declared,
                           "marker": r.marker(), "reason": "" if r.tested else (r.reason or r.status_text()),

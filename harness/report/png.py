@@ -45,10 +45,15 @@ def write(summary: Summary, path: Path) -> None:
         else:
             ax.set_yticks([])
         ax.tick_params(length=0)
+        ax.set_xticks([x - 0.5 for x in range(1, len(opsets))], minor=True)
+        ax.set_yticks([y - 0.5 for y in range(1, len(rows))], minor=True)
+        if row_in >= 0.12:
+            ax.grid(which="minor", color="white", linewidth=0.8)
+        ax.tick_params(which="minor", length=0)
     used = sorted({s for g in summary.cells.values() for c in g.values() for s in [cell_status(c["counts"])]},
                   key=lambda s: index[s])
     fig.legend(handles=[Patch(color=COLORS.get(s, "#ff00ff"), label=s) for s in [*used, NOT_RUN]],
                loc="upper center", ncol=min(6, len(used) + 1), fontsize=7, frameon=False)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / height))
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / height))
     fig.savefig(path, dpi=100, metadata={"Software": None})
     plt.close(fig)

@@ -161,8 +161,11 @@ def summarize(records: list[dict], matrix_rows=(), matrix_exporters: dict | None
             if isinstance(rec.get("max_abs"), (int, float)) and status == st.MISMATCH and (
                     row.worst is None or rec["max_abs"] > row.worst["max_abs"]):
                 row.worst = rec
-        cell = cells.setdefault(g, {}).setdefault((kernel, opset), {"counts": Counter(), "fails": []})
+        cell = cells.setdefault(g, {}).setdefault((kernel, opset), {"counts": Counter(), "fails": [],
+                                                                     "unexpected": 0})
         cell["counts"][status] += 1
+        if status not in (st.PASS, st.SKIPPED) and not rec.get("expected"):
+            cell["unexpected"] += 1
         if status not in (st.PASS,) and len(cell["fails"]) < DETAILS_PER_CELL:
             cell["fails"].append(detail(rec))
     _add_matrix_rows(rows, matrix_rows, matrix_exporters or {})

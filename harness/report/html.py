@@ -38,7 +38,7 @@ def view(summary: Summary) -> tuple[list[dict], dict]:
             for o in summary.opsets:
                 c = cells.get((r.kernel, o))
                 if c is None:
-                    rcells.append({"status": NOT_RUN, "color": color(NOT_RUN), "text": "", "key": "", "title": f"{r.kernel} opset {o}: not run"})
+                    rcells.append({"status": NOT_RUN, "color": color(NOT_RUN), "text": "", "key": "", "exp": False, "title": f"{r.kernel} opset {o}: not run"})
                     continue
                 s = cell_status(c["counts"])
                 n_bad = sum(n for k, n in c["counts"].items() if k not in (st.PASS, st.SKIPPED))
@@ -49,7 +49,11 @@ def view(summary: Summary) -> tuple[list[dict], dict]:
                                     "shown": len(c["fails"]),
                                     "total": sum(n for k, n in c["counts"].items() if k != st.PASS), "cases": c["fails"]}
                 title = f"{r.kernel} opset {o}: " + ", ".join(f"{k} {n}" for k, n in sorted(c["counts"].items()))
+                expected_only = bool(n_bad) and not c["unexpected"]
+                if expected_only:
+                    title += " (all expected failures)"
                 rcells.append({"status": s, "color": color(s), "text": str(n_bad) if n_bad else "",
+                               "exp": expected_only,
                                "key": key, "title": title})
             grows.append({"kernel": r.kernel, "measured": r.measured(), "declared": r.declared,
                           "marker": r.marker(), "reason": "" if r.tested else (r.reason or r.status_text()),

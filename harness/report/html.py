@@ -13,7 +13,7 @@ from pathlib import Path
 from markupsafe import Markup
 
 from .. import status as st
-from .aggregate import Summary, cell_status
+from .aggregate import Summary, cell_status, declared_opsets
 from .colors import COLORS, NOT_RUN, color
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -35,6 +35,7 @@ def view(summary: Summary) -> tuple[list[dict], dict]:
         grows = []
         for r in rows:
             rcells = []
+            declared = declared_opsets(r.declared)
             for o in summary.opsets:
                 c = cells.get((r.kernel, o))
                 if c is None:
@@ -55,6 +56,8 @@ def view(summary: Summary) -> tuple[list[dict], dict]:
                 rcells.append({"status": s, "color": color(s), "text": str(n_bad) if n_bad else "",
                                "exp": expected_only,
                                "key": key, "title": title})
+            for o, c in zip(summary.opsets, rcells):
+                c["in"] = o in declared
             grows.append({"kernel": r.kernel, "measured": r.measured(), "declared": r.declared,
                           "marker": r.marker(), "reason": "" if r.tested else (r.reason or r.status_text()),
                           "status_text": r.status_text() if r.tested else "", "cells": rcells})

@@ -17,7 +17,7 @@ def render(summary: Summary, meta: dict) -> str:
     out = ["# ONNX export support, measured", "",
            f"Built from {meta['n_records']} records in {', '.join(f'`{f}`' for f in meta['files'])} "
            f"(newest result {env['date']}).", "",
-           f"Environment: {pk}; Python {env['python']}; {env['platform']}; git {env['git_sha'] or 'unknown'}.",
+           f"Environment: {pk}; Python {env['python']} (platform and git commit: support.json).",
            "", "Statuses: " + (", ".join(f"{s} {n}" for s, n in sorted(summary.counts.items())) or "none"), "",
            "*ONNX Opset Versions* is the measured range: an opset counts when every variant and dtype "
            "case at that opset passed. *declared* is the range the support table claims.", ""]

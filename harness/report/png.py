@@ -19,7 +19,9 @@ def write(summary: Summary, path: Path) -> None:
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
     from matplotlib.colors import ListedColormap
-    from matplotlib.patches import Patch
+    from matplotlib.patches import Patch, Rectangle
+
+    from .aggregate import declared_opsets
 
     names = [*st.ALL, NOT_RUN]
     names += sorted({s for g in summary.cells.values() for c in g.values() for s in c["counts"]} - set(names))
@@ -38,6 +40,11 @@ def write(summary: Summary, path: Path) -> None:
         grid = [[index[cell_status(cells[(r.kernel, o)]["counts"])] if (r.kernel, o) in cells
                  else index[NOT_RUN] for o in opsets] for r in rows] or [[index[NOT_RUN]] * len(opsets)]
         ax.imshow(grid, cmap=cmap, vmin=-0.5, vmax=len(names) - 0.5, aspect="auto", interpolation="nearest")
+        for y, r in enumerate(rows):  # outline the range the support table declares
+            cols = [x for x, o in enumerate(opsets) if o in declared_opsets(r.declared)]
+            if cols:
+                ax.add_patch(Rectangle((cols[0] - 0.5, y - 0.5), cols[-1] - cols[0] + 1, 1, fill=False,
+                                       edgecolor="black", linewidth=1.6, zorder=3))
         ax.set_title("/".join(g), fontsize=9, loc="left")
         ax.set_xticks(range(len(opsets)), [str(o) for o in opsets], fontsize=7)
         if row_in >= 0.12:
@@ -52,8 +59,9 @@ def write(summary: Summary, path: Path) -> None:
         ax.tick_params(which="minor", length=0)
     used = sorted({s for g in summary.cells.values() for c in g.values() for s in [cell_status(c["counts"])]},
                   key=lambda s: index[s])
-    fig.legend(handles=[Patch(color=COLORS.get(s, "#ff00ff"), label=s) for s in [*used, NOT_RUN]],
-               loc="upper center", ncol=min(6, len(used) + 1), fontsize=7, frameon=False)
+    handles = [Patch(color=COLORS.get(s, "#ff00ff"), label=s) for s in [*used, NOT_RUN]]
+    handles.append(Patch(fill=False, edgecolor="black", label="declared range"))
+    fig.legend(handles=handles, loc="upper center", ncol=min(7, len(handles)), fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / height))
     fig.savefig(path, dpi=100, metadata={"Software": None})
     plt.close(fig)

@@ -200,3 +200,27 @@ def test_build_reports_api(tmp_path):
     loaded = load([write(tmp_path / "r.jsonl", sample())])
     paths = build_reports(loaded, tmp_path / "o", only=("support.md",))
     assert [p.name for p in paths] == ["support.md"]
+
+
+def test_pytest_run_writes_junitxml_and_end_of_run_reports(tmp_path):
+    """A small real run (fake matrix): valid JUnit XML with a record per case, and the reports."""
+    import subprocess
+    import sys
+    import xml.etree.ElementTree as ET
+
+    root = Path(__file__).resolve().parent.parent
+    junit, results, reports = tmp_path / "x.xml", tmp_path / "r.jsonl", tmp_path / "reports"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "conformance", "--matrix", str(root / "tests" / "data" / "fake.yaml"),
+         "-k", "good or wrong_values or skipped", "--results", str(results), "--reports-dir", str(reports),
+         f"--junitxml={junit}", "--case-timeout", "10", "-q", "-p", "no:randomly"],
+        cwd=root, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 1, proc.stdout[-3000:]  # wrong_values fails (in range)
+    assert f"reports: wrote {reports / 'support.md'}" in proc.stdout
+    cases = ET.parse(junit).getroot().findall(".//testcase")
+    assert len(cases) == len(results.read_text().splitlines()) > 0
+    for case in cases:
+        props = [p for p in case.findall("./properties/property") if p.get("name") == "record"]
+        assert len(props) == 1 and len(props[0].get("value")) < 20_000
+    md = (reports / "support.md").read_text()
+    assert "| relu | — | fails at opset 13~14: mismatch ×2 at 13~14" in md

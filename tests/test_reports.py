@@ -157,16 +157,18 @@ def test_merge_collapses_identical_and_flags_conflicts(tmp_path, capsys):
 def test_corrupt_lines_are_named_and_valid_records_kept(tmp_path, capsys):
     good = sample()
     src = write(tmp_path / "r.jsonl", good, extra_lines=["this is garbage\n", '{"id": "x", "status": "pass"}\n',
+                                                          json.dumps({**rec(), "opset": "13x"}) + "\n",
                                                           json.dumps(rec(opset=30))[:40]])
     d = report(tmp_path, src)
     err = capsys.readouterr().err
     n = len(good)
     assert f"error: {src}:{n + 1}: not valid JSON" in err
     assert f"error: {src}:{n + 2}: record lacks field(s)" in err
-    assert f"error: {src}:{n + 3}: not valid JSON" in err and "truncated" in err
+    assert f"error: {src}:{n + 3}: record 'paddle-dygraph-abs-default-opset13-float32-cpu': opset '13x'" in err
+    assert f"error: {src}:{n + 4}: not valid JSON" in err and "truncated" in err
     doc = json.loads((d / "support.json").read_text())
     assert len(doc["records"]) == n
-    assert len(doc["inputs"]["bad_lines"]) == 3
+    assert len(doc["inputs"]["bad_lines"]) == 4
     assert f"{src}:{n + 1}" in (d / "support.md").read_text()
     only_bad = write(tmp_path / "bad.jsonl", [], extra_lines=["garbage\n"])
     assert main(["report", str(only_bad), "--out", str(tmp_path / "x"), "--no-matrix"]) == 2

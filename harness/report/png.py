@@ -40,7 +40,7 @@ def write(summary: Summary, path: Path) -> None:
         grid = [[index[cell_status(cells[(r.kernel, o)]["counts"])] if (r.kernel, o) in cells
                  else index[NOT_RUN] for o in opsets] for r in rows] or [[index[NOT_RUN]] * len(opsets)]
         ax.imshow(grid, cmap=cmap, vmin=-0.5, vmax=len(names) - 0.5, aspect="auto", interpolation="nearest")
-        for y, r in enumerate(rows):  # outline the range the support table declares
+        for y, r in enumerate(rows if row_in >= 0.12 else ()):  # outline the declared range
             cols = [x for x, o in enumerate(opsets) if o in declared_opsets(r.declared)]
             if cols:
                 ax.add_patch(Rectangle((cols[0] - 0.5, y - 0.5), cols[-1] - cols[0] + 1, 1, fill=False,
@@ -61,7 +61,7 @@ def write(summary: Summary, path: Path) -> None:
                   key=lambda s: index[s])
     handles = [Patch(color=COLORS.get(s, "#ff00ff"), label=s) for s in [*used, NOT_RUN]]
     handles.append(Patch(fill=False, edgecolor="black", label="declared range"))
-    fig.legend(handles=handles, loc="upper center", ncol=min(7, len(handles)), fontsize=7, frameon=False)
+    fig.legend(handles=handles, loc="upper center", ncol=min(5, len(handles)), fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / height))
     fig.savefig(path, dpi=100, metadata={"Software": None})
     plt.close(fig)

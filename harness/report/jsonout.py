@@ -45,7 +45,19 @@ def document(records: list[dict], summary: Summary, meta: dict) -> dict:
             "records": [compact(r) for r in sorted(records, key=sort_key)]}
 
 
+def _dumps(value) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str, separators=(", ", ": "))
+
+
 def render(records: list[dict], summary: Summary, meta: dict) -> str:
-    """support.json text: sorted keys, stable order, trailing newline."""
-    return json.dumps(document(records, summary, meta), sort_keys=True, indent=1, ensure_ascii=False,
-                      default=str) + "\n"
+    """support.json text: sorted keys, stable order, one list item per line (diffable and fast)."""
+    doc = document(records, summary, meta)
+    parts = []
+    for key in sorted(doc):
+        value = doc[key]
+        if isinstance(value, list) and value:
+            text = "[\n  " + ",\n  ".join(_dumps(v) for v in value) + "\n ]"
+        else:
+            text = _dumps(value)
+        parts.append(f" {_dumps(key)}: {text}")
+    return "{\n" + ",\n".join(parts) + "\n}\n"

@@ -52,9 +52,9 @@ def write(summary: Summary, path: Path) -> None:
         else:
             ax.set_yticks([])
         ax.tick_params(length=0)
-        ax.set_xticks([x - 0.5 for x in range(1, len(opsets))], minor=True)
-        ax.set_yticks([y - 0.5 for y in range(1, len(rows))], minor=True)
-        if row_in >= 0.12:
+        if row_in >= 0.12:  # white lines between cells, only where rows are tall enough to read
+            ax.set_xticks([x - 0.5 for x in range(1, len(opsets))], minor=True)
+            ax.set_yticks([y - 0.5 for y in range(1, len(rows))], minor=True)
             ax.grid(which="minor", color="white", linewidth=0.8)
         ax.tick_params(which="minor", length=0)
     used = sorted({s for g in summary.cells.values() for c in g.values() for s in [cell_status(c["counts"])]},

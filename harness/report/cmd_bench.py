@@ -61,15 +61,17 @@ def run(args) -> int:
         with open(src, "w", encoding="utf-8") as f:
             for rec in synthetic(args.records):
                 f.write(json.dumps(rec, sort_keys=True) + "\n")
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         loaded = load([src])
-        timings = {"load": time.perf_counter() - t}
+        timings = {"load": (time.perf_counter() - t, time.process_time() - c)}
         out = Path(args.out) if args.out else Path(tmp) / "reports"
         paths = build_reports(loaded, out, timings=timings)
         print(f"{len(loaded.records)} synthetic records ({src.stat().st_size / 1e6:.1f} MB JSONL)")
-        for name, secs in timings.items():
-            print(f"  {name:<14} {secs:8.2f} s")
-        for p in paths:
-            print(f"  {p.name:<14} {p.stat().st_size / 1e6:8.2f} MB")
-        print(f"  {'total':<14} {sum(timings.values()):8.2f} s")
+        print(f"  {'step':<14} {'wall s':>8} {'CPU s':>8} {'size MB':>8}")
+        sizes = {p.name: p.stat().st_size / 1e6 for p in paths}
+        for name, (wall, cpu) in timings.items():
+            size = f"{sizes[name]:8.2f}" if name in sizes else ""
+            print(f"  {name:<14} {wall:8.2f} {cpu:8.2f} {size}")
+        print(f"  {'total':<14} {sum(w for w, _ in timings.values()):8.2f} "
+              f"{sum(c for _, c in timings.values()):8.2f}")
     return 0

@@ -1,8 +1,9 @@
 """``python -m harness COMMAND``: report, diff, merge and other tools over result records.
 
 A command is a module with a docstring (its description), ``HELP`` (one line),
-``add_arguments(parser)`` and ``run(args) -> exit code``. Register one with a
-single line in :data:`COMMANDS`.
+``add_arguments(parser)`` and ``run(args) -> exit code``; or a module with its
+own ``main(argv) -> exit code`` (it then parses its arguments itself). Register
+one with a single line in :data:`COMMANDS`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "diff": "harness.report.cmd_diff",
     "merge": "harness.report.cmd_merge",
     "bench-report": "harness.report.cmd_bench",
+    "suggest-expectations": "harness.suggest",
 }
 
 
@@ -29,15 +31,25 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, module in COMMANDS.items():
         mod = importlib.import_module(module)
-        sp = sub.add_parser(name, help=mod.HELP, description=mod.__doc__,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
-        mod.add_arguments(sp)
-        sp.set_defaults(_run=mod.run)
+        if hasattr(mod, "add_arguments"):
+            sp = sub.add_parser(name, help=mod.HELP, description=mod.__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+            mod.add_arguments(sp)
+            sp.set_defaults(_run=mod.run)
+        else:  # the module parses its own arguments: pass them through
+            first = (mod.__doc__ or name).strip().splitlines()[0]
+            sp = sub.add_parser(name, help=getattr(mod, "HELP", first), add_help=False)
+            sp.add_argument("argv", nargs=argparse.REMAINDER, help=f"see: python -m harness {name} --help")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the command; return its exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in COMMANDS:
+        mod = importlib.import_module(COMMANDS[argv[0]])
+        if not hasattr(mod, "add_arguments"):  # parses its own arguments (its --help included)
+            return mod.main(argv[1:])
     args = parser().parse_args(argv)
     return args._run(args)
 

@@ -74,8 +74,10 @@ class Executor:
 
     def __init__(self, timeout: float = 120.0, plugins: tuple[str, ...] = (),
                  workdir: str | None = None, env: dict | None = None, label: str = "main",
-                 frameworks: tuple[str, ...] = ()):
+                 frameworks: tuple[str, ...] = (), repro_dir: str | None = None):
         self.timeout = timeout
+        #: failing cases leave a repro bundle in ``<repro_dir>/<case id>/`` (None: no bundles)
+        self.repro_dir = repro_dir
         self.plugins = tuple(plugins)
         self.frameworks = tuple(frameworks)
         self.workdir = workdir or tempfile.mkdtemp(prefix="onnx-conf-")
@@ -140,8 +142,26 @@ class Executor:
         return "\n".join(lines)[-limit:]
 
     # -- running ------------------------------------------------------------
-    def run(self, case: Case, timeout: float | None = None) -> dict:
-        """Run one case and return its record; never raises for the case's own failures."""
+    def run(self, case: Case, timeout: float | None = None, bundle_dir: str | None = "") -> dict:
+        """Run one case and return its record; never raises for the case's own failures.
+
+        ``bundle_dir``: where a failure's repro bundle goes; ``""`` (default) means
+        ``<repro_dir>/<case id>``, ``None`` means no bundle for this run.
+        """
+        rec = self._run(case, timeout, bundle_dir)
+        if rec["status"] in (status.CRASH, status.TIMEOUT) and rec.get("_bundle_dir"):
+            from .repro import write_parent_bundle
+
+            try:
+                rec["repro_bundle"] = write_parent_bundle(rec["_bundle_dir"], case, rec, self.plugins)
+            except Exception as exc:  # noqa: BLE001 - a bundle problem must not hide the verdict
+                rec["repro_bundle_error"] = f"{type(exc).__name__}: {exc}"
+        rec.pop("_bundle_dir", None)
+        return rec
+
+    def _run(self, case: Case, timeout: float | None, bundle_dir: str | None) -> dict:
+        if bundle_dir == "":
+            bundle_dir = os.path.join(self.repro_dir, case.id) if self.repro_dir else None
         timeout = self.timeout if timeout is None else timeout
         if self.proc is None or self.proc.poll() is not None:
             if self.proc is not None:
@@ -151,13 +171,13 @@ class Executor:
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         t0 = time.monotonic()
         try:
-            _send(self.proc.stdin.fileno(), {"case": case.to_dict(),
+            _send(self.proc.stdin.fileno(), {"case": case.to_dict(), "bundle_dir": bundle_dir,
                                              "workdir": os.path.join(self.workdir, "cases")})
             reply = _recv(self.proc.stdout.fileno(), t0 + timeout)
         except TimeoutError:
             self._kill()
             return _failure(case, status.TIMEOUT, f"no verdict within {timeout:g} s; runner killed",
-                            self._log_tail(offset), time.monotonic() - t0)
+                            self._log_tail(offset), time.monotonic() - t0) | {"_bundle_dir": bundle_dir}
         except (BrokenPipeError, OSError):
             reply = None
         if reply is None or "crashed" in reply:
@@ -169,7 +189,7 @@ class Executor:
                 self.restarts += 1
             log = self._log_tail(offset)
             return _failure(case, status.CRASH, _describe_exit(code) + _key_lines(log), log,
-                            time.monotonic() - t0)
+                            time.monotonic() - t0) | {"_bundle_dir": bundle_dir}
         reply["wall_s"] = time.monotonic() - t0
         if reply["status"] == status.EXPORT_ERROR and not reply.get("log"):
             reply["log"] = self._log_tail(offset)

@@ -65,12 +65,26 @@ def _prepare(case: Case, fw) -> Prepared | Exception:
     try:
         t0 = time.perf_counter()
         model = fw.build(case.spec, case.seed)
-        batches = case.spec.get("batches") or [None]
-        input_sets = [make_inputs(case.spec["inputs"], case.seed + i, b) for i, b in enumerate(batches)]
+        input_sets = make_input_sets(case)
         refs = [list(fw.reference(model, xs)) for xs in input_sets]
         return Prepared(model, input_sets, refs, time.perf_counter() - t0)
     except Exception as exc:  # noqa: BLE001 - reported as the case's status
         return ReferenceError_(f"{type(exc).__name__}: {exc}")
+
+
+def make_input_sets(case: Case) -> list[list[np.ndarray]]:
+    """The input sets of a case: one per drawn input seed, else one per ``batches`` entry."""
+    seeds = case.spec.get("input_seeds")  # drawn by property mode
+    if seeds:
+        input_sets = [make_inputs(case.spec["inputs"], s) for s in seeds]
+    else:
+        batches = case.spec.get("batches") or [None]
+        input_sets = [make_inputs(case.spec["inputs"], case.seed + i, b) for i, b in enumerate(batches)]
+    if case.spec.get("special_values"):
+        from .strategies import inject_special_values
+
+        input_sets = [inject_special_values(xs, case.seed + i) for i, xs in enumerate(input_sets)]
+    return input_sets
 
 
 def _record(case: Case, st: str, **kw) -> dict:
@@ -81,12 +95,31 @@ def _record(case: Case, st: str, **kw) -> dict:
            "status": st, "message": "", "stage": "", "max_abs": None, "max_rel": None,
            "export_s": None, "run_s": None, "ref_s": None, "op_types": [],
            "model_opset": None, "provider": None}
+    if case.spec.get("special_values"):
+        rec["special_values"] = True
     rec.update(kw)
     return rec
 
 
-def run_case(case: Case, workdir: str, cache: ModelCache, providers: list[str] | None = None) -> dict:
-    """Run ``case`` end to end and return its result record."""
+def run_case(case: Case, workdir: str, cache: ModelCache, providers: list[str] | None = None,
+             bundle_dir: str | None = None) -> dict:
+    """Run ``case`` end to end and return its result record.
+
+    With ``bundle_dir``, a failing case leaves a repro bundle there (see :mod:`harness.repro`).
+    """
+    ctx: dict = {}
+    rec = _run_case(case, workdir, cache, providers, ctx)
+    if bundle_dir and rec["status"] in status.FAILURES:
+        from .repro import write_bundle
+
+        try:
+            rec["repro_bundle"] = write_bundle(bundle_dir, case, rec, ctx)
+        except Exception as exc:  # noqa: BLE001 - a bundle problem must not hide the verdict
+            rec["repro_bundle_error"] = _short(exc)
+    return rec
+
+
+def _run_case(case: Case, workdir: str, cache: ModelCache, providers: list[str] | None, ctx: dict) -> dict:
     if case.skip:
         return _record(case, status.SKIPPED, message=case.skip, stage="matrix")
     try:
@@ -97,6 +130,7 @@ def run_case(case: Case, workdir: str, cache: ModelCache, providers: list[str] |
                        message=f"{case.framework}/{case.exporter} not available here: {exc}")
     try:
         prep = cache.get(case, fw)
+        ctx["prep"] = prep
     except ReferenceError_ as exc:
         return _record(case, status.EXPORT_ERROR, stage="reference",
                        message=f"the framework could not run its own model: {exc}")
@@ -112,10 +146,12 @@ def run_case(case: Case, workdir: str, cache: ModelCache, providers: list[str] |
     if not path or not os.path.exists(path):
         return _record(case, status.EXPORT_ERROR, stage="export", **common,
                        message="the exporter returned without writing a model")
-    return _verdict(case, path, prep, providers or ["CPUExecutionProvider"], common)
+    ctx["model_path"] = path
+    return _verdict(case, path, prep, providers or ["CPUExecutionProvider"], common, ctx)
 
 
-def _verdict(case: Case, path: str, prep: Prepared, providers: list[str], common: dict) -> dict:
+def _verdict(case: Case, path: str, prep: Prepared, providers: list[str], common: dict,
+             ctx: dict | None = None) -> dict:
     import onnx
     import onnxruntime as ort
 
@@ -141,13 +177,16 @@ def _verdict(case: Case, path: str, prep: Prepared, providers: list[str], common
         return _record(case, _runtime_status(exc), stage="session", message=_short(exc), **common)
     common["provider"] = sess.get_providers()[0]
     worst = (0.0, 0.0)
+    actual = (ctx if ctx is not None else {}).setdefault("actual", [])
     try:
-        for xs, refs in zip(prep.input_sets, prep.references):
+        for n, (xs, refs) in enumerate(zip(prep.input_sets, prep.references)):
             feed = {i.name: x for i, x in zip(sess.get_inputs(), xs)}
             outs = sess.run(None, feed)
+            actual.append(outs)
             problem = _compare_outputs(case, refs, outs)
             if problem is not None:
                 st, msg, figs = problem
+                common["failing_input"] = n
                 common["run_s"] = time.perf_counter() - t0
                 if figs:
                     common.update(max_abs=figs[0], max_rel=figs[1])
@@ -190,8 +229,13 @@ def _compare_outputs(case: Case, refs: list, outs: list):
             return status.DTYPE_MISMATCH, f"output {k}: dtype {a.dtype}, reference {r.dtype}", None
         v = compare(case.tolerance, r, a)
         if not v.ok:
-            return status.MISMATCH, f"output {k}: {v.detail} under rule {case.tolerance['name']}", \
-                (v.max_abs, v.max_rel)
+            msg = f"output {k}: {v.detail} under rule {case.tolerance['name']}"
+            if case.spec.get("special_values"):
+                from .strategies import describe_special_disagreement
+
+                special = describe_special_disagreement(r, a)
+                msg = f"output {k}: {special}; {msg}" if special else msg
+            return status.MISMATCH, msg, (v.max_abs, v.max_rel)
     return None
 
 

@@ -41,9 +41,19 @@ class HarnessConfig:
     report: bool
     reports_dir: Path
     extra_plugins: tuple[str, ...] = field(default=())
+    #: failing cases leave a repro bundle under this folder (None: no bundles)
+    repro_dir: Path | None = None
+    #: property mode (``--explore``) and its settings
+    explore: bool = False
+    max_examples: int | None = None
+    shrink_budget: float | None = None
+    hypothesis_profile: str = "ci"
+    #: mix NaN, +-Inf, -0.0, huge and tiny values into float inputs
+    special_values: bool = False
 
 
 CONFIG_KEY = pytest.StashKey[HarnessConfig]()
+EXPLORE_KEY = pytest.StashKey[list]()
 MATRIX_KEY = pytest.StashKey[Matrix]()
 STATE_KEY = pytest.StashKey[dict]()
 
@@ -73,13 +83,33 @@ def pytest_addoption(parser):
                 help="do not regenerate reports/ at the end of the run")
     g.addoption("--reports-dir", default=str(ROOT / "reports"),
                 help="where the end-of-run report is written (default: reports/)")
+    g.addoption("--repro-dir", default=str(ROOT / "artifacts" / "repro"),
+                help="every failing case leaves a repro bundle in DIR/<case id>/ "
+                     "(default artifacts/repro; '' for none)")
+    g.addoption("--explore", action="store_true",
+                help="property mode: hypothesis draws configurations of every entry with an "
+                     "'explore:' block (one test per entry x exporter x opset); the matrix cases do not run")
+    g.addoption("--max-examples", type=int, default=None,
+                help="property mode: examples per test (overrides the hypothesis profile)")
+    g.addoption("--shrink-budget", type=float, default=None,
+                help="property mode: seconds of shrinking per failing test before the smallest "
+                     "failure found so far is kept (default: 60 with profile ci, 600 with nightly)")
+    g.addoption("--special-values", action="store_true",
+                help="mix NaN, +-Inf, -0.0, huge and tiny magnitudes into float inputs")
+    # --hypothesis-profile (ci|nightly) is hypothesis's own option; the profiles are registered below.
 
 
+@pytest.hookimpl(tryfirst=True)  # before hypothesis's plugin loads --hypothesis-profile
 def pytest_configure(config):
-    """Freeze the options into a HarnessConfig."""
+    """Freeze the options into a HarnessConfig; register the ci/nightly hypothesis profiles."""
     opt = config.option
     if not hasattr(opt, "cases_dir"):
         return
+    profile = getattr(opt, "hypothesis_profile", None)
+    if opt.explore or profile in ("ci", "nightly"):
+        from .explore import register_profiles
+
+        register_profiles()
     cases_dir = Path(opt.cases_dir)
     matrices = tuple(Path(p) for p in opt.matrix) or tuple(matrix_files(cases_dir))
     results = Path(opt.results) if opt.results else ROOT / "results" / (
@@ -93,7 +123,9 @@ def pytest_configure(config):
         scope=Scope(opsets=opt.opsets, frameworks=tuple(opt.framework),
                     exporters=tuple(opt.exporter), smoke=opt.smoke),
         timeout=opt.case_timeout, results=results, report=not opt.no_report,
-        reports_dir=Path(opt.reports_dir))
+        reports_dir=Path(opt.reports_dir), repro_dir=Path(opt.repro_dir) if opt.repro_dir else None,
+        explore=opt.explore, max_examples=opt.max_examples, shrink_budget=opt.shrink_budget, hypothesis_profile=profile or "ci",
+        special_values=opt.special_values)
     config.stash[STATE_KEY] = {"counts": Counter(), "by_kernel": defaultdict(Counter),
                                "by_exporter": defaultdict(Counter), "writer": None,
                                "t0": time.time(), "unexpected_pass": []}
@@ -117,18 +149,71 @@ def get_matrix(config) -> Matrix:
     return config.stash[MATRIX_KEY]
 
 
+def get_explore_targets(config) -> list:
+    """Property-mode targets (entries with an ``explore:`` block), collected once per process."""
+    if EXPLORE_KEY not in config.stash:
+        from .explore import collect_targets
+
+        try:
+            config.stash[EXPLORE_KEY] = collect_targets(config.stash[CONFIG_KEY].matrices, get_matrix(config))
+        except MatrixError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    return config.stash[EXPLORE_KEY]
+
+
 def pytest_generate_tests(metafunc):
-    """Parametrize tests that take a ``case`` with every case of the matrix."""
-    if "case" not in metafunc.fixturenames or CONFIG_KEY not in metafunc.config.stash:
+    """Parametrize tests that take a ``case`` with every case of the matrix.
+
+    Tests that take an ``explore_target`` get one per explore target, only with ``--explore``.
+    """
+    if CONFIG_KEY not in metafunc.config.stash:
+        return
+    cfg = metafunc.config.stash[CONFIG_KEY]
+    if "explore_target" in metafunc.fixturenames:
+        targets = get_explore_targets(metafunc.config) if cfg.explore else []
+        metafunc.parametrize("explore_target", targets, ids=[t.id for t in targets])
+        return
+    if "case" not in metafunc.fixturenames:
         return
     cases = get_matrix(metafunc.config).cases
+    if cfg.special_values:
+        from dataclasses import replace
+
+        cases = [replace(c, spec={**c.spec, "special_values": True}) for c in cases]
     metafunc.parametrize("case", cases, ids=[c.id for c in cases])
+
+
+def pytest_ignore_collect(collection_path, config):
+    """Without ``--explore`` the property tests are not even collected."""
+    if collection_path.name == "test_explore.py" and CONFIG_KEY in config.stash \
+            and not config.stash[CONFIG_KEY].explore:
+        return True
+    return None
+
+
+def _select_mode(config, items) -> None:
+    """--explore runs only the property tests; otherwise they produce no items."""
+    explore = config.stash[CONFIG_KEY].explore
+    keep, drop = [], []
+    for it in items:
+        params = getattr(getattr(it, "callspec", None), "params", {})
+        fixtures = getattr(it, "fixturenames", ())
+        is_explore = "explore_target" in fixtures
+        is_case = "case" in params
+        if (is_explore and not explore) or (is_case and explore):
+            drop.append(it)
+        else:
+            keep.append(it)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 def pytest_collection_modifyitems(session, config, items):
     """Warn about expected-failure entries that match no collected case."""
     if CONFIG_KEY not in config.stash:
         return
+    _select_mode(config, items)
     ids = [it.callspec.params["case"].id for it in items
            if hasattr(it, "callspec") and "case" in it.callspec.params]
     if not ids:
@@ -163,7 +248,8 @@ class CaseRunner:
         self.worker = worker
         frameworks = tuple(sorted({c.framework for c in get_matrix(config).cases}))
         self.executor = Executor(timeout=cfg.timeout, plugins=plugins, label=worker,
-                                 frameworks=frameworks)
+                                 frameworks=frameworks,
+                                 repro_dir=str(cfg.repro_dir) if cfg.repro_dir else None)
 
     def run(self, case: Case) -> dict:
         """Run ``case`` and return its record (with the worker that ran it)."""
@@ -175,6 +261,8 @@ class CaseRunner:
         """Pass, fail, skip or xfail the current test from the record (strict expectations)."""
         st, msg = rec["status"], rec.get("message", "")
         detail = f"{st}: {msg}" + (f"\n--- exporter log ---\n{rec['log']}" if rec.get("log") else "")
+        if rec.get("repro_bundle"):
+            detail += f"\nrepro bundle: {rec['repro_bundle']}  (python {rec['repro_bundle']}/repro.py)"
         if st == status.SKIPPED:
             pytest.skip(msg)
         exp = self.expectations.find(case.id)
@@ -198,6 +286,27 @@ class CaseRunner:
     def close(self) -> None:
         """Stop the runner process."""
         self.executor.close()
+
+
+    def explore(self, target, config) -> dict:
+        """Run one property-mode target (see :mod:`harness.explore`) and return its record."""
+        from hypothesis import settings
+
+        from .explore import Explorer
+        from .matrix import load_tolerances
+
+        cfg = self.cfg
+        rules, defaults = load_tolerances(cfg.tolerances)
+        profile = settings.get_profile(cfg.hypothesis_profile)
+        kw = {"parent": profile}
+        if cfg.max_examples is not None:
+            kw["max_examples"] = cfg.max_examples
+        explorer = Explorer(target, self, rules, defaults, kw, special_values=cfg.special_values,
+                            repro_dir=cfg.repro_dir, profile=cfg.hypothesis_profile,
+                            shrink_budget_s=cfg.shrink_budget)
+        rec = explorer.run()
+        rec["worker"] = self.worker
+        return rec
 
 
 @pytest.fixture(scope="session")

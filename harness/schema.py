@@ -42,6 +42,31 @@ _CASE_FIELDS = {
     "smoke": {"type": "boolean"},
 }
 
+# Property-based exploration (``pytest --explore``): ranges to draw configurations from.
+# A dimension is a fixed size, a {min, max} range, or the name of a dimension in ``dims``
+# (dimensions with the same name are tied). A kwarg domain is a list of values or an
+# integer {min, max} range. Constraints are small arithmetic/boolean expressions over
+# the named dims and kwargs (evaluated with an AST whitelist, see harness/strategies.py).
+_RANGE = {"type": "object", "additionalProperties": False, "required": ["min", "max"],
+          "properties": {"min": {"type": "integer"}, "max": {"type": "integer"}}}
+_DIM = {"oneOf": [{"type": "integer", "minimum": 0}, _NAME, _RANGE]}
+_EXPLORE = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "dims": {"type": "object", "additionalProperties": _RANGE},
+        "inputs": {"type": "array", "minItems": 1, "items": {
+            "type": "object", "additionalProperties": False, "required": ["shape"],
+            "properties": {"shape": {"type": "array", "items": _DIM}}}},
+        "kwargs": {"type": "object", "additionalProperties": {
+            "oneOf": [{"type": "array", "minItems": 1}, _RANGE]}},
+        "constraints": {"type": "array", "items": {"type": "string", "minLength": 1}},
+        "dtypes": {"type": "array", "items": _DTYPE, "minItems": 1},
+        # how many input sets (seeds) are drawn per exported model
+        "input_seeds": {"type": "integer", "minimum": 1, "maximum": 16},
+    },
+}
+
 _VARIANT = {"type": "object", "additionalProperties": False, "properties": dict(_CASE_FIELDS)}
 
 _ENTRY = {
@@ -65,6 +90,7 @@ _ENTRY = {
         "pack": {"enum": ["list"]},
         "shared_key": {"type": "string"},
         "unavailable": {"type": "string", "minLength": 3},
+        "explore": _EXPLORE,
         "variants": {
             "type": "object",
             "minProperties": 1,

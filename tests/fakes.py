@@ -93,3 +93,110 @@ class FakeExporter:
 def relu(spec):
     """The fake builder (the fake framework builds from the spec itself)."""
     return spec
+
+
+# -- repro.py template of the fake framework (tests of repro bundles) -------------------------
+
+from harness import repro as _repro  # noqa: E402
+
+
+@_repro.register_template("fake")
+def _fake_template(case):
+    """The fake model is its behaviour string; export writes :func:`build_onnx`'s model."""
+    return ("import onnx\nfrom onnx import TensorProto, helper\n\n\n"
+            + _repro.function_source(_model) + "\n\n" + _repro.function_source(build_onnx) + '''
+
+def build(spec, seed):
+    behavior = spec.get("kwargs", {}).get("behavior", "good")
+    if behavior == "reference-raises":
+        raise RuntimeError("the framework cannot run this op")
+    return behavior
+
+
+def reference(model, inputs):
+    return [np.maximum(inputs[0], 0)]
+
+
+def export(model, spec, exporter, opset, workdir):
+    if model == "raises":
+        raise RuntimeError("fake exporter refuses")
+    if model == "aborts":
+        os.abort()
+    if model == "hangs":
+        time.sleep(3600)
+    path = os.path.join(workdir, "model.onnx")
+    onnx.save(build_onnx(model, opset), path)
+    return path
+''')
+
+
+# -- a second fake framework for property mode: y = relu(x) + k ----------------------------
+# Its exporter is right unless the drawn kwarg ``k`` exceeds THRESHOLD: then it adds k + 1.
+# Property mode must find that and shrink it to k = THRESHOLD + 1.
+
+EXPLORE_THRESHOLD = 5
+
+
+def build_explore_onnx(spec: dict, opset: int) -> onnx.ModelProto:
+    """ONNX model of ``relu(x) + k`` (wrong, ``+ k + 1``, when ``k`` > the threshold)."""
+    k = spec["kwargs"]["k"]
+    wrong = k > spec["kwargs"].get("threshold", 5)
+    rank = len(spec["inputs"][0]["shape"])
+    dims = [f"d{i}" for i in range(rank)]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, dims)
+    const = helper.make_tensor("k", TensorProto.FLOAT, [], [float(k + 1 if wrong else k)])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Add", ["r", "k"], ["y"])],
+                              "fakex", [x], [y], initializer=[const])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+@registry.register_framework
+class FakeExploreFramework:
+    """Reference: numpy ``relu(x) + k``; the 'model' is the spec."""
+
+    name = "fakex"
+
+    def build(self, spec, seed):
+        return {**spec, "kwargs": {"threshold": EXPLORE_THRESHOLD, **spec.get("kwargs", {})}}
+
+    def reference(self, model, inputs):
+        return [(np.maximum(inputs[0], 0) + np.float32(model["kwargs"]["k"])).astype(inputs[0].dtype)]
+
+
+@registry.register_exporter("fakex")
+class FakeExploreExporter:
+    """Writes :func:`build_explore_onnx`'s model."""
+
+    name = "fakex"
+
+    def export(self, model, case, workdir, cache):
+        path = os.path.join(workdir, case.id + ".onnx")
+        onnx.save(build_explore_onnx(model, case.opset), path)
+        return path
+
+
+@registry.register_builder("fakex", "relu_add")
+def relu_add(spec):
+    """The fake builder (the fake framework builds from the spec itself)."""
+    return spec
+
+
+@_repro.register_template("fakex")
+def _fakex_template(case):
+    return ("import onnx\nfrom onnx import TensorProto, helper\n\n\n"
+            + _repro.function_source(build_explore_onnx) + f'''
+
+def build(spec, seed):
+    return {{**spec, "kwargs": {{"threshold": {EXPLORE_THRESHOLD}, **spec.get("kwargs", {{}})}}}}
+
+
+def reference(model, inputs):
+    return [(np.maximum(inputs[0], 0) + np.float32(model["kwargs"]["k"])).astype(inputs[0].dtype)]
+
+
+def export(model, spec, exporter, opset, workdir):
+    path = os.path.join(workdir, "model.onnx")
+    onnx.save(build_explore_onnx(model, opset), path)
+    return path
+''')

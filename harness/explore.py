@@ -1,0 +1,290 @@
+"""Property mode (``pytest --explore``): hypothesis draws configurations from ``explore:`` blocks.
+
+One test per matrix entry with an ``explore:`` block x exporter x opset, e.g.
+``explore-paddle-dygraph-conv2d-opset13``. Each example is one drawn model
+configuration (shapes, kwargs, dtype) plus several drawn input seeds: the model
+is exported once and every input set is compared (the pipeline's
+``input_seeds``). Every example runs as an ordinary :class:`~harness.case.Case`
+through the same isolated runner and verdict pipeline as the matrix cases; the
+drawn configuration gets its own variant name (``x<hash>``), hence its own
+model-cache key.
+
+On a failure hypothesis shrinks; the record keeps the minimal example, the
+exact spec, a replay command line and hypothesis's reproduce blob, and the
+minimal example is run once more to leave a repro bundle.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import status
+from .case import Case
+from .matrix import Matrix, validate
+from .schema import MATRIX
+from .strategies import ExploreError, apply_draw, draw_key, explore_strategy
+from .yamlsrc import MatrixError, load_yaml
+
+#: Hypothesis profiles registered by the plugin (``--hypothesis-profile``).
+PROFILES = {
+    # few examples, same examples every run: verdicts do not flake
+    "ci": {"max_examples": 10, "derandomize": True, "database": None},
+    # many examples, random each night (failures are saved in .hypothesis/)
+    "nightly": {"max_examples": 200},
+}
+
+#: Seconds of shrinking per failing target before the smallest failure so far is kept.
+SHRINK_BUDGET_S = {"ci": 60.0, "nightly": 600.0}
+
+
+@dataclass(frozen=True)
+class ExploreTarget:
+    """One property test: an entry's ``explore:`` block at one exporter, opset and device."""
+
+    framework: str
+    kernel: str
+    exporter: str
+    opset: int
+    device: str
+    base_spec: dict = field(hash=False, compare=False)
+    explore: dict = field(hash=False, compare=False)
+    tolerance: str | None = None
+    declared: dict = field(default_factory=dict, hash=False, compare=False)
+    source: str = ""
+    matrix: str = ""
+
+    @property
+    def id(self) -> str:
+        """E.g. ``explore-paddle-dygraph-conv2d-opset13``."""
+        return f"explore-{self.framework}-{self.exporter}-{self.kernel}-opset{self.opset}"
+
+
+def register_profiles() -> None:
+    """Register the harness's ``ci`` and ``nightly`` hypothesis profiles.
+
+    They replace hypothesis's own built-in ``ci`` profile (100 examples), which is
+    too many exports for a CI run.
+    """
+    from hypothesis import HealthCheck, settings
+
+    common = {"deadline": None, "print_blob": True, "report_multiple_bugs": False,
+              "suppress_health_check": [HealthCheck.too_slow, HealthCheck.filter_too_much,
+                                        HealthCheck.function_scoped_fixture,
+                                        HealthCheck.differing_executors]}
+    for name, kw in PROFILES.items():
+        settings.register_profile(name, **common, **kw)
+
+
+def collect_targets(matrix_paths: tuple[Path, ...], matrix: Matrix) -> list[ExploreTarget]:
+    """Targets of every entry with an ``explore:`` block, within the scope of ``matrix``.
+
+    The exporters, opsets and devices are those of the entry's expanded cases
+    (so ``--framework``, ``--exporter``, ``--opsets`` apply); a bad block is a MatrixError.
+    """
+    out = []
+    for path in matrix_paths:
+        doc = load_yaml(path)
+        validate(doc, MATRIX)
+        fw = doc.data["framework"]
+        for i, entry in enumerate(doc.data["entries"]):
+            if "explore" not in entry or entry.get("unavailable"):
+                continue
+            kernel = entry["kernel"]
+            cases = [c for c in matrix.cases if c.framework == fw and c.kernel == kernel and not c.skip]
+            if not cases:
+                continue
+            try:
+                explore_strategy(entry["explore"], cases[0].spec["inputs"])
+            except ExploreError as exc:
+                raise MatrixError(doc.path, doc.line_of(("entries", i, "explore")),
+                                  f"entries[{kernel}].explore", str(exc)) from None
+            seen = set()
+            for c in cases:
+                key = (c.exporter, c.opset, c.device)
+                if key in seen:
+                    continue
+                seen.add(key)
+                out.append(ExploreTarget(fw, kernel, c.exporter, c.opset, c.device, c.spec,
+                                         entry["explore"], entry.get("tolerance"), c.declared,
+                                         c.source, str(path)))
+    return out
+
+
+def _reproduce_blob(exc: BaseException) -> str | None:
+    for note in getattr(exc, "__notes__", []) or []:
+        m = re.search(r"(@reproduce_failure\(.*\))", note)
+        if m:
+            return m.group(1)
+    return None
+
+
+class Explorer:
+    """Runs one :class:`ExploreTarget` under hypothesis through a ``CaseRunner``."""
+
+    def __init__(self, target: ExploreTarget, runner, rules: dict, default_rules: dict,
+                 settings_kw: dict, special_values: bool = False, repro_dir: Path | None = None,
+                 profile: str = "ci", shrink_budget_s: float | None = None):
+        self.target = target
+        self.runner = runner
+        self.rules, self.default_rules = rules, default_rules
+        self.settings_kw = settings_kw
+        self.special_values = special_values
+        self.repro_dir = repro_dir
+        self.profile = profile
+        self.shrink_budget_s = shrink_budget_s if shrink_budget_s is not None else \
+            SHRINK_BUDGET_S.get(profile, 120.0)
+        self.first_failure_at: float | None = None
+        self.budget_hit = False
+        self.failed: dict[str, dict] = {}  # draw key -> record of every failing draw
+        self.examples = 0
+        self.examples_before_failure = 0
+        self.rejected = 0
+        self.last_failure: tuple[dict, Case, dict] | None = None
+
+    def case_of(self, draw: dict) -> Case:
+        """The Case of one drawn configuration."""
+        t = self.target
+        spec = apply_draw(t.base_spec, draw)
+        if self.special_values:
+            spec["special_values"] = True
+        rule = self.rules[t.tolerance or self.default_rules[draw["dtype"]]]
+        return Case(framework=t.framework, kernel=t.kernel, variant="x" + draw_key(draw),
+                    exporter=t.exporter, opset=t.opset, dtype=draw["dtype"], device=t.device,
+                    spec=spec, tolerance=rule, declared=t.declared, shared_key=t.kernel,
+                    source=t.source)
+
+    def _is_failure(self, case: Case, rec: dict) -> bool:
+        st = rec["status"]
+        if st not in status.FAILURES:
+            return False
+        exp = self.runner.expectations.find(case.id)
+        if exp is not None and st in exp.status:
+            rec["expected"] = {"status": list(exp.status), "reason": exp.text()}
+            return False
+        return True
+
+    def _check(self, draw: dict) -> None:
+        import pytest
+        from hypothesis import reject
+
+        case = self.case_of(draw)
+        key = draw_key(draw)
+        if self.first_failure_at is not None and \
+                time.perf_counter() - self.first_failure_at > self.shrink_budget_s:
+            # shrink budget spent: only known failures fail, so hypothesis settles on the
+            # smallest failure found so far (and its final replay costs nothing)
+            self.budget_hit = True
+            if key in self.failed:
+                self.last_failure = (draw, case, self.failed[key])
+                raise AssertionError(f"{self.failed[key]['status']}: {self.failed[key]['message']}")
+            return
+        rec = self.runner.executor.run(case, bundle_dir=None)
+        self.examples += 1
+        if rec["status"] == status.SKIPPED:
+            pytest.skip(rec["message"])
+        if rec["status"] == status.EXPORT_ERROR and rec.get("stage") == "reference":
+            self.rejected += 1  # the framework rejects this configuration itself: not a finding
+            reject()
+        if self._is_failure(case, rec):
+            if self.first_failure_at is None:
+                self.first_failure_at = time.perf_counter()
+                self.examples_before_failure = self.examples
+            self.failed[key] = rec
+            self.last_failure = (draw, case, rec)
+            raise AssertionError(f"{rec['status']}: {rec['message']}")
+
+    def run(self) -> dict:
+        """Search, shrink, bundle; return the target's record."""
+        from hypothesis import given, settings
+
+        strategy = explore_strategy(self.target.explore, self.target.base_spec["inputs"])
+
+        def explore_property(draw):
+            self._check(draw)
+
+        test = settings(**self.settings_kw)(given(strategy)(explore_property))
+        t0 = time.perf_counter()
+        blob, error = None, None
+        try:
+            test()
+        except AssertionError as exc:
+            blob = _reproduce_blob(exc)
+        except Exception as exc:  # noqa: BLE001 - e.g. Flaky, Unsatisfiable: reported, not raised
+            error = f"{type(exc).__name__}: {str(exc)[:1500]}"
+        elapsed = time.perf_counter() - t0
+        search_s = (self.first_failure_at or time.perf_counter()) - t0
+        searched = self.examples_before_failure if self.first_failure_at else self.examples
+        stats = {"examples": self.examples, "rejected": self.rejected, "elapsed_s": round(elapsed, 3),
+                 # the search phase (until the first failure): examples run per second
+                 "search_examples": searched, "search_s": round(search_s, 3),
+                 "examples_per_s": round(searched / search_s, 3) if search_s > 0 else None,
+                 "profile": self.profile, "max_examples": settings(**self.settings_kw).max_examples,
+                 "special_values": self.special_values, "shrink_budget_s": self.shrink_budget_s,
+                 "shrink_budget_hit": self.budget_hit}
+        if self.last_failure is None:
+            return self._summary(status.PASS if error is None else status.EXPORT_ERROR, stats,
+                                 "" if error is None else f"property search error: {error}")
+        rec = self._failure_record(stats, blob)
+        if error:
+            rec["search_error"] = error
+        return rec
+
+    def _pseudo_case(self, dtype: str) -> Case:
+        t = self.target
+        return Case(t.framework, t.kernel, "explore", t.exporter, t.opset, dtype, t.device,
+                    spec=t.base_spec, tolerance={"name": t.tolerance}, declared=t.declared,
+                    shared_key=t.kernel, source=t.source)
+
+    def _summary(self, st: str, stats: dict, message: str) -> dict:
+        from .pipeline import _record
+
+        dtype = (self.target.explore.get("dtypes") or [self.target.base_spec["inputs"][0].get("dtype",
+                                                                                               "float32")])[0]
+        rec = _record(self._pseudo_case(dtype), st, message=message, stage="explore" if message else "")
+        rec.update(id=self.target.id, mode="explore", explore=stats)
+        return rec
+
+    def _failure_record(self, stats: dict, blob: str | None) -> dict:
+        draw, case, rec = self.last_failure
+        bundle_dir = str(self.repro_dir / self.target.id) if self.repro_dir else None
+        if bundle_dir:  # run the minimal example once more, this time leaving a bundle
+            again = self.runner.executor.run(case, bundle_dir=bundle_dir)
+            if again["status"] == rec["status"]:
+                rec = again
+            else:
+                rec["repro_bundle_error"] = (f"the minimal example gave {again['status']} on its replay "
+                                             f"(was {rec['status']})")
+        failing = rec.get("failing_input")
+        minimal = {"kwargs": draw["kwargs"], "dims": draw["dims"], "shapes": draw["shapes"],
+                   "dtype": draw["dtype"], "input_seeds": draw["input_seeds"],
+                   "failing_input_seed": draw["input_seeds"][failing] if failing is not None else None,
+                   "case_id": case.id, "spec": case.spec}
+        cmd = (f"python -m pytest conformance/test_explore.py --explore --matrix {self.target.matrix} "
+               f"--hypothesis-profile {self.profile} -k '{self.target.id}'")
+        replay = {"pytest": cmd, "reproduce_failure": blob}
+        if rec.get("repro_bundle"):
+            replay["repro"] = f"python {rec['repro_bundle']}/repro.py"
+        out = dict(rec)
+        out.update(id=self.target.id, variant="explore", mode="explore", case_id=case.id,
+                   explore=stats, minimal_example=minimal, replay=replay)
+        return out
+
+
+def failure_message(rec: dict) -> str:
+    """The pytest failure text of a failing property test."""
+    m = rec.get("minimal_example") or {}
+    lines = [f"{rec['status']}: {rec.get('message', '')}"]
+    if m:
+        lines.append(f"minimal example ({rec['explore']['examples']} examples tried): kwargs={m['kwargs']} "
+                     f"shapes={m['shapes']} dtype={m['dtype']} input_seed={m['failing_input_seed']}")
+    if rec.get("repro_bundle"):
+        lines.append(f"repro bundle: {rec['repro_bundle']}  (python {rec['repro_bundle']}/repro.py)")
+    replay = rec.get("replay") or {}
+    if replay.get("pytest"):
+        lines.append(f"replay: {replay['pytest']}")
+    if replay.get("reproduce_failure"):
+        lines.append(f"hypothesis: {replay['reproduce_failure']}")
+    return "\n".join(lines)

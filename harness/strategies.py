@@ -1,0 +1,245 @@
+"""Hypothesis strategies from a matrix entry's ``explore:`` block, and special-value inputs.
+
+An ``explore:`` block (schema in :mod:`harness.schema`) describes where a
+configuration may be drawn from::
+
+    explore:
+      dims: {C: {min: 1, max: 8}, H: {min: 3, max: 12}}
+      inputs: [{shape: [{min: 1, max: 2}, C, H, H]}]
+      kwargs: {out_channels: {min: 1, max: 8}, kernel_size: [1, 2, 3], groups: [1, 2]}
+      constraints: ["C % groups == 0", "out_channels % groups == 0", "kernel_size <= H"]
+      dtypes: [float32]
+      input_seeds: 3
+
+:func:`explore_strategy` turns it into a strategy of *draws* (plain dicts);
+:func:`apply_draw` merges a draw into the entry's base spec. Constraints are
+parsed once by :func:`compile_constraint`, which accepts only arithmetic,
+comparisons, boolean operators, names and numbers (and ``min``/``max``/``abs``
+calls) -- nothing else is ever evaluated.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import operator
+from typing import Any, Callable
+
+import numpy as np
+
+_BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+           ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Div: operator.truediv,
+           ast.Pow: operator.pow}
+_CMPOPS = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
+           ast.Gt: operator.gt, ast.GtE: operator.ge, ast.In: lambda a, b: a in b,
+           ast.NotIn: lambda a, b: a not in b}
+_UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_}
+_FUNCS = {"min": min, "max": max, "abs": abs}
+
+
+class ExploreError(ValueError):
+    """An ``explore:`` block that cannot be turned into a strategy."""
+
+
+def compile_constraint(text: str, names: set[str]) -> Callable[[dict], bool]:
+    """Parse ``text`` (e.g. ``"C % groups == 0"``) into a predicate over a dict of names.
+
+    Raises :class:`ExploreError` for any syntax outside the whitelist or an unknown name.
+    """
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError as exc:
+        raise ExploreError(f"constraint {text!r}: {exc.msg}") from None
+    for node in ast.walk(tree):
+        ok = isinstance(node, (ast.Expression, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare,
+                               ast.Name, ast.Load, ast.Constant, ast.Tuple, ast.List, ast.Call,
+                               ast.And, ast.Or, *_BINOPS, *_CMPOPS, *_UNARY))
+        if isinstance(node, ast.Constant) and not isinstance(node.value, (int, float, bool)):
+            ok = False
+        if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name) and node.func.id in _FUNCS
+                                               and not node.keywords):
+            ok = False
+        if not ok:
+            raise ExploreError(f"constraint {text!r}: {type(node).__name__} is not allowed "
+                               f"(only arithmetic, comparisons, and/or/not, min/max/abs)")
+        if isinstance(node, ast.Name) and node.id not in names and node.id not in _FUNCS:
+            raise ExploreError(f"constraint {text!r}: unknown name {node.id!r} "
+                               f"(known: {', '.join(sorted(names))})")
+
+    def predicate(env: dict) -> bool:
+        try:
+            return bool(_eval(tree.body, env))
+        except (ZeroDivisionError, OverflowError, TypeError):
+            return False
+
+    predicate.__doc__ = text
+    return predicate
+
+
+def _eval(node: ast.AST, env: dict) -> Any:
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name):
+        return env[node.id]
+    if isinstance(node, (ast.Tuple, ast.List)):
+        return tuple(_eval(e, env) for e in node.elts)
+    if isinstance(node, ast.BinOp):
+        return _BINOPS[type(node.op)](_eval(node.left, env), _eval(node.right, env))
+    if isinstance(node, ast.UnaryOp):
+        return _UNARY[type(node.op)](_eval(node.operand, env))
+    if isinstance(node, ast.BoolOp):
+        vals = (_eval(v, env) for v in node.values)
+        return all(vals) if isinstance(node.op, ast.And) else any(vals)
+    if isinstance(node, ast.Compare):
+        left = _eval(node.left, env)
+        for op, comp in zip(node.ops, node.comparators):
+            right = _eval(comp, env)
+            if not _CMPOPS[type(op)](left, right):
+                return False
+            left = right
+        return True
+    if isinstance(node, ast.Call):
+        return _FUNCS[node.func.id](*(_eval(a, env) for a in node.args))
+    raise ExploreError(f"unexpected node {type(node).__name__}")  # unreachable after the whitelist
+
+
+def _check_range(where: str, r: dict) -> None:
+    if r["min"] > r["max"]:
+        raise ExploreError(f"{where}: empty range min={r['min']} > max={r['max']}")
+
+
+def validate_explore(explore: dict, base_inputs: list[dict]) -> list[Callable[[dict], bool]]:
+    """Check an ``explore:`` block against its entry; return the compiled constraints."""
+    dims = explore.get("dims", {})
+    for name, r in dims.items():
+        _check_range(f"explore.dims.{name}", r)
+    for name, dom in explore.get("kwargs", {}).items():
+        if isinstance(dom, dict):
+            _check_range(f"explore.kwargs.{name}", dom)
+    inputs = explore.get("inputs")
+    if inputs is not None and len(inputs) != len(base_inputs):
+        raise ExploreError(f"explore.inputs has {len(inputs)} inputs, the entry has {len(base_inputs)}")
+    for i, inp in enumerate(inputs or []):
+        for k, d in enumerate(inp["shape"]):
+            if isinstance(d, str) and d not in dims:
+                raise ExploreError(f"explore.inputs[{i}].shape[{k}]: unknown dim {d!r} "
+                                   f"(declare it under explore.dims)")
+            if isinstance(d, dict):
+                _check_range(f"explore.inputs[{i}].shape[{k}]", d)
+    names = set(dims) | set(explore.get("kwargs", {}))
+    clash = set(dims) & set(explore.get("kwargs", {}))
+    if clash:
+        raise ExploreError(f"explore: {sorted(clash)} named both as a dim and a kwarg")
+    return [compile_constraint(c, names) for c in explore.get("constraints", [])]
+
+
+def explore_strategy(explore: dict, base_inputs: list[dict]):
+    """A strategy of draws ``{"dims", "kwargs", "shapes", "dtype", "input_seeds"}``.
+
+    Arguments are validated before any strategy is built (an :class:`ExploreError`
+    at collection, not a confusing failure mid-search).
+    """
+    from hypothesis import strategies as st
+
+    constraints = validate_explore(explore, base_inputs)
+    dims = explore.get("dims", {})
+    kw_domains = explore.get("kwargs", {})
+
+    def domain(dom):
+        return st.integers(dom["min"], dom["max"]) if isinstance(dom, dict) else st.sampled_from(dom)
+
+    named = st.fixed_dictionaries({n: domain(r) for n, r in sorted(dims.items())})
+    kwargs = st.fixed_dictionaries({n: domain(d) for n, d in sorted(kw_domains.items())})
+
+    def satisfied(pair) -> bool:
+        env = {**pair[0], **pair[1]}
+        return all(c(env) for c in constraints)
+
+    def with_shapes(pair):
+        d, kw = pair
+        shape_specs = explore.get("inputs") or [{"shape": i["shape"]} for i in base_inputs]
+        per_input = []
+        for inp in shape_specs:
+            per_input.append(st.tuples(*[
+                st.just(d[x]) if isinstance(x, str) else
+                st.integers(x["min"], x["max"]) if isinstance(x, dict) else st.just(x)
+                for x in inp["shape"]]).map(list))
+        return st.fixed_dictionaries({
+            "dims": st.just(d), "kwargs": st.just(kw), "shapes": st.tuples(*per_input).map(list),
+            "dtype": st.sampled_from(explore.get("dtypes") or [base_inputs[0].get("dtype", "float32")]),
+            "input_seeds": st.lists(st.integers(0, 2**31 - 1), min_size=explore.get("input_seeds", 2),
+                                    max_size=explore.get("input_seeds", 2)),
+        })
+
+    return st.tuples(named, kwargs).filter(satisfied).flatmap(with_shapes)
+
+
+def draw_key(draw: dict) -> str:
+    """Short stable hash of a draw (the model-cache key holds it: cached inputs depend on the seeds too)."""
+    return hashlib.sha1(json.dumps(draw, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def apply_draw(base_spec: dict, draw: dict) -> dict:
+    """The case spec of a draw: the entry's base spec with drawn kwargs, shapes, dtype, seeds."""
+    spec = json.loads(json.dumps(base_spec))
+    spec["kwargs"] = {**spec.get("kwargs", {}), **draw["kwargs"]}
+    spec["inputs"] = [{**inp, "shape": list(shape), "dtype": draw["dtype"]}
+                      for inp, shape in zip(spec["inputs"], draw["shapes"])]
+    spec["input_seeds"] = list(draw["input_seeds"])
+    spec.pop("batches", None)
+    return spec
+
+
+# -- special-value input profile ------------------------------------------------------------
+
+#: The values mixed into float inputs by ``--special-values``.
+SPECIAL_VALUES = (np.nan, np.inf, -np.inf, -0.0, 3.0e38, -3.0e38, 1.0e-38, -1.0e-45, 6.0e4)
+
+
+def inject_special_values(arrays: list[np.ndarray], seed: int, fraction: float = 0.25) -> list[np.ndarray]:
+    """Replace about ``fraction`` of each float array's elements with special values (seeded)."""
+    rng = np.random.default_rng(seed ^ 0x5EC1A1)
+    out = []
+    for a in arrays:
+        if a.dtype.kind != "f" or a.size == 0:
+            out.append(a)
+            continue
+        a = a.copy()
+        flat = a.reshape(-1)
+        n = max(1, int(flat.size * fraction))
+        idx = rng.choice(flat.size, size=min(n, flat.size), replace=False)
+        vals = np.array(SPECIAL_VALUES, dtype=np.float64)
+        if a.dtype == np.float16:
+            vals = np.where(np.abs(vals) > 6.0e4, np.sign(vals) * 6.0e4, vals)
+        # every special value appears at least once when the array is big enough
+        picks = np.concatenate([np.arange(len(vals)), rng.integers(0, len(vals), size=len(idx))])[:len(idx)]
+        flat[idx] = vals[picks].astype(a.dtype)
+        out.append(a)
+    return out
+
+
+def _name(v) -> str:
+    v = float(v)
+    if np.isnan(v):
+        return "NaN"
+    if np.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    if v == 0 and np.signbit(v):
+        return "-0.0"
+    return f"{v:.6g}"
+
+
+def describe_special_disagreement(ref: np.ndarray, act: np.ndarray) -> str | None:
+    """First index where framework and ORT disagree on a NaN/Inf, as a readable sentence."""
+    if ref.shape != act.shape or ref.dtype.kind != "f" or act.dtype.kind != "f":
+        return None
+    r, a = ref.astype(np.float64), act.astype(np.float64)
+    special = ~np.isfinite(r) | ~np.isfinite(a)
+    agree = (np.isnan(r) & np.isnan(a)) | (np.isinf(r) & (r == a))
+    bad = np.argwhere(special & ~agree)
+    if bad.size == 0:
+        return None
+    at = tuple(int(i) for i in bad[0])
+    return (f"special values: framework gives {_name(r[at])} where ONNX Runtime gives {_name(a[at])} "
+            f"at index {at} ({len(bad)} such element(s))")

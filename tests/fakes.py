@@ -62,6 +62,10 @@ def build_onnx(behavior: str, opset: int) -> onnx.ModelProto:
         m = _model([helper.make_node("Relu", ["x"], ["y"], domain="com.example.fake")], opset=opset)
         m.opset_import.append(helper.make_opsetid("com.example.fake", 1))
         return m
+    if behavior == "nan-to-zero":  # right on finite inputs, maps NaN to 0 (for --special-values)
+        zero = helper.make_tensor("z", TensorProto.FLOAT, [], [0.0])
+        return _model([helper.make_node("Relu", ["x"], ["r"]), helper.make_node("IsNaN", ["x"], ["n"]),
+                       helper.make_node("Where", ["n", "z", "r"], ["y"])], opset=opset, inits=[zero])
     if behavior == "runtime-error":
         shape = helper.make_tensor("s", TensorProto.INT64, [2], [7, 5])
         return _model([helper.make_node("Reshape", ["x", "s"], ["y"])], out_shape=(7, 5),

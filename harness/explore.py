@@ -141,6 +141,9 @@ class Explorer:
         self.failed: dict[str, dict] = {}  # draw key -> record of every failing draw
         self.examples = 0
         self.examples_before_failure = 0
+        self.example_s: list[float] = []  # wall time of every example run
+        self.export_s: list[float] = []
+        self.statuses: dict[str, int] = {}
         self.rejected = 0
         self.last_failure: tuple[dict, Case, dict] | None = None
 
@@ -181,7 +184,12 @@ class Explorer:
                 self.last_failure = (draw, case, self.failed[key])
                 raise AssertionError(f"{self.failed[key]['status']}: {self.failed[key]['message']}")
             return
+        t0 = time.perf_counter()
         rec = self.runner.executor.run(case, bundle_dir=None)
+        self.example_s.append(time.perf_counter() - t0)
+        self.statuses[rec["status"]] = self.statuses.get(rec["status"], 0) + 1
+        if rec.get("export_s") is not None:
+            self.export_s.append(rec["export_s"])
         self.examples += 1
         if rec["status"] == status.SKIPPED:
             pytest.skip(rec["message"])
@@ -221,6 +229,15 @@ class Explorer:
                  # the search phase (until the first failure): examples run per second
                  "search_examples": searched, "search_s": round(search_s, 3),
                  "examples_per_s": round(searched / search_s, 3) if search_s > 0 else None,
+                 # without the first example (which pays the runner's start-up and imports)
+                 "first_example_s": round(self.example_s[0], 3) if self.example_s else None,
+                 "median_example_s": round(sorted(self.example_s)[len(self.example_s) // 2], 4)
+                 if self.example_s else None,
+                 "median_export_s": round(sorted(self.export_s)[len(self.export_s) // 2], 4)
+                 if self.export_s else None,
+                 "statuses": dict(self.statuses),
+                 "steady_examples_per_s": round((len(self.example_s) - 1) / sum(self.example_s[1:]), 3)
+                 if len(self.example_s) > 1 and sum(self.example_s[1:]) > 0 else None,
                  "profile": self.profile, "max_examples": settings(**self.settings_kw).max_examples,
                  "special_values": self.special_values, "shrink_budget_s": self.shrink_budget_s,
                  "shrink_budget_hit": self.budget_hit}

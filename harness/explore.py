@@ -213,6 +213,10 @@ class Explorer:
         def explore_property(draw):
             self._check(draw)
 
+        # one hypothesis identity per target: derandomized seeds and the example database
+        # (nightly) are keyed by it, as hypothesis's own pytest plugin does for parametrized tests
+        explore_property._hypothesis_internal_add_digest = self.target.id.encode()
+
         test = settings(**self.settings_kw)(given(strategy)(explore_property))
         t0 = time.perf_counter()
         blob, error = None, None
@@ -262,6 +266,8 @@ class Explorer:
                                                                                                "float32")])[0]
         rec = _record(self._pseudo_case(dtype), st, message=message, stage="explore" if message else "")
         rec.update(id=self.target.id, mode="explore", explore=stats)
+        if self.special_values:
+            rec["special_values"] = True
         return rec
 
     def _failure_record(self, stats: dict, blob: str | None) -> dict:

@@ -232,6 +232,8 @@ def reproduced(what):
 
 def export_isolated(model, case, workdir, timeout):
     """Export in a forked child: an abort or a hang becomes a message, not our death."""
+    sys.stdout.flush()
+    sys.stderr.flush()
     pid = os.fork()
     if pid == 0:
         try:

@@ -140,8 +140,12 @@ class Executor:
         return "\n".join(lines)[-limit:]
 
     # -- running ------------------------------------------------------------
-    def run(self, case: Case, timeout: float | None = None) -> dict:
-        """Run one case and return its record; never raises for the case's own failures."""
+    def run(self, case: Case, timeout: float | None = None, device: dict | None = None) -> dict:
+        """Run one case and return its record; never raises for the case's own failures.
+
+        ``device`` is the case's :class:`~harness.devices.DeviceSetting` as a dict
+        (ORT providers and options); None runs on CPU.
+        """
         timeout = self.timeout if timeout is None else timeout
         if self.proc is None or self.proc.poll() is not None:
             if self.proc is not None:
@@ -151,7 +155,7 @@ class Executor:
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         t0 = time.monotonic()
         try:
-            _send(self.proc.stdin.fileno(), {"case": case.to_dict(),
+            _send(self.proc.stdin.fileno(), {"case": case.to_dict(), "device": device,
                                              "workdir": os.path.join(self.workdir, "cases")})
             reply = _recv(self.proc.stdout.fileno(), t0 + timeout)
         except TimeoutError:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from . import registry, status
+from . import devices, registry, status
 from .case import Case
 from .inputs import make_inputs
 from .tolerance import compare
@@ -43,8 +43,8 @@ class ModelCache:
         self._items: OrderedDict[str, Prepared | Exception] = OrderedDict()
 
     def get(self, case: Case, fw) -> Prepared:
-        """Build (or reuse) the model, inputs and reference outputs of ``case``."""
-        key = case.model_key
+        """Build (or reuse) the model, inputs and reference outputs of ``case`` (per device)."""
+        key = f"{case.model_key}@{case.device}"
         if key in self._items:
             self._items.move_to_end(key)
         else:
@@ -80,21 +80,37 @@ def _record(case: Case, st: str, **kw) -> dict:
            "declared": case.declared, "tolerance": case.tolerance.get("name"),
            "status": st, "message": "", "stage": "", "max_abs": None, "max_rel": None,
            "export_s": None, "run_s": None, "ref_s": None, "op_types": [],
-           "model_opset": None, "provider": None}
+           "model_opset": None, "provider": None, "provider_fallback": False}
     rec.update(kw)
     return rec
 
 
-def run_case(case: Case, workdir: str, cache: ModelCache, providers: list[str] | None = None) -> dict:
-    """Run ``case`` end to end and return its result record."""
+def run_case(case: Case, workdir: str, cache: ModelCache, providers: list[str] | None = None,
+             device: dict | None = None) -> dict:
+    """Run ``case`` end to end and return its result record.
+
+    ``device`` is a :class:`~harness.devices.DeviceSetting` as a dict (CPU when
+    None): the ORT providers to ask for and the device the framework's
+    reference runs on (via the adapter's optional ``set_device(device)``).
+    """
     if case.skip:
         return _record(case, status.SKIPPED, message=case.skip, stage="matrix")
+    setting = devices.DeviceSetting.from_dict(device)
+    if providers and not device:
+        setting = devices.DeviceSetting(case.device, tuple(providers), tuple({} for _ in providers))
     try:
         fw = registry.load_framework(case.framework)
         exporter = registry.EXPORTERS[(case.framework, case.exporter)]
     except (ImportError, KeyError) as exc:
         return _record(case, status.SKIPPED, stage="setup",
                        message=f"{case.framework}/{case.exporter} not available here: {exc}")
+    set_device = getattr(fw, "set_device", None)
+    if set_device is not None:
+        try:
+            set_device(case.device)
+        except Exception as exc:  # noqa: BLE001 - e.g. a CPU-only framework build
+            return _record(case, status.SKIPPED, stage="setup",
+                           message=f"{case.framework} cannot run on {case.device} here: {_short(exc)}")
     try:
         prep = cache.get(case, fw)
     except ReferenceError_ as exc:
@@ -112,10 +128,11 @@ def run_case(case: Case, workdir: str, cache: ModelCache, providers: list[str] |
     if not path or not os.path.exists(path):
         return _record(case, status.EXPORT_ERROR, stage="export", **common,
                        message="the exporter returned without writing a model")
-    return _verdict(case, path, prep, providers or ["CPUExecutionProvider"], common)
+    return _verdict(case, path, prep, setting, common)
 
 
-def _verdict(case: Case, path: str, prep: Prepared, providers: list[str], common: dict) -> dict:
+def _verdict(case: Case, path: str, prep: Prepared, setting: devices.DeviceSetting,
+             common: dict) -> dict:
     import onnx
     import onnxruntime as ort
 
@@ -136,10 +153,17 @@ def _verdict(case: Case, path: str, prep: Prepared, providers: list[str], common
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
         opts.log_severity_level = 3
-        sess = ort.InferenceSession(path, sess_options=opts, providers=providers)
+        sess = ort.InferenceSession(path, sess_options=opts, providers=list(setting.providers),
+                                    provider_options=[dict(o) for o in setting.provider_options])
     except Exception as exc:  # noqa: BLE001
         return _record(case, _runtime_status(exc), stage="session", message=_short(exc), **common)
-    common["provider"] = sess.get_providers()[0]
+    session_providers = sess.get_providers()
+    common["provider"] = session_providers[0] if session_providers else None
+    if devices.is_fallback(setting, session_providers):
+        # A GPU conformance claim that ran on CPU has not been measured.
+        return _record(case, status.RUNTIME_UNSUPPORTED, stage="session", provider_fallback=True,
+                       message=devices.FALLBACK_MESSAGE + f" (asked for {', '.join(setting.providers)}; "
+                       f"session has {', '.join(session_providers)})", **common)
     worst = (0.0, 0.0)
     try:
         for xs, refs in zip(prep.input_sets, prep.references):

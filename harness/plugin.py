@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
-from . import status
+from . import devices, sharding, status
 from .case import Case
 from .expectations import Expectations
 from .isolation import Executor
@@ -41,6 +41,13 @@ class HarnessConfig:
     report: bool
     reports_dir: Path
     extra_plugins: tuple[str, ...] = field(default=())
+    #: devices present on this machine (cpu, cuda:N) and the ORT providers offered
+    present: tuple[str, ...] = ("cpu",)
+    ort_providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    #: (K, N) with --shard-id K --num-shards N, else None
+    shard: tuple[int, int] | None = None
+    #: the case ids of --case-ids FILE, else None
+    case_ids: frozenset[str] | None = None
 
 
 CONFIG_KEY = pytest.StashKey[HarnessConfig]()
@@ -71,6 +78,16 @@ def pytest_addoption(parser):
                 help="results file (JSON lines) to append to; default results/run-<UTC time>.jsonl")
     g.addoption("--no-report", action="store_true",
                 help="do not regenerate reports/ at the end of the run")
+    g.addoption("--devices", default=None,
+                help="comma-separated devices to expand the matrix over, e.g. cpu,cuda:0 "
+                     "(default: cpu plus cuda:N for each GPU ONNX Runtime's CUDA provider can use); "
+                     "cases on an absent device are skipped")
+    g.addoption("--shard-id", type=int, default=None,
+                help="run only shard K (1..N) of the cases, partitioned by model key (with --num-shards)")
+    g.addoption("--num-shards", type=int, default=None,
+                help="number of shards for --shard-id")
+    g.addoption("--case-ids", default=None,
+                help="file with case ids, one per line: run only those (others are deselected)")
     g.addoption("--reports-dir", default=str(ROOT / "reports"),
                 help="where the end-of-run report is written (default: reports/)")
 
@@ -82,18 +99,41 @@ def pytest_configure(config):
         return
     cases_dir = Path(opt.cases_dir)
     matrices = tuple(Path(p) for p in opt.matrix) or tuple(matrix_files(cases_dir))
+    try:
+        shard = sharding.check(opt.shard_id, opt.num_shards)
+    except sharding.ShardError as exc:
+        raise pytest.UsageError(str(exc)) from None
     results = Path(opt.results) if opt.results else ROOT / "results" / (
-        "run-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S") + ".jsonl")
+        "run-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        + (sharding.suffix(*shard) if shard else "") + ".jsonl")
     workerinput = getattr(config, "workerinput", None)
     if workerinput and "harness_results" in workerinput:
         results = Path(workerinput["harness_results"])
+    if workerinput and "harness_devices" in workerinput:  # the controller detected once
+        present = tuple(workerinput["harness_devices"]["present"])
+        providers = tuple(workerinput["harness_devices"]["providers"])
+    else:
+        providers = devices.ort_providers()
+        present = devices.detect(providers)
+    try:
+        wanted = devices.parse_devices(opt.devices) if opt.devices else present
+    except devices.DeviceError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    case_ids = None
+    if opt.case_ids:
+        try:
+            lines = Path(opt.case_ids).read_text().splitlines()
+        except OSError as exc:
+            raise pytest.UsageError(f"--case-ids: {exc}") from None
+        case_ids = frozenset(ln.strip() for ln in lines if ln.strip() and not ln.startswith("#"))
     config.stash[CONFIG_KEY] = HarnessConfig(
         cases_dir=cases_dir, matrices=matrices, tolerances=cases_dir / "tolerances.yaml",
         expected=cases_dir / "expected_failures.yaml",
         scope=Scope(opsets=opt.opsets, frameworks=tuple(opt.framework),
-                    exporters=tuple(opt.exporter), smoke=opt.smoke),
+                    exporters=tuple(opt.exporter), devices=wanted, smoke=opt.smoke),
         timeout=opt.case_timeout, results=results, report=not opt.no_report,
-        reports_dir=Path(opt.reports_dir))
+        reports_dir=Path(opt.reports_dir), present=present, ort_providers=providers,
+        shard=shard, case_ids=case_ids)
     config.stash[STATE_KEY] = {"counts": Counter(), "by_kernel": defaultdict(Counter),
                                "by_exporter": defaultdict(Counter), "writer": None,
                                "t0": time.time(), "unexpected_pass": []}
@@ -104,6 +144,8 @@ def pytest_configure_node(node):
     cfg = node.config.stash.get(CONFIG_KEY, None)
     if cfg is not None:
         node.workerinput["harness_results"] = str(cfg.results)
+        node.workerinput["harness_devices"] = {"present": list(cfg.present),
+                                               "providers": list(cfg.ort_providers)}
 
 
 def get_matrix(config) -> Matrix:
@@ -111,9 +153,11 @@ def get_matrix(config) -> Matrix:
     if MATRIX_KEY not in config.stash:
         cfg = config.stash[CONFIG_KEY]
         try:
-            config.stash[MATRIX_KEY] = load_all(list(cfg.matrices), cfg.tolerances, cfg.scope)
+            matrix = load_all(list(cfg.matrices), cfg.tolerances, cfg.scope)
         except MatrixError as exc:
             raise pytest.UsageError(str(exc)) from None
+        matrix.cases = [_absent_device_skip(c, cfg.present) for c in matrix.cases]
+        config.stash[MATRIX_KEY] = matrix
     return config.stash[MATRIX_KEY]
 
 
@@ -122,17 +166,45 @@ def pytest_generate_tests(metafunc):
     if "case" not in metafunc.fixturenames or CONFIG_KEY not in metafunc.config.stash:
         return
     cases = get_matrix(metafunc.config).cases
-    metafunc.parametrize("case", cases, ids=[c.id for c in cases])
+    # The xdist_group mark keeps the variants of one model on one worker under
+    # --dist loadgroup (its model, reference and Paddle save are cached there).
+    metafunc.parametrize("case", [pytest.param(c, id=c.id, marks=pytest.mark.xdist_group(c.model_key))
+                                  for c in cases])
+
+
+def _absent_device_skip(case: Case, present: tuple[str, ...]) -> Case:
+    reason = devices.skip_reason(case.device, present)
+    return case if case.skip or reason is None else replace(case, skip=reason)
+
+
+def _case_of(item) -> Case | None:
+    return item.callspec.params.get("case") if hasattr(item, "callspec") else None
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Warn about expected-failure entries that match no collected case."""
+    """Apply --case-ids and the shard (deselecting the rest); warn about unmatched expectations."""
     if CONFIG_KEY not in config.stash:
         return
-    ids = [it.callspec.params["case"].id for it in items
-           if hasattr(it, "callspec") and "case" in it.callspec.params]
+    cfg = config.stash[CONFIG_KEY]
+    ids = [c.id for c in map(_case_of, items) if c is not None]
     if not ids:
         return
+    if cfg.case_ids is not None:
+        missing = sorted(cfg.case_ids - set(ids))
+        if missing:
+            raise pytest.UsageError(f"--case-ids: {len(missing)} id(s) match no case of this run, "
+                                    f"e.g. {missing[0]}")
+    if cfg.case_ids is not None or cfg.shard is not None:
+        keep, drop = [], []
+        for it in items:
+            c = _case_of(it)
+            ok = c is None or ((cfg.case_ids is None or c.id in cfg.case_ids)
+                               and (cfg.shard is None
+                                    or sharding.shard_of(c.model_key, cfg.shard[1]) == cfg.shard[0]))
+            (keep if ok else drop).append(it)
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+            items[:] = keep
     exp = _expectations(config)
     if getattr(config, "workerinput", None) is None:
         for e in exp.mark_collected(ids):
@@ -166,9 +238,17 @@ class CaseRunner:
                                  frameworks=frameworks)
 
     def run(self, case: Case) -> dict:
-        """Run ``case`` and return its record (with the worker that ran it)."""
-        rec = self.executor.run(case)
+        """Run ``case`` and return its record (with the worker and shard that ran it)."""
+        if case.skip:  # nothing to run: no need to start (or wake) a runner process
+            from .pipeline import _record
+
+            rec = _record(case, status.SKIPPED, message=case.skip, stage="matrix")
+        else:
+            setting = devices.setting_for(case.device, self.cfg.ort_providers)
+            rec = self.executor.run(case, device=setting.to_dict())
         rec["worker"] = self.worker
+        if self.cfg.shard is not None:
+            rec["shard"] = list(self.cfg.shard)
         return rec
 
     def judge(self, case: Case, rec: dict) -> None:

@@ -30,7 +30,7 @@ def _serve(fd_in: int, fd_out: int, plugins: tuple[str, ...]) -> None:
         case = Case.from_dict(msg["case"])
         print(f"--- case {case.id}", flush=True)
         try:
-            rec = pipeline.run_case(case, msg["workdir"], cache, msg.get("providers"))
+            rec = pipeline.run_case(case, msg["workdir"], cache, msg.get("providers"), msg.get("device"))
         except Exception as exc:  # noqa: BLE001 - a harness bug still becomes a record
             rec = pipeline._record(case, status.EXPORT_ERROR, stage="harness",
                                    message=f"harness error: {exc}", log=pipeline.format_exception())

@@ -81,6 +81,10 @@ class PaddleFramework:
 
     name = "paddle"
 
+    def set_device(self, device: str) -> None:
+        """Bind models and the reference to ``cpu`` or ``cuda:N`` (Paddle's ``gpu:N``)."""
+        paddle.set_device("cpu" if device == "cpu" else "gpu:" + device.split(":", 1)[1])
+
     def build(self, spec: dict, seed: int):
         paddle.seed(seed)
         np.random.seed(seed % (2**32))

@@ -87,6 +87,13 @@ class Executor:
         self.started = 0
 
     # -- process management -------------------------------------------------
+    def start(self) -> None:
+        """Start the runner now (it imports and warms up while the caller does other work)."""
+        if self.proc is None or self.proc.poll() is not None:
+            if self.proc is not None:
+                self._kill()
+            self._start()
+
     def _start(self) -> None:
         env = dict(os.environ)
         env.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",

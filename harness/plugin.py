@@ -136,7 +136,55 @@ def pytest_configure(config):
         shard=shard, case_ids=case_ids)
     config.stash[STATE_KEY] = {"counts": Counter(), "by_kernel": defaultdict(Counter),
                                "by_exporter": defaultdict(Counter), "writer": None,
-                               "t0": time.time(), "unexpected_pass": []}
+                               "t0": time.time(), "unexpected_pass": [], "executor": None}
+    if _runs_cases_here(config):
+        _start_runner_early(config)
+
+
+def _runs_cases_here(config) -> bool:
+    """True in an xdist worker, or in a plain (-n 0) run that will execute tests."""
+    if config.option.collectonly:
+        return False
+    if getattr(config, "workerinput", None) is not None:
+        return True
+    return not getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") == "no"
+
+
+def _scan_frameworks(cfg: HarnessConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(frameworks, plugins) named by the matrix files: a quick read, no validation or expansion."""
+    import yaml
+
+    frameworks, plugins = set(), []
+    for path in cfg.matrices:
+        try:
+            data = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        except (OSError, yaml.YAMLError):
+            continue  # the real load reports it
+        if not isinstance(data, dict) or not isinstance(data.get("framework"), str):
+            continue
+        if cfg.scope.frameworks and data["framework"] not in cfg.scope.frameworks:
+            continue
+        frameworks.add(data["framework"])
+        plugins += [p for p in data.get("plugins") or () if isinstance(p, str)]
+    return tuple(sorted(frameworks)), tuple(plugins) + cfg.extra_plugins
+
+
+def _start_runner_early(config) -> None:
+    """Start this process's runner before collection, so its imports and warm-up overlap it."""
+    cfg = config.stash[CONFIG_KEY]
+    frameworks, plugins = _scan_frameworks(cfg)
+    if not frameworks:
+        return
+    ex = Executor(timeout=cfg.timeout, plugins=plugins, label=os.environ.get("PYTEST_XDIST_WORKER", "main"),
+                  frameworks=frameworks)
+    ex.start()
+    config.stash[STATE_KEY]["executor"] = ex
+
+
+def pytest_unconfigure(config):
+    """Stop a runner started early that no test used."""
+    if STATE_KEY in config.stash and config.stash[STATE_KEY].get("executor") is not None:
+        config.stash[STATE_KEY]["executor"].close()
 
 
 def pytest_configure_node(node):
@@ -234,8 +282,14 @@ class CaseRunner:
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
         self.worker = worker
         frameworks = tuple(sorted({c.framework for c in get_matrix(config).cases}))
-        self.executor = Executor(timeout=cfg.timeout, plugins=plugins, label=worker,
-                                 frameworks=frameworks)
+        early = config.stash[STATE_KEY].pop("executor", None)
+        if early is not None and early.frameworks == frameworks and early.plugins == plugins:
+            self.executor = early  # started in pytest_configure, already warm
+        else:
+            if early is not None:
+                early.close()
+            self.executor = Executor(timeout=cfg.timeout, plugins=plugins, label=worker,
+                                     frameworks=frameworks)
 
     def run(self, case: Case) -> dict:
         """Run ``case`` and return its record (with the worker and shard that ran it)."""

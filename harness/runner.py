@@ -39,6 +39,23 @@ def _serve(fd_in: int, fd_out: int, plugins: tuple[str, ...]) -> None:
         isolation._send(fd_out, rec)
 
 
+def _warm_up(adapter) -> None:
+    """Run the adapter's optional ``warm_up(workdir)`` so forked servers inherit a warm process."""
+    warm = getattr(adapter, "warm_up", None)
+    if warm is None or os.environ.get("HARNESS_NO_WARM_UP") == "1":
+        return
+    import shutil
+    import tempfile
+
+    workdir = tempfile.mkdtemp(prefix="onnx-conf-warm-")
+    try:
+        warm(workdir)
+    except Exception as exc:  # noqa: BLE001 - only a lost optimisation; cases still run
+        print(f"warm-up of {adapter.name} failed: {type(exc).__name__}: {exc}", flush=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def main() -> None:
     """Import the frameworks, then fork servers until stdin closes."""
     plugins = tuple(json.loads(sys.argv[1])) if len(sys.argv) > 1 else ()
@@ -53,9 +70,13 @@ def main() -> None:
         importlib.import_module(mod)
     for fw in frameworks:
         try:
-            registry.load_framework(fw, plugins)
+            adapter = registry.load_framework(fw, plugins)
         except ImportError as exc:  # reported per case as 'skipped'
             print(f"framework {fw} not importable: {exc}", flush=True)
+            continue
+        _warm_up(adapter)
+    import onnx  # noqa: F401 - imported once here, not in every forked server
+    import onnxruntime  # noqa: F401
     fd_in = sys.stdin.fileno()
     use_fork = os.environ.get("HARNESS_NO_FORK") != "1"
     if not use_fork:

@@ -12,17 +12,19 @@ a. the *floor*: one process, no isolation, no pytest, doing only what a case
 b. the harness with ``-n 0`` on exactly those case ids (``--case-ids``);
 c. the harness with ``-n 2`` (``--workers``).
 
-Memory: every 0.2 s the process tree of each run is read from ``/proc``. A
-*worker* is an xdist worker with its runner zygote and forked server (for
-``-n 0`` and the floor: the whole tree). Reported per worker:
+Memory: every ``--mem-interval`` seconds (0.5) the process tree of each run is
+read from ``/proc``. A *worker* is an xdist worker with its runner zygote and
+forked server (for ``-n 0`` and the floor: the whole tree). Reported per worker:
 
 * peak PSS: the largest sum over the worker's processes of ``Pss`` from
-  ``/proc/<pid>/smaps_rollup`` in one sample. PSS splits pages shared between
-  the zygote and its forked server instead of counting them twice, so the sum
-  is the worker's real footprint; a spike shorter than 0.2 s can be missed;
-* sum of VmHWM: each process's own high-water RSS (``/proc/<pid>/status``),
-  summed over every process the worker ever had. Shared pages count once per
-  process, so this is an upper bound.
+  ``/proc/<pid>/smaps_rollup`` in one sample, read every 4th sample (it costs
+  ~15 ms per paddle process and briefly locks the target's memory map, so
+  reading it more often slows the run measured). PSS splits pages shared
+  between the zygote and its forked server instead of counting them twice, so
+  the sum is the worker's real footprint; a spike between reads can be missed;
+* sum of VmHWM: each process's own high-water RSS (``/proc/<pid>/status``, read
+  every sample), summed over every process the worker ever had. Pages shared
+  by fork count once per process, so this is an upper bound that misses nothing.
 
 It prints figures; it asserts nothing.
 """
@@ -181,7 +183,7 @@ def _kib(path: str, field: str) -> int | None:
 class TreeSampler(threading.Thread):
     """Samples PSS and VmHWM of each worker tree under ``root`` until stopped."""
 
-    def __init__(self, root: int, split_workers: bool, interval: float = 0.2):
+    def __init__(self, root: int, split_workers: bool, interval: float = 0.5):
         super().__init__(daemon=True)
         self.root, self.split, self.interval = root, split_workers, interval
         self.peak_pss: dict[int, int] = defaultdict(int)  # worker pid -> KiB
@@ -194,37 +196,41 @@ class TreeSampler(threading.Thread):
         return {w: _tree(w, kids) for w in kids.get(self.root, [])}
 
     def run(self) -> None:
-        while not self.stop_event.is_set():
+        tick = 0
+        while not self.stop_event.wait(self.interval):
             for w, pids in self._groups(_children_map()).items():
                 pss = 0
                 for p in pids:
-                    pss += _kib(f"/proc/{p}/smaps_rollup", "Pss") or 0
+                    if tick % 4 == 0:
+                        pss += _kib(f"/proc/{p}/smaps_rollup", "Pss") or 0
                     h = _kib(f"/proc/{p}/status", "VmHWM")
                     if h:
                         self.hwm[w][p] = max(h, self.hwm[w].get(p, 0))
                 self.peak_pss[w] = max(self.peak_pss[w], pss)
-            self.stop_event.wait(self.interval)
+            tick += 1
 
     def per_worker(self) -> list[tuple[float, float]]:
         """[(peak PSS MiB, sum VmHWM MiB)] per worker that had more than one process or any memory."""
         out = []
-        for w in self.peak_pss:
-            if self.peak_pss[w] > 0:
+        for w in self.hwm:
+            if self.hwm[w]:
                 out.append((self.peak_pss[w] / 1024, sum(self.hwm[w].values()) / 1024))
         return out
 
 
-def _timed(cmd: list[str], split_workers: bool, log: Path) -> tuple[float, list, int]:
+def _timed(cmd: list[str], split_workers: bool, log: Path, interval: float) -> tuple[float, list, int]:
     env = dict(os.environ, **_ENV)
     t0 = time.perf_counter()
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
-        sampler = TreeSampler(proc.pid, split_workers)
-        sampler.start()
+        sampler = TreeSampler(proc.pid, split_workers, interval or 1e9)
+        if interval:
+            sampler.start()
         rc = proc.wait()
     wall = time.perf_counter() - t0
     sampler.stop_event.set()
-    sampler.join()
+    if interval:
+        sampler.join()
     return wall, sampler.per_worker(), rc
 
 
@@ -248,11 +254,13 @@ def main(argv: list[str] | None = None) -> int:
                          "above it, and the floor has no isolation)")
     ap.add_argument("--keep", default=None, help="folder for the id list, logs and results (default: temp)")
     ap.add_argument("--only", default="abc", help="which runs: any of a, b, c (default abc)")
+    ap.add_argument("--mem-interval", type=float, default=0.5,
+                    help="seconds between memory samples; 0: no sampling (default 0.5)")
     ap.add_argument("--floor", default=None, help=argparse.SUPPRESS)  # internal: run the floor loop
     args = ap.parse_args(argv)
     if args.floor:
-        print(json.dumps(floor(args.floor, args.cases_dir)))
-        return 0
+        print(json.dumps(floor(args.floor, args.cases_dir)), flush=True)
+        os._exit(0)  # like the harness's runner: no interpreter teardown of paddle/torch
 
     work = Path(args.keep or tempfile.mkdtemp(prefix="harness-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -273,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = {}
     if "a" in args.only:
         wall, mem, rc = _timed([py, "-m", "harness.bench", "--floor", str(ids), "--cases-dir",
-                                args.cases_dir], False, work / "a.log")
+                                args.cases_dir], False, work / "a.log", args.mem_interval)
         lines = (work / "a.log").read_text().strip().splitlines()
         info = json.loads(lines[-1]) if rc == 0 and lines else {
             "counts": {"died": rc, "at": lines[-1] if lines else ""}, "loop_s": float("nan")}
@@ -286,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         cmd = harness + ["-n", str(workers), "--results", str(res)]
         if args.dist and workers:
             cmd += ["--dist", args.dist]
-        wall, mem, rc = _timed(cmd, workers > 0, work / f"{key}.log")
+        wall, mem, rc = _timed(cmd, workers > 0, work / f"{key}.log", args.mem_interval)
         st = _statuses(res)
         note = "" if sum(st.values()) == n else f" ONLY {sum(st.values())} RECORDS (rc {rc}, see {key}.log)"
         runs[key] = (wall, mem, f"{dict(st)}{note}")

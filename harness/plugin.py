@@ -194,6 +194,10 @@ def pytest_configure_node(node):
         node.workerinput["harness_results"] = str(cfg.results)
         node.workerinput["harness_devices"] = {"present": list(cfg.present),
                                                "providers": list(cfg.ort_providers)}
+        # probed once here: spares every worker importing onnx + onnxruntime to collect
+        from .matrix import testable_max_opset
+
+        node.workerinput["harness_max_opset"] = testable_max_opset()
 
 
 def get_matrix(config) -> Matrix:
@@ -201,7 +205,8 @@ def get_matrix(config) -> Matrix:
     if MATRIX_KEY not in config.stash:
         cfg = config.stash[CONFIG_KEY]
         try:
-            matrix = load_all(list(cfg.matrices), cfg.tolerances, cfg.scope)
+            top = getattr(config, "workerinput", {}).get("harness_max_opset")
+            matrix = load_all(list(cfg.matrices), cfg.tolerances, cfg.scope, max_opset=top)
         except MatrixError as exc:
             raise pytest.UsageError(str(exc)) from None
         matrix.cases = [_absent_device_skip(c, cfg.present) for c in matrix.cases]

@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -218,7 +219,8 @@ class TreeSampler(threading.Thread):
         return out
 
 
-def _timed(cmd: list[str], split_workers: bool, log: Path, interval: float) -> tuple[float, list, int]:
+def _timed(cmd: list[str], split_workers: bool, log: Path, interval: float) -> tuple[float, list, int, float]:
+    """Run ``cmd``: (wall s, memory per worker, exit code, CPU s of its whole reaped process tree)."""
     env = dict(os.environ, **_ENV)
     t0 = time.perf_counter()
     with open(log, "w") as out:
@@ -226,18 +228,67 @@ def _timed(cmd: list[str], split_workers: bool, log: Path, interval: float) -> t
         sampler = TreeSampler(proc.pid, split_workers, interval or 1e9)
         if interval:
             sampler.start()
-        rc = proc.wait()
+        _, code, usage = os.wait4(proc.pid, 0)  # rusage covers every descendant that was waited for
+        proc.returncode = rc = os.waitstatus_to_exitcode(code)
     wall = time.perf_counter() - t0
     sampler.stop_event.set()
     if interval:
         sampler.join()
-    return wall, sampler.per_worker(), rc
+    return wall, sampler.per_worker(), rc, usage.ru_utime + usage.ru_stime
 
 
 def _statuses(path: Path) -> Counter:
     if not path.exists():
         return Counter()
     return Counter(json.loads(ln)["status"] for ln in path.read_text().splitlines() if ln.strip())
+
+
+def _round(args, py: str, harness: list[str], ids: Path, work: Path, n: int) -> dict:
+    """One run each of a, b, c (as selected): {key: (wall s, memory per worker, statuses)}."""
+    runs = {}
+    if "a" in args.only:
+        wall, mem, rc, cpu = _timed([py, "-m", "harness.bench", "--floor", str(ids), "--cases-dir",
+                                args.cases_dir], False, work / "a.log", args.mem_interval)
+        lines = (work / "a.log").read_text().strip().splitlines()
+        info = json.loads(lines[-1]) if rc == 0 and lines else {
+            "counts": {"died": rc, "at": lines[-1] if lines else ""}, "loop_s": float("nan")}
+        runs["a"] = (wall, mem, f"{info['counts']} (loop alone {info['loop_s']:.1f} s)", cpu)
+    for key, workers in (("b", 0), ("c", args.workers)):
+        if key not in args.only:
+            continue
+        res = work / f"{key}.jsonl"
+        res.unlink(missing_ok=True)
+        cmd = harness + ["-n", str(workers), "--results", str(res)]
+        if args.dist and workers:
+            cmd += ["--dist", args.dist]
+        wall, mem, rc, cpu = _timed(cmd, workers > 0, work / f"{key}.log", args.mem_interval)
+        st = _statuses(res)
+        note = "" if sum(st.values()) == n else f" ONLY {sum(st.values())} RECORDS (rc {rc}, see {key}.log)"
+        runs[key] = (wall, mem, f"{dict(st)}{note}", cpu)
+    return runs
+
+
+def _print_round(runs: dict, n: int, workers: int) -> None:
+    label = {"a": "a floor (1 process)", "b": "b harness -n 0", "c": f"c harness -n {workers}"}
+    print(f"  {'run':<22}{'wall s':>8}{'cases/s':>9}{'CPU s':>7}   peak PSS / sum VmHWM per worker (MiB)"
+          f"   statuses")
+    for key, (wall, mem, what, cpu) in runs.items():
+        m = "  ".join(f"{p:.0f}/{h:.0f}" for p, h in mem) or "-"
+        print(f"  {label[key]:<22}{wall:>8.1f}{n / wall:>9.2f}{cpu:>7.1f}   {m:<38}  {what}")
+    _print_ratios(runs)
+    peak = max((p for _, mem, _, _ in runs.values() for p, _ in mem), default=0)
+    if peak:
+        print(f"  largest peak PSS of a worker = {peak:.0f} MiB (target <= 1536)")
+
+
+def _print_ratios(runs: dict) -> None:
+    if "a" in runs and "b" in runs:
+        print(f"  overhead b/a = {runs['b'][0] / runs['a'][0]:.3f} wall (target <= 1.15), "
+              f"{runs['b'][3] / runs['a'][3]:.3f} CPU (less sensitive to a busy machine)")
+    if "b" in runs and "c" in runs:
+        print(f"  speed-up b/c = {runs['b'][0] / runs['c'][0]:.2f} (target >= 1.7 on {os.cpu_count()} cores)")
+    if len(runs) > 1 and not any(m for _, m, _, _ in runs.values()):
+        print("  " + "  ".join(f"{k}: {w:.1f} s wall, {c:.1f} s CPU" for k, (w, _, _, c) in runs.items()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -256,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default="abc", help="which runs: any of a, b, c (default abc)")
     ap.add_argument("--mem-interval", type=float, default=0.5,
                     help="seconds between memory samples; 0: no sampling (default 0.5)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="rounds of a, b, c in turn (a shared machine is noisy; medians are printed)")
     ap.add_argument("--floor", default=None, help=argparse.SUPPRESS)  # internal: run the floor loop
     args = ap.parse_args(argv)
     if args.floor:
@@ -278,37 +331,17 @@ def main(argv: list[str] | None = None) -> int:
     harness = [py, "-m", "pytest", "conformance", "--cases-dir", args.cases_dir, "--opsets", "full",
                "--framework", "paddle", "--devices", "cpu", "--case-ids", str(ids), "--no-report",
                "-q", "-p", "no:randomly"]
-    runs = {}
-    if "a" in args.only:
-        wall, mem, rc = _timed([py, "-m", "harness.bench", "--floor", str(ids), "--cases-dir",
-                                args.cases_dir], False, work / "a.log", args.mem_interval)
-        lines = (work / "a.log").read_text().strip().splitlines()
-        info = json.loads(lines[-1]) if rc == 0 and lines else {
-            "counts": {"died": rc, "at": lines[-1] if lines else ""}, "loop_s": float("nan")}
-        runs["a"] = (wall, mem, f"{info['counts']} (loop alone {info['loop_s']:.1f} s)")
-    for key, workers in (("b", 0), ("c", args.workers)):
-        if key not in args.only:
-            continue
-        res = work / f"{key}.jsonl"
-        res.unlink(missing_ok=True)
-        cmd = harness + ["-n", str(workers), "--results", str(res)]
-        if args.dist and workers:
-            cmd += ["--dist", args.dist]
-        wall, mem, rc = _timed(cmd, workers > 0, work / f"{key}.log", args.mem_interval)
-        st = _statuses(res)
-        note = "" if sum(st.values()) == n else f" ONLY {sum(st.values())} RECORDS (rc {rc}, see {key}.log)"
-        runs[key] = (wall, mem, f"{dict(st)}{note}")
-    label = {"a": "a floor (1 process)", "b": "b harness -n 0", "c": f"c harness -n {args.workers}"}
-    print(f"{'run':<22}{'wall s':>8}{'cases/s':>9}   peak PSS / sum VmHWM per worker (MiB)   statuses")
-    for key, (wall, mem, what) in runs.items():
-        m = "  ".join(f"{p:.0f}/{h:.0f}" for p, h in mem) or "-"
-        print(f"{label[key]:<22}{wall:>8.1f}{n / wall:>9.2f}   {m:<38}  {what}")
-    if "a" in runs and "b" in runs:
-        print(f"overhead b/a = {runs['b'][0] / runs['a'][0]:.3f} (target <= 1.15)")
-    if "b" in runs and "c" in runs:
-        print(f"speed-up b/c = {runs['b'][0] / runs['c'][0]:.2f} (target >= 1.7 on {os.cpu_count()} cores)")
-    peak = max((p for _, mem, _ in runs.values() for p, _ in mem), default=0)
-    print(f"largest peak PSS of a worker = {peak:.0f} MiB (target <= 1536)")
+    rounds = []
+    for r in range(args.repeat):
+        runs = _round(args, py, harness, ids, work, n)
+        rounds.append(runs)
+        print(f"round {r + 1} of {args.repeat}, load average {os.getloadavg()[0]:.1f}:")
+        _print_round(runs, n, args.workers)
+    if args.repeat > 1:
+        med = {k: (statistics.median(rd[k][0] for rd in rounds), [], "",
+                   statistics.median(rd[k][3] for rd in rounds)) for k in rounds[0]}
+        print(f"median of {args.repeat} rounds:")
+        _print_ratios(med)
     return 0
 
 

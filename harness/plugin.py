@@ -142,9 +142,13 @@ def pytest_configure(config):
 
 
 def _runs_cases_here(config) -> bool:
-    """True in an xdist worker, or in a plain (-n 0) run that will execute tests."""
+    """True when this process will run conformance cases: a worker or a plain (-n 0) run of conformance/."""
     if config.option.collectonly:
         return False
+    cases_dir = (ROOT / "conformance").resolve()
+    targets = [Path(str(a).split("::", 1)[0]).resolve() for a in config.args]
+    if not any(t == cases_dir or cases_dir in t.parents for t in targets):
+        return False  # e.g. the harness's own tests: no runner unless a case asks for one
     if getattr(config, "workerinput", None) is not None:
         return True
     return not getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") == "no"
@@ -223,6 +227,27 @@ def pytest_generate_tests(metafunc):
     # --dist loadgroup (its model, reference and Paddle save are cached there).
     metafunc.parametrize("case", [pytest.param(c, id=c.id, marks=pytest.mark.xdist_group(c.model_key))
                                   for c in cases])
+
+
+@pytest.hookimpl(specname="pytest_collection_modifyitems", trylast=True)
+def pytest_collection_modifyitems_xdist_group(config, items):
+    """Worker side of ``--dist loadgroup``: make the xdist_group suffix stick on pytest >= 9.2.
+
+    xdist 3.8 appends ``@<group>`` by assigning ``item._nodeid``, which pytest 9.2
+    no longer reads (node ids live in ``item._id``), so every case became its own
+    group. Where that happened, set the suffix the way this pytest stores it.
+    """
+    if not getattr(config.option, "loadgroup", False) or getattr(config, "workerinput", None) is None:
+        return
+    try:
+        from _pytest.nodeid import coerce_node_id
+    except ImportError:  # an older pytest, where xdist's own renaming works
+        return
+    for it in items:
+        mark = it.get_closest_marker("xdist_group")
+        if mark is None or "@" in it.nodeid.rsplit("]", 1)[-1] or not hasattr(it, "_id"):
+            continue
+        it._id = coerce_node_id(f"{it.nodeid}@{mark.args[0] if mark.args else mark.kwargs.get('name')}")
 
 
 def _absent_device_skip(case: Case, present: tuple[str, ...]) -> Case:

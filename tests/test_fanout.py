@@ -221,3 +221,21 @@ def test_timeout_then_worker_runs_its_other_cases(tmp_path):
     assert len(good) == 2 and all(r["status"] == status.PASS for r in good), good
     assert {r["worker"] for r in recs} == {"gw0"}
     assert "2 failed, 2 passed" in proc.stdout
+
+
+# -- grouping -------------------------------------------------------------------------------------
+def test_dist_loadgroup_keeps_each_model_on_one_worker(tmp_path):
+    """--dist loadgroup sends every case of one model key to one worker (also on pytest >= 9.2)."""
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join(f"fake-fake-relu-{v}-opset{o}-float32-cpu"
+                             for v in ("good", "wrong_values", "dtype") for o in (13, 14)))
+    results = tmp_path / "r.jsonl"
+    proc = _pytest("--matrix", str(FAKE), "-n", "2", "--dist", "loadgroup", "--case-ids", str(ids),
+                   "--results", str(results), "--no-report", "-q")
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    recs = [json.loads(ln) for ln in results.read_text().splitlines()]
+    assert len(recs) == 6
+    workers: dict[str, set] = {}
+    for r in recs:
+        workers.setdefault(r["variant"], set()).add(r["worker"])
+    assert all(len(w) == 1 for w in workers.values()), workers

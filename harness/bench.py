@@ -44,6 +44,8 @@ import zlib
 from collections import Counter, defaultdict
 from pathlib import Path
 
+HELP = "time the harness against a bare export loop on a fixed sample of Paddle cases"
+
 ROOT = Path(__file__).resolve().parent.parent
 _ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
         "GLOG_minloglevel": "2", "PYTHONUNBUFFERED": "1"}

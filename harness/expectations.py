@@ -1,7 +1,8 @@
 """Expected failures: data with a reason, applied strictly.
 
-``cases/expected_failures.yaml`` lists entries ``{match, status, reason, link?}``;
-``match`` is an fnmatch pattern over case ids. A case covered by an entry must
+``cases/expected_failures.yaml`` lists entries ``{match, opsets?, status, reason, link?}``;
+``match`` is an fnmatch pattern over case ids and ``opsets`` (e.g. ``"7~12"``)
+narrows it to the cases whose opset is in that range. A case covered by an entry must
 end with one of the listed statuses:
 
 * it does -> ``xfail`` with the entry's reason;
@@ -14,6 +15,7 @@ Entries that match no collected case are reported at the end of the run.
 from __future__ import annotations
 
 import fnmatch
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,16 +23,29 @@ from . import schema
 from .yamlsrc import load_yaml
 
 
+_OPSET = re.compile(r"-opset(\d+)-")
+
+
 @dataclass
 class Expectation:
     """One expected-failure entry."""
 
     match: str
+    opsets: tuple[int, int] | None
     status: tuple[str, ...]
     reason: str
     link: str = ""
     line: int | None = None
     hits: int = field(default=0, compare=False)
+
+    def covers(self, case_id: str) -> bool:
+        """True when ``case_id`` matches the pattern and, if given, the opset range."""
+        if not fnmatch.fnmatchcase(case_id, self.match):
+            return False
+        if self.opsets is None:
+            return True
+        m = _OPSET.search(case_id)
+        return bool(m) and self.opsets[0] <= int(m.group(1)) <= self.opsets[1]
 
     def text(self) -> str:
         """The reason, with its link when there is one."""
@@ -48,7 +63,7 @@ class Expectations:
     def load(cls, path: str | Path) -> "Expectations":
         """Load and validate ``expected_failures.yaml`` (a missing file means no entries)."""
         from . import status as st
-        from .matrix import validate
+        from .matrix import parse_range, validate
         from .yamlsrc import MatrixError
 
         path = Path(path)
@@ -63,19 +78,22 @@ class Expectations:
                     raise MatrixError(path, doc.line_of(("expected_failures", i, "status")),
                                       f"expected_failures[{i}].status",
                                       f"{s!r} is not a failure status ({', '.join(sorted(st.FAILURES))})")
-            out.append(Expectation(e["match"], tuple(e["status"]), e["reason"], e.get("link", ""),
+            rng = None
+            if "opsets" in e:
+                rng = parse_range(e["opsets"], doc, ("expected_failures", i, "opsets"))
+            out.append(Expectation(e["match"], rng, tuple(e["status"]), e["reason"], e.get("link", ""),
                                    doc.line_of(("expected_failures", i))))
         return cls(out, str(path))
 
     def find(self, case_id: str) -> Expectation | None:
         """The first entry whose pattern matches ``case_id``."""
         for e in self.entries:
-            if fnmatch.fnmatchcase(case_id, e.match):
+            if e.covers(case_id):
                 return e
         return None
 
     def mark_collected(self, case_ids) -> list[Expectation]:
         """Count matches over the collected ids; return entries that match nothing."""
         for e in self.entries:
-            e.hits = sum(1 for cid in case_ids if fnmatch.fnmatchcase(cid, e.match))
+            e.hits = sum(1 for cid in case_ids if e.covers(cid))
         return [e for e in self.entries if e.hits == 0]

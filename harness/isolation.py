@@ -189,7 +189,7 @@ class Executor:
 
 _KEY_MARKERS = ("error", "please", "must", "abort", "not support", "exception")
 _NOISE = ("c++ traceback", "error message summary", "fatalerror", "[timeinfo", "[signalinfo",
-          "paddle2onnx::export(")
+          "paddle2onnx::export(", "warning")
 
 
 def _key_lines(log: str, limit: int = 3) -> str:

@@ -158,9 +158,14 @@ def load_tolerances(path: str | Path) -> tuple[dict, dict]:
             raise MatrixError(doc.path, doc.line_of(("rules", name, "kind")), f"rules.{name}.kind",
                               f"unknown rule kind {kind!r} (known: {', '.join(tolerance.KINDS)})")
         for p in tolerance.REQUIRED_PARAMS[kind]:
-            if not isinstance(rule.get(p), (int, float)):
-                raise MatrixError(doc.path, doc.line_of(("rules", name)), f"rules.{name}.{p}",
-                                  f"rule kind {kind!r} needs a number {p!r}")
+            value = rule.get(p)
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                hint = ""
+                if isinstance(value, str):
+                    hint = (f" (got {value!r}: YAML reads exponents without a dot as text; "
+                            f"write e.g. 1.0e-3)")
+                raise MatrixError(doc.path, doc.line_of(("rules", name, p)) or doc.line_of(("rules", name)),
+                                  f"rules.{name}.{p}", f"rule kind {kind!r} needs a number {p!r}{hint}")
     for dtype, name in doc.data["defaults"].items():
         if name not in rules:
             raise MatrixError(doc.path, doc.line_of(("defaults", dtype)), f"defaults.{dtype}",

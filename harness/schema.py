@@ -119,6 +119,7 @@ EXPECTED = {
                 "required": ["match", "status", "reason"],
                 "properties": {
                     "match": {"type": "string", "minLength": 1},
+                    "opsets": {"type": "string"},
                     "status": {"type": "array", "items": {"type": "string"}, "minItems": 1},
                     "reason": {"type": "string", "minLength": 10},
                     "link": {"type": "string"},

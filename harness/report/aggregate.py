@@ -1,0 +1,217 @@
+"""Records -> per-kernel support rows and per-(kernel, opset) heatmap cells.
+
+An opset counts as *passing* for a kernel when every case run at that opset
+(every variant and dtype, skipped cases aside) passed. Nothing here is
+hard-coded: statuses, ranges and figures all come from the records.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+from .. import status as st
+from ..matrix import format_opsets
+
+_RANGE = re.compile(r"^\s*(\d+)\s*~\s*(\d+)\s*$")
+#: Longest error text kept for a failing detail (HTML and JSON).
+DETAIL_CHARS = 400
+#: Most failing details embedded per heatmap cell.
+DETAILS_PER_CELL = 25
+
+
+def group_key(rec: dict) -> tuple[str, str, str]:
+    """(framework, exporter, device) of a record."""
+    return (str(rec["framework"]), str(rec["exporter"]), str(rec.get("device", "cpu")))
+
+
+def declared_opsets(text: str) -> set[int]:
+    """``'1~12'`` -> {1..12}; an unreadable range gives the empty set."""
+    m = _RANGE.match(str(text or ""))
+    return set(range(int(m.group(1)), int(m.group(2)) + 1)) if m else set()
+
+
+def cell_status(counts: Counter) -> str:
+    """One status for a heatmap cell: pass, skipped, or the most frequent failure."""
+    fails = {s: n for s, n in counts.items() if s not in (st.PASS, st.SKIPPED)}
+    if fails:
+        order = {s: i for i, s in enumerate(st.ALL)}
+        return min(fails, key=lambda s: (-fails[s], order.get(s, 99), s))
+    return st.PASS if counts.get(st.PASS) else st.SKIPPED
+
+
+@dataclass
+class KernelRow:
+    """What the records say about one kernel under one framework/exporter/device."""
+
+    framework: str
+    exporter: str
+    device: str
+    kernel: str
+    declared: str = ""
+    note: str = ""
+    shared_key: str = ""
+    by_opset: dict[int, Counter] = field(default_factory=dict)
+    skip_reasons: set[str] = field(default_factory=set)
+    worst: dict | None = None  # the mismatch record with the largest max_abs
+    reason: str = ""  # why nothing ran (rows with no runnable case)
+    expected: int = 0  # failures the records mark as expected
+
+    @property
+    def tested(self) -> list[int]:
+        """Opsets with at least one non-skipped case."""
+        return sorted(o for o, c in self.by_opset.items() if sum(c.values()) > c.get(st.SKIPPED, 0))
+
+    @property
+    def passing(self) -> list[int]:
+        """Opsets at which every non-skipped case passed."""
+        return [o for o in self.tested if all(s in (st.PASS, st.SKIPPED) for s in self.by_opset[o])]
+
+    @property
+    def failing(self) -> list[int]:
+        """Tested opsets with at least one failure."""
+        ok = set(self.passing)
+        return [o for o in self.tested if o not in ok]
+
+    def measured(self) -> str:
+        """The measured passing range, e.g. ``7~9, 11~21`` (empty when none passes)."""
+        return format_opsets(self.passing)
+
+    def status_text(self) -> str:
+        """The support_status text, derived from the measured failures only."""
+        if not self.tested:
+            why = "; ".join(sorted(self.skip_reasons)) or self.reason or "no case ran"
+            return f"not runnable: {why}"
+        counts: Counter = Counter()
+        where: dict[str, list[int]] = {}
+        for o in self.failing:
+            for s, n in self.by_opset[o].items():
+                if s not in (st.PASS, st.SKIPPED):
+                    counts[s] += n
+                    where.setdefault(s, []).append(o)
+        total = sum(sum(self.by_opset[o].values()) - self.by_opset[o].get(st.SKIPPED, 0) for o in self.tested)
+        if not counts:
+            text = f"all {total} cases pass"
+        else:
+            order = {s: i for i, s in enumerate(st.ALL)}
+            how = "; ".join(f"{s} ×{counts[s]} at {format_opsets(where[s])}"
+                            for s in sorted(counts, key=lambda s: (order.get(s, 99), s)))
+            text = f"fails at opset {format_opsets(self.failing)}: {how}"
+            if self.worst is not None:
+                w = self.worst
+                text += (f"; worst max_abs {w['max_abs']:.3g} (opset {w['opset']}, "
+                         f"{w['variant']}, {w['dtype']})")
+            if self.expected:
+                text += f"; {self.expected} expected"
+        if self.skip_reasons:
+            text += "; some skipped: " + "; ".join(sorted(self.skip_reasons))
+        return text
+
+    def marker(self) -> str:
+        """Where the declared range and the measurement disagree ('' when nothing was tested)."""
+        tested = set(self.tested)
+        if not tested:
+            return ""
+        dec = declared_opsets(self.declared)
+        passing = set(self.passing)
+        parts = []
+        broken = sorted((dec & tested) - passing)
+        beyond = sorted(passing - dec) if dec else []
+        if broken:
+            parts.append(f"✗ declared but failing: {format_opsets(broken)}")
+        if beyond:
+            parts.append(f"+ passes beyond declared: {format_opsets(beyond)}")
+        return "; ".join(parts) or "✓ agrees"
+
+
+@dataclass
+class Summary:
+    """Everything the writers need, computed once."""
+
+    rows: dict[tuple[str, str, str], list[KernelRow]]  # sorted by group, then kernel
+    cells: dict[tuple[str, str, str], dict[tuple[str, int], dict]]
+    opsets: list[int]
+    counts: Counter
+
+
+def summarize(records: list[dict], matrix_rows=(), matrix_exporters: dict | None = None) -> Summary:
+    """Aggregate ``records``; ``matrix_rows`` (``harness.matrix.Row``) add kernels with no record."""
+    rows: dict[tuple, dict[str, KernelRow]] = {}
+    cells: dict[tuple, dict[tuple[str, int], dict]] = {}
+    counts: Counter = Counter()
+    opsets: set[int] = set()
+    for rec in records:
+        g = group_key(rec)
+        kernel, opset, status = str(rec["kernel"]), int(rec["opset"]), str(rec["status"])
+        counts[status] += 1
+        opsets.add(opset)
+        row = rows.setdefault(g, {}).get(kernel)
+        if row is None:
+            decl = rec.get("declared") or {}
+            row = rows[g][kernel] = KernelRow(*g, kernel, declared=str(decl.get("range", "")),
+                                              note=str(decl.get("note", "")),
+                                              shared_key=str(rec.get("shared_key") or kernel))
+        row.by_opset.setdefault(opset, Counter())[status] += 1
+        if status == st.SKIPPED:
+            row.skip_reasons.add(" ".join(str(rec.get("message") or "skipped").split()))
+        elif status != st.PASS:
+            if rec.get("expected"):
+                row.expected += 1
+            if isinstance(rec.get("max_abs"), (int, float)) and status == st.MISMATCH and (
+                    row.worst is None or rec["max_abs"] > row.worst["max_abs"]):
+                row.worst = rec
+        cell = cells.setdefault(g, {}).setdefault((kernel, opset), {"counts": Counter(), "fails": [],
+                                                                     "unexpected": 0})
+        cell["counts"][status] += 1
+        if status not in (st.PASS, st.SKIPPED) and not rec.get("expected"):
+            cell["unexpected"] += 1
+        if status not in (st.PASS,) and len(cell["fails"]) < DETAILS_PER_CELL:
+            cell["fails"].append(detail(rec))
+    _add_matrix_rows(rows, matrix_rows, matrix_exporters or {})
+    return Summary(rows={g: [rows[g][k] for k in sorted(rows[g])] for g in sorted(rows)},
+                   cells={g: cells.get(g, {}) for g in sorted(rows)},
+                   opsets=sorted(opsets), counts=counts)
+
+
+def _add_matrix_rows(rows: dict, matrix_rows, matrix_exporters: dict) -> None:
+    for mrow in matrix_rows:
+        groups = [g for g in rows if g[0] == mrow.framework]
+        if not groups:
+            groups = [(mrow.framework, e, "cpu") for e in matrix_exporters.get(mrow.framework, ())]
+        for g in groups:
+            if mrow.kernel in rows.setdefault(g, {}):
+                continue
+            reason = "not run in these results"
+            if mrow.unavailable:
+                reason += f" (unavailable: {mrow.unavailable})"
+            rows[g][mrow.kernel] = KernelRow(*g, mrow.kernel, declared=str(mrow.declared), note=mrow.note,
+                                             shared_key=mrow.shared_key, reason=reason)
+
+
+def detail(rec: dict) -> dict:
+    """The compact description of a non-passing case shown when a heatmap cell is opened."""
+    msg = " ".join(str(rec.get("message") or "").split())
+    if len(msg) > DETAIL_CHARS:
+        msg = msg[:DETAIL_CHARS] + "…"
+    out = {"id": str(rec["id"]), "variant": str(rec.get("variant", "")), "dtype": str(rec.get("dtype", "")),
+           "status": str(rec["status"]), "stage": str(rec.get("stage") or ""), "message": msg}
+    if isinstance(rec.get("max_abs"), (int, float)):
+        out["max_abs"] = rec["max_abs"]
+    if rec.get("expected"):
+        out["expected"] = True
+    return out
+
+
+def cross_framework(summary: Summary) -> tuple[list[tuple[str, str, str]], list[tuple[str, dict]]]:
+    """Side-by-side rows for shared_keys present under two or more frameworks.
+
+    Returns (column groups, [(shared_key, {group: [KernelRow, ...]})]).
+    """
+    by_key: dict[str, dict[tuple, list[KernelRow]]] = {}
+    for g, rows in summary.rows.items():
+        for row in rows:
+            by_key.setdefault(row.shared_key, {}).setdefault(g, []).append(row)
+    shared = {k: v for k, v in by_key.items() if len({g[0] for g in v}) > 1}
+    cols = sorted({g for v in shared.values() for g in v})
+    return cols, sorted(shared.items())

@@ -1,0 +1,55 @@
+"""Write support.md, support.json, support.html and support.png from loaded results."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from . import html, jsonout, markdown, png
+from .aggregate import summarize
+from .environment import environment
+from .inputs import Loaded, newest_finished
+
+OUTPUTS = ("support.md", "support.json", "support.html", "support.png")
+
+
+def matrix_rows(cases_dir: Path):
+    """Kernel rows (and exporters per framework) of the matrices in ``cases_dir``."""
+    from ..matrix import Scope, load_all, matrix_files
+
+    m = load_all(matrix_files(cases_dir), cases_dir / "tolerances.yaml", Scope(), max_opset=21)
+    exporters: dict[str, set] = {}
+    for c in m.cases:
+        exporters.setdefault(c.framework, set()).add(c.exporter)
+    return m.rows, {k: sorted(v) for k, v in exporters.items()}
+
+
+def build_reports(loaded: Loaded, out_dir: str | Path, rows=(), exporters: dict | None = None,
+                  only: tuple[str, ...] = OUTPUTS, timings: dict | None = None) -> list[Path]:
+    """Write the reports of ``loaded`` into ``out_dir``; return the paths written.
+
+    ``rows``/``exporters`` (see :func:`matrix_rows`) add kernels without records.
+    ``timings``, when given, receives (wall, CPU) seconds spent per output.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t, c = time.perf_counter(), time.process_time()
+    summary = summarize(loaded.records, rows, exporters)
+    meta = {"environment": environment(newest_finished(loaded.records)), "files": loaded.files,
+            "n_records": len(loaded.records), "conflicts": loaded.conflicts, "bad": loaded.bad}
+    if timings is not None:
+        timings["aggregate"] = (time.perf_counter() - t, time.process_time() - c)
+    written = []
+    writers = {
+        "support.md": lambda p: p.write_text(markdown.render(summary, meta) + "\n", encoding="utf-8"),
+        "support.json": lambda p: p.write_text(jsonout.render(loaded.records, summary, meta), encoding="utf-8"),
+        "support.html": lambda p: p.write_text(html.render(summary, meta), encoding="utf-8"),
+        "support.png": lambda p: png.write(summary, p),
+    }
+    for name in only:
+        t, c = time.perf_counter(), time.process_time()
+        writers[name](out / name)
+        if timings is not None:
+            timings[name] = (time.perf_counter() - t, time.process_time() - c)
+        written.append(out / name)
+    return written

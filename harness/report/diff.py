@@ -1,0 +1,88 @@
+"""Compare two sets of results by case id: regressions, fixes, status changes, added, removed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .. import status as st
+from .markdown import cell
+
+#: Rows listed per section of the markdown (the counts are always complete).
+MAX_ROWS = 200
+
+
+@dataclass
+class Diff:
+    """The differences between an old and a new run."""
+
+    regressions: list[tuple[dict, dict]] = field(default_factory=list)  # pass -> non-pass
+    fixes: list[tuple[dict, dict]] = field(default_factory=list)  # non-pass -> pass
+    changed: list[tuple[dict, dict]] = field(default_factory=list)  # non-pass A -> non-pass B
+    appeared: list[dict] = field(default_factory=list)
+    vanished: list[dict] = field(default_factory=list)
+    unchanged: int = 0
+
+
+def compare(old: list[dict], new: list[dict]) -> Diff:
+    """Pair records by id (each list holds one record per id) and classify the differences."""
+    o = {r["id"]: r for r in old}
+    n = {r["id"]: r for r in new}
+    d = Diff()
+    for rid in sorted(o.keys() | n.keys()):
+        a, b = o.get(rid), n.get(rid)
+        if a is None:
+            d.appeared.append(b)
+        elif b is None:
+            d.vanished.append(a)
+        elif a["status"] == b["status"]:
+            d.unchanged += 1
+        elif a["status"] == st.PASS:
+            d.regressions.append((a, b))
+        elif b["status"] == st.PASS:
+            d.fixes.append((a, b))
+        else:
+            d.changed.append((a, b))
+    return d
+
+
+def _why(rec: dict) -> str:
+    msg = " ".join(str(rec.get("message") or "").split())
+    if isinstance(rec.get("max_abs"), (int, float)) and rec["status"] == st.MISMATCH:
+        msg = f"max_abs {rec['max_abs']:.3g}; " + msg
+    return msg[:160] + ("…" if len(msg) > 160 else "")
+
+
+def markdown(d: Diff, old_name: str, new_name: str) -> str:
+    """A CI job summary of ``d``."""
+    verdict = (f"**{len(d.regressions)} regression(s)**" if d.regressions else "no regression")
+    out = ["## ONNX conformance: results diff", "",
+           f"`{cell(old_name)}` → `{cell(new_name)}`: {verdict}; {len(d.fixes)} fixed; "
+           f"{len(d.changed)} changed failure status; {len(d.appeared)} new case(s); "
+           f"{len(d.vanished)} vanished case(s); {d.unchanged} unchanged.", ""]
+
+    def pairs(title: str, items: list[tuple[dict, dict]], reason_of_new: bool) -> None:
+        if not items:
+            return
+        out.extend([f"### {title} ({len(items)})", "", "| case | old | new | detail |", "| --- | --- | --- | --- |"])
+        for a, b in items[:MAX_ROWS]:
+            out.append(f"| {cell(b['id'])} | {cell(a['status'])} | {cell(b['status'])} | "
+                       f"{cell(_why(b if reason_of_new else a))} |")
+        if len(items) > MAX_ROWS:
+            out.append(f"| … and {len(items) - MAX_ROWS} more | | | |")
+        out.append("")
+
+    def singles(title: str, items: list[dict]) -> None:
+        if not items:
+            return
+        out.extend([f"### {title} ({len(items)})", "", "| case | status |", "| --- | --- |"])
+        out.extend(f"| {cell(r['id'])} | {cell(r['status'])} |" for r in items[:MAX_ROWS])
+        if len(items) > MAX_ROWS:
+            out.append(f"| … and {len(items) - MAX_ROWS} more | |")
+        out.append("")
+
+    pairs("Regressions: pass → not pass", d.regressions, True)
+    pairs("Fixes: not pass → pass", d.fixes, False)
+    pairs("Status changes among failures", d.changed, True)
+    singles("New cases", d.appeared)
+    singles("Vanished cases", d.vanished)
+    return "\n".join(out)

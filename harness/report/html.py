@@ -1,0 +1,81 @@
+"""support.html: one self-contained page (inline CSS/JS) from a jinja2 template, autoescaped.
+
+The heatmap is aggregated per (kernel, opset) cell, so the page stays small
+for 100,000 records; only non-passing details are embedded, as JSON inside a
+``<script type="application/json">`` with ``<``, ``>`` and ``&`` escaped.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from markupsafe import Markup
+
+from .. import status as st
+from .aggregate import Summary, cell_status, declared_opsets
+from .colors import COLORS, NOT_RUN, color
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+def script_json(data) -> Markup:
+    """JSON safe to place inside a script element: no ``<``, ``>`` or ``&`` characters remain."""
+    text = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return Markup(text)
+
+
+def view(summary: Summary) -> tuple[list[dict], dict]:
+    """Template sections and the details map (cell key -> failing cases)."""
+    sections, details = [], {}
+    for gi, (g, rows) in enumerate(summary.rows.items()):
+        cells = summary.cells.get(g, {})
+        grows = []
+        for r in rows:
+            rcells = []
+            declared = declared_opsets(r.declared)
+            for o in summary.opsets:
+                c = cells.get((r.kernel, o))
+                if c is None:
+                    rcells.append({"status": NOT_RUN, "color": color(NOT_RUN), "text": "", "key": "", "exp": False, "title": f"{r.kernel} opset {o}: not run"})
+                    continue
+                s = cell_status(c["counts"])
+                n_bad = sum(n for k, n in c["counts"].items() if k not in (st.PASS, st.SKIPPED))
+                key = f"{gi}/{r.kernel}/{o}" if c["fails"] else ""
+                if key:
+                    details[key] = {"group": "/".join(g), "kernel": r.kernel, "opset": o,
+                                    "counts": dict(sorted(c["counts"].items())),
+                                    "shown": len(c["fails"]),
+                                    "total": sum(n for k, n in c["counts"].items() if k != st.PASS), "cases": c["fails"]}
+                title = f"{r.kernel} opset {o}: " + ", ".join(f"{k} {n}" for k, n in sorted(c["counts"].items()))
+                expected_only = bool(n_bad) and not c["unexpected"]
+                if expected_only:
+                    title += " (all expected failures)"
+                rcells.append({"status": s, "color": color(s), "text": str(n_bad) if n_bad else "",
+                               "exp": expected_only,
+                               "key": key, "title": title})
+            for o, c in zip(summary.opsets, rcells):
+                c["in"] = o in declared
+            grows.append({"kernel": r.kernel, "measured": r.measured(), "declared": r.declared,
+                          "marker": r.marker(), "reason": "" if r.tested else (r.reason or r.status_text()),
+                          "status_text": r.status_text() if r.tested else "", "cells": rcells})
+        sections.append({"framework": g[0], "exporter": g[1], "device": g[2], "rows": grows})
+    return sections, details
+
+
+def render(summary: Summary, meta: dict) -> str:
+    """The page's HTML text."""
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    sections, details = view(summary)
+    legend = [(s, COLORS[s]) for s in (*st.ALL, NOT_RUN) if s in COLORS]
+    return env.get_template("support.html.j2").render(
+        sections=sections, details_json=script_json(details), opsets=summary.opsets, legend=legend,
+        colors=COLORS, meta=meta, counts=sorted(summary.counts.items()),
+        frameworks=sorted({s["framework"] for s in sections}),
+        exporters=sorted({s["exporter"] for s in sections}),
+        devices=sorted({s["device"] for s in sections}))

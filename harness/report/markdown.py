@@ -1,0 +1,65 @@
+"""support.md: the seed table's own format, one table per framework/exporter/device."""
+
+from __future__ import annotations
+
+from .aggregate import Summary, cross_framework
+
+
+def cell(text: object) -> str:
+    """Text made safe for one markdown table cell (one line, pipes escaped)."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def render(summary: Summary, meta: dict) -> str:
+    """The whole markdown document (deterministic for the same records)."""
+    env = meta["environment"]
+    pk = ", ".join(f"{k} {v}" for k, v in sorted(env["packages"].items()) if v)
+    out = ["# ONNX export support, measured", "",
+           f"Built from {meta['n_records']} records in {', '.join(f'`{f}`' for f in meta['files'])} "
+           f"(newest result {env['date']}).", "",
+           f"Environment: {pk}; Python {env['python']} (platform and git commit: support.json).",
+           "", "Statuses: " + (", ".join(f"{s} {n}" for s, n in sorted(summary.counts.items())) or "none"), "",
+           "*ONNX Opset Versions* is the measured range: an opset counts when every variant and dtype "
+           "case at that opset passed. *declared* is the range the support table claims.", ""]
+    for (fw, exporter, device), rows in summary.rows.items():
+        out += [f"## {fw} / {exporter} / {device}", "",
+                f"| {fw.capitalize()} kernel | ONNX Opset Versions | support_status | declared | "
+                f"declared vs measured |",
+                "| ------------- | ------------------------------- | -----------------| ------ | ------ |"]
+        for r in rows:
+            declared = r.declared + (f" ({r.note})" if r.note else "")
+            status = r.status_text() if r.tested or not r.reason else r.reason
+            out.append(f"| {cell(r.kernel)} | {cell(r.measured() or '—')} | {cell(status)} | "
+                       f"{cell(declared)} | {cell(r.marker())} |")
+        out.append("")
+    cols, shared = cross_framework(summary)
+    out += ["## Cross-framework (by shared_key)", ""]
+    if not shared:
+        out += ["No shared_key appears under more than one framework in these results.", ""]
+    else:
+        out.append("| shared_key | " + " | ".join("/".join(c) for c in cols) + " |")
+        out.append("| --- |" + " --- |" * len(cols))
+        for key, groups in shared:
+            vals = []
+            for c in cols:
+                rows = groups.get(c, [])
+                vals.append("; ".join(f"{r.kernel}: {r.measured() or '—'}" for r in rows) or "not run")
+            out.append(f"| {cell(key)} | " + " | ".join(cell(v) for v in vals) + " |")
+        out.append("")
+    out += ["## Conflicts", ""]
+    if not meta["conflicts"]:
+        out += ["None: no record id had results with different statuses.", ""]
+    else:
+        out += ["Records with the same id but different statuses; rule: " + cell(meta["conflicts"][0]["rule"]), "",
+                "| id | kept | dropped |", "| --- | --- | --- |"]
+        for c in meta["conflicts"]:
+            k = c["kept"]
+            dropped = "; ".join(f"{d['status']} ({d['finished']}, {d['source']})" for d in c["dropped"])
+            out.append(f"| {cell(c['id'])} | {cell(k['status'])} ({cell(k['finished'])}, {cell(k['source'])}) "
+                       f"| {cell(dropped)} |")
+        out.append("")
+    if meta["bad"]:
+        out += ["## Input problems", "", "Lines that are not valid records (left out):", ""]
+        out += [f"- `{cell(b)}`" for b in meta["bad"]]
+        out.append("")
+    return "\n".join(out)

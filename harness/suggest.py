@@ -1,0 +1,105 @@
+"""Draft expected-failure entries from a results file, for a person to review.
+
+``python -m harness suggest-expectations RESULTS`` groups the failing records
+by framework, exporter, kernel, status and cause, folds their opsets into
+ranges, and prints YAML entries whose reasons quote what the exporter or the
+runtime said. Nothing is written: review the draft, then paste what you accept
+into ``cases/expected_failures.yaml``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections import defaultdict
+
+import yaml
+
+from .matrix import format_opsets
+from .results import read_results
+from .status import FAILURES
+
+_PATH = re.compile(r"(/[\w.\-]+)+")
+_NUM = re.compile(r"\d+(\.\d+)?(e-?\d+)?")
+
+
+def cause_of(rec: dict) -> str:
+    """A short, human-readable cause from a failing record's message."""
+    msg = rec.get("message") or ""
+    if rec["status"] == "crash" and ": " in msg:
+        msg = msg.split(": ", 1)[1]
+    msg = _PATH.sub("<path>", msg)
+    msg = msg.replace("\n", " ").strip()
+    return msg[:240]
+
+
+def _group_key(rec: dict) -> tuple:
+    cause = _NUM.sub("N", cause_of(rec))
+    # opset-not-honored messages name the opsets; group on the declared one only
+    if rec["status"] == "opset-not-honored":
+        cause = f"declares {rec.get('model_opset')}"
+    return (rec["framework"], rec["exporter"], rec["kernel"], rec["status"], cause)
+
+
+def suggest(records: list[dict], declared_only: bool = True) -> list[dict]:
+    """Expected-failure entries (dicts) covering every failing record."""
+    variants_at: dict[tuple, set] = defaultdict(set)
+    for r in records:
+        variants_at[(r["framework"], r["exporter"], r["kernel"], r["opset"])].add(r["variant"])
+    groups: dict[tuple, dict] = {}
+    for r in records:
+        if r["status"] not in FAILURES:
+            continue
+        if declared_only and not (r.get("declared") or {}).get("in_range", True):
+            continue
+        g = groups.setdefault(_group_key(r), {"cells": set(), "example": r})
+        g["cells"].add((r["variant"], r["opset"]))
+    out = []
+    for (fw, exp, kernel, st, _), g in sorted(groups.items()):
+        ex = g["example"]
+        reason = _reason(ex)
+        opsets = sorted({o for _, o in g["cells"]})
+        whole = all({v for v, o in g["cells"] if o == op} == variants_at[(fw, exp, kernel, op)]
+                    for op in opsets)
+        targets = [f"{fw}-{exp}-{kernel}-*"] if whole else sorted(
+            {f"{fw}-{exp}-{kernel}-{v}-*" for v, _ in g["cells"]})
+        for target in targets:
+            ops = opsets if whole else sorted({o for v, o in g["cells"]
+                                               if target == f"{fw}-{exp}-{kernel}-{v}-*"})
+            for run in format_opsets(ops).split(", "):
+                lo, _, hi = run.partition("~")
+                out.append({"match": target, "opsets": f"{lo}~{hi or lo}", "status": [st],
+                            "reason": reason})
+    return out
+
+
+def _reason(rec: dict) -> str:
+    st = rec["status"]
+    if st == "opset-not-honored":
+        return (f"{rec['exporter']} export writes opset {rec.get('model_opset')} when a lower opset "
+                f"is requested (measured: {cause_of(rec)[:160]})")
+    return f"measured {st}: {cause_of(rec)}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    ap = argparse.ArgumentParser(prog="python -m harness suggest-expectations", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("results", nargs="+", help="results files (JSON lines)")
+    ap.add_argument("--all-opsets", action="store_true",
+                    help="include failures outside the declared range too")
+    args = ap.parse_args(argv)
+    bad: list = []
+    records = [r for p in args.results for r in read_results(p, bad)]
+    for b in bad:
+        print(f"error: {b}", file=sys.stderr)
+    entries = suggest(records, declared_only=not args.all_opsets)
+    yaml.safe_dump({"expected_failures": entries}, sys.stdout, sort_keys=False, width=110,
+                   allow_unicode=True)
+    print(f"# {len(entries)} entries drafted from {len(records)} records", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

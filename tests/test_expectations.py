@@ -1,0 +1,80 @@
+"""Expected failures are strict data: xfail with reason, unexpected pass fails, stale entries warn."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.expectations import Expectations
+from harness.results import read_results
+from harness.yamlsrc import MatrixError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+EXPECTED = """\
+expected_failures:
+  - match: "fake-fake-relu-wrong_values-*"
+    status: [mismatch]
+    reason: "the fake exporter writes Abs instead of Relu on purpose"
+  - match: "fake-fake-relu-good-*"
+    opsets: "13~13"
+    status: [mismatch]
+    reason: "claims a failure that does not happen, to prove strictness"
+  - match: "fake-fake-relu-raises-*"
+    status: [mismatch]
+    reason: "wrong status on purpose: the exporter raises instead"
+  - match: "fake-fake-nothing-*"
+    status: [crash]
+    reason: "matches no case at all, so the run must warn"
+"""
+
+
+def test_strict_expectations_end_to_end(tmp_path):
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    shutil.copy(ROOT / "cases" / "tolerances.yaml", cases)
+    (cases / "expected_failures.yaml").write_text(EXPECTED)
+    results = tmp_path / "r.jsonl"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "conformance", "--cases-dir", str(cases),
+         "--matrix", str(ROOT / "tests" / "data" / "fake.yaml"), "-n", "0", "--no-report",
+         "--results", str(results), "-k", "wrong_values or good or (raises and not raises_opset)",
+         "-rxXf", "-W", "always"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    out = proc.stdout
+    assert proc.returncode == 1, out
+    assert "XFAIL" in out and "the fake exporter writes Abs instead of Relu on purpose" in out
+    assert "unexpected pass (strict)" in out and "fake-fake-relu-good-opset13" in out
+    assert "expected mismatch" in out and "but got export-error" in out
+    assert "matches no collected case" in out and "fake-fake-nothing-*" in out
+    recs = {r["id"]: r for r in read_results(results)}
+    assert recs["fake-fake-relu-wrong_values-opset13-float32-cpu"]["outcome"] == "xfailed"
+    assert recs["fake-fake-relu-good-opset13-float32-cpu"]["outcome"] == "failed"
+    assert recs["fake-fake-relu-good-opset14-float32-cpu"]["outcome"] == "passed"
+
+
+def test_expectation_needs_reason_and_failure_status(tmp_path):
+    p = tmp_path / "e.yaml"
+    p.write_text('expected_failures:\n  - {match: "x", status: [pass], reason: "a reason long enough"}\n')
+    with pytest.raises(MatrixError, match=r"e.yaml:2: expected_failures\[0\].status: 'pass' is not a failure status"):
+        Expectations.load(p)
+    p.write_text('expected_failures:\n  - {match: "x", status: [crash]}\n')
+    with pytest.raises(MatrixError, match=r"e.yaml:2: .*'reason' is a required property"):
+        Expectations.load(p)
+
+
+def test_corrupt_results_file_names_the_line(tmp_path):
+    p = tmp_path / "r.jsonl"
+    good = {"id": "a", "status": "pass", "framework": "f", "kernel": "k", "exporter": "e", "opset": 13}
+    p.write_text(json.dumps(good) + "\n{not json\n" + json.dumps({"id": "b"}) + "\n" + json.dumps(good)[:20])
+    bad = []
+    recs = list(read_results(p, bad))
+    assert [r["id"] for r in recs] == ["a"]
+    assert [b.line for b in bad] == [2, 3, 4]
+    assert str(bad[0]).startswith(f"{p}:2: not valid JSON")
+    assert "lacks field(s) status" in str(bad[1])
+    with pytest.raises(ValueError, match=r"r.jsonl:2: "):
+        list(read_results(p))

@@ -1,0 +1,228 @@
+"""Reports, diff and merge over synthetic records (small JSONL files in tmp_path)."""
+
+import json
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from harness.__main__ import COMMANDS, main
+from harness.matrix import Row
+from harness.report import build_reports
+from harness.report.aggregate import summarize
+from harness.report.inputs import load
+from harness.reporting import end_of_run
+
+XSS = "<script>alert(1)</script>"
+
+
+def rec(kernel="abs", opset=13, status="pass", variant="default", exporter="dygraph", framework="paddle",
+        dtype="float32", finished="2026-01-02T03:04:05+00:00", **kw):
+    r = {"id": f"{framework}-{exporter}-{kernel}-{variant}-opset{opset}-{dtype}-cpu", "framework": framework,
+         "exporter": exporter, "kernel": kernel, "variant": variant, "opset": opset, "dtype": dtype,
+         "device": "cpu", "status": status, "message": "" if status == "pass" else f"{status} happened",
+         "stage": "", "max_abs": 0.0, "max_rel": 0.0, "shared_key": kernel, "tolerance": "allclose",
+         "declared": {"range": "7~12", "note": "", "in_range": opset <= 12}, "finished": finished}
+    r.update(kw)
+    return r
+
+
+def write(path: Path, records, extra_lines=()) -> Path:
+    path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records) + "".join(extra_lines))
+    return path
+
+
+def sample():
+    out = [rec(opset=o) for o in range(7, 22)]
+    out += [rec(kernel="conv2d", opset=o, variant=v, status="mismatch" if (v == "b" and o == 10) else "pass",
+                max_abs=0.25 if (v == "b" and o == 10) else 0.0) for o in range(7, 22) for v in ("a", "b")]
+    out += [rec(kernel="gone", opset=o, status="skipped", message="no public API") for o in range(7, 13)]
+    out += [rec(framework="torch", exporter="dynamo", kernel="abs", opset=o,
+                status="export-error" if o < 9 else "pass") for o in range(7, 22)]
+    return out
+
+
+def report(tmp_path, *files, out="rep", extra=()):
+    d = tmp_path / out
+    assert main(["report", *map(str, files), "--out", str(d), "--no-matrix", *extra]) == 0
+    return d
+
+
+def test_commands_registered_with_help(capsys):
+    for name in COMMANDS:
+        with pytest.raises(SystemExit) as e:
+            main([name, "--help"])
+        assert e.value.code == 0
+        assert len(capsys.readouterr().out) > 200
+
+
+def test_regeneration_is_byte_identical(tmp_path):
+    src = write(tmp_path / "r.jsonl", sample())
+    a, b = report(tmp_path, src, out="a"), report(tmp_path, src, out="b")
+    for name in ("support.md", "support.json", "support.html"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    doc = json.loads((a / "support.json").read_text())
+    assert doc["schema_version"] == 1
+    assert doc["environment"]["date"] == "2026-01-02T03:04:05+00:00"  # from the records, not the clock
+    assert set(doc["environment"]["packages"]) >= {"paddlepaddle", "paddle2onnx", "torch", "onnx",
+                                                    "onnxruntime", "onnxscript", "numpy"}
+    assert len(doc["records"]) == len(sample())
+    assert (a / "support.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_measured_range_with_holes_and_status_text(tmp_path):
+    md = (report(tmp_path, write(tmp_path / "r.jsonl", sample())) / "support.md").read_text()
+    assert "| Paddle kernel | ONNX Opset Versions | support_status |" in md
+    conv = next(line for line in md.splitlines() if line.startswith("| conv2d "))
+    assert "| 7~9, 11~21 |" in conv  # variant b fails at 10, so opset 10 does not pass
+    assert "mismatch ×1 at 10" in conv and "max_abs 0.25" in conv
+    assert "✗ declared but failing: 10" in conv and "+ passes beyond declared: 13~21" in conv
+    abs_row = next(line for line in md.splitlines() if line.startswith("| abs "))
+    assert "| 7~21 | all 15 cases pass |" in abs_row
+    assert "not runnable: no public API" in md
+    torch_abs = md.split("## torch / dynamo / cpu")[1].splitlines()[4]
+    assert torch_abs.startswith("| abs | 9~21 | fails at opset 7~8: export-error ×2 at 7~8")
+    # cross-framework table keyed by shared_key
+    cross = md.split("## Cross-framework (by shared_key)")[1].split("##")[0]
+    assert "| abs | abs: 7~21 | abs: 9~21 |" in cross
+
+
+def test_matrix_rows_without_records_are_listed():
+    rows = [Row("paddle", "abs", "7~12", "", None, "abs", "x:1"),
+            Row("paddle", "box_coder", "7~12", "", None, "box_coder", "x:2")]
+    s = summarize([rec()], rows, {})
+    texts = {r.kernel: (r.tested, r.reason) for r in s.rows[("paddle", "dygraph", "cpu")]}
+    assert texts["box_coder"] == ([], "not run in these results")
+    assert texts["abs"][0] == [13]
+
+
+def test_untrusted_strings_stay_escaped_in_html(tmp_path):
+    bad = [rec(opset=13, status=XSS, message=XSS + " & </script>", variant=XSS)]
+    page = (report(tmp_path, write(tmp_path / "r.jsonl", sample() + bad)) / "support.html").read_text()
+    assert XSS not in page and "alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page  # shown as text (titles, counts)
+    data = re.search(r'<script type="application/json" id="details-data">(.*?)</script>', page, re.S).group(1)
+    assert "<" not in data and ">" not in data and "&" not in data
+    assert XSS in json.dumps(json.loads(data))  # the JSON still carries the exact string
+    assert page.count("<script") == 2  # the data block and the page's own script, nothing injected
+    assert "http://" not in page and "https://" not in page  # self-contained
+
+
+def test_diff_names_the_regression_and_exits_1(tmp_path, capsys):
+    old = sample()
+    new = [dict(r) for r in old]
+    fixed = next(r for r in new if r["status"] == "mismatch")
+    fixed["status"] = "pass"
+    victim = next(r for r in new if r["kernel"] == "abs" and r["opset"] == 15)
+    victim.update(status="mismatch", max_abs=0.5, message="values differ")
+    new.append(rec(kernel="newop"))
+    new = [r for r in new if r["kernel"] != "gone"]
+    a, b = write(tmp_path / "old.jsonl", old), write(tmp_path / "new.jsonl", new)
+    md = tmp_path / "summary.md"
+    assert main(["diff", str(a), str(b), "--markdown", str(md)]) == 1
+    out = capsys.readouterr().out
+    assert "**1 regression(s)**" in out and victim["id"] in out and "max_abs 0.5" in out
+    assert "Fixes: not pass → pass (1)" in out and fixed["id"] in out
+    assert "New cases (1)" in out and "Vanished cases (6)" in out
+    assert md.read_text().strip() == out.strip()
+    assert main(["diff", str(a), str(a)]) == 0
+    assert "no regression" in capsys.readouterr().out
+    assert main(["diff", str(a), str(tmp_path / "missing.jsonl")]) == 2
+    assert "no such results file" in capsys.readouterr().err
+
+
+def test_merge_collapses_identical_and_flags_conflicts(tmp_path, capsys):
+    base = sample()
+    a = write(tmp_path / "shard-a.jsonl", base[:20])
+    later = rec(opset=8, status="crash", finished="2026-01-03T00:00:00+00:00")
+    b = write(tmp_path / "shard-b.jsonl", base[10:] + [later])  # 10 identical overlaps + 1 conflict
+    out1, out2 = tmp_path / "m1.jsonl", tmp_path / "m2.jsonl"
+    assert main(["merge", str(out1), str(a), str(b)]) == 0
+    err = capsys.readouterr().err
+    assert f"conflict: {later['id']}: kept crash" in err and "dropped pass" in err
+    assert main(["merge", str(out2), str(b), str(a)]) == 0
+    assert out1.read_bytes() == out2.read_bytes()  # argument order does not matter
+    merged = [json.loads(line) for line in out1.read_text().splitlines()]
+    assert len(merged) == len(base)
+    kept = next(r for r in merged if r["id"] == later["id"])
+    assert kept["status"] == "crash" and kept["conflict"]["dropped"][0]["status"] == "pass"
+    capsys.readouterr()
+    d = report(tmp_path, out1)
+    md = (d / "support.md").read_text()
+    assert "## Conflicts" in md and later["id"] in md.split("## Conflicts")[1]
+    assert json.loads((d / "support.json").read_text())["conflicts"][0]["id"] == later["id"]
+
+
+def test_corrupt_lines_are_named_and_valid_records_kept(tmp_path, capsys):
+    good = sample()
+    src = write(tmp_path / "r.jsonl", good, extra_lines=["this is garbage\n", '{"id": "x", "status": "pass"}\n',
+                                                          json.dumps({**rec(), "opset": "13x"}) + "\n",
+                                                          json.dumps(rec(opset=30))[:40]])
+    d = report(tmp_path, src)
+    err = capsys.readouterr().err
+    n = len(good)
+    assert f"error: {src}:{n + 1}: not valid JSON" in err
+    assert f"error: {src}:{n + 2}: record lacks field(s)" in err
+    assert f"error: {src}:{n + 3}: record 'paddle-dygraph-abs-default-opset13-float32-cpu': opset '13x'" in err
+    assert f"error: {src}:{n + 4}: not valid JSON" in err and "truncated" in err
+    doc = json.loads((d / "support.json").read_text())
+    assert len(doc["records"]) == n
+    assert len(doc["inputs"]["bad_lines"]) == 4
+    assert f"{src}:{n + 1}" in (d / "support.md").read_text()
+    only_bad = write(tmp_path / "bad.jsonl", [], extra_lines=["garbage\n"])
+    assert main(["report", str(only_bad), "--out", str(tmp_path / "x"), "--no-matrix"]) == 2
+    assert "no valid record" in capsys.readouterr().err
+
+
+def test_folder_input_merges_every_jsonl(tmp_path):
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    s = sample()
+    write(folder / "a.jsonl", s[:5])
+    write(folder / "b.jsonl", s[5:])
+    assert len(load([folder]).records) == len(s)
+
+
+def test_end_of_run_writes_reports_and_never_raises(tmp_path):
+    src = write(tmp_path / "r.jsonl", sample())
+    matrix = SimpleNamespace(rows=[Row("paddle", "later", "7~12", "", None, "later", "x:1")], cases=[])
+    cfg = SimpleNamespace(results=src, reports_dir=tmp_path / "reports")
+    lines = end_of_run(cfg, matrix)
+    assert [line.rsplit("/", 1)[-1] for line in lines] == ["support.md", "support.json", "support.html",
+                                                           "support.png"]
+    assert "| later | — | not run in these results |" in (tmp_path / "reports" / "support.md").read_text()
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where a folder should be")
+    lines = end_of_run(SimpleNamespace(results=src, reports_dir=blocker / "sub"), matrix)
+    assert len(lines) == 1 and lines[0].startswith("reports: failed")
+
+
+def test_build_reports_api(tmp_path):
+    loaded = load([write(tmp_path / "r.jsonl", sample())])
+    paths = build_reports(loaded, tmp_path / "o", only=("support.md",))
+    assert [p.name for p in paths] == ["support.md"]
+
+
+def test_pytest_run_writes_junitxml_and_end_of_run_reports(tmp_path):
+    """A small real run (fake matrix): valid JUnit XML with a record per case, and the reports."""
+    import subprocess
+    import sys
+    import xml.etree.ElementTree as ET
+
+    root = Path(__file__).resolve().parent.parent
+    junit, results, reports = tmp_path / "x.xml", tmp_path / "r.jsonl", tmp_path / "reports"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "conformance", "--matrix", str(root / "tests" / "data" / "fake.yaml"),
+         "-k", "good or wrong_values or skipped", "--results", str(results), "--reports-dir", str(reports),
+         f"--junitxml={junit}", "--case-timeout", "10", "-q", "-p", "no:randomly"],
+        cwd=root, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 1, proc.stdout[-3000:]  # wrong_values fails (in range)
+    assert f"reports: wrote {reports / 'support.md'}" in proc.stdout
+    cases = ET.parse(junit).getroot().findall(".//testcase")
+    assert len(cases) == len(results.read_text().splitlines()) > 0
+    for case in cases:
+        props = [p for p in case.findall("./properties/property") if p.get("name") == "record"]
+        assert len(props) == 1 and len(props[0].get("value")) < 20_000
+    md = (reports / "support.md").read_text()
+    assert "| relu | — | fails at opset 13~14: mismatch ×2 at 13~14" in md

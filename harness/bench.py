@@ -108,6 +108,7 @@ def floor(ids_file: str, cases_dir: str) -> dict:
     models: dict[str, tuple] = {}
     counts: Counter = Counter()
     t_loop = time.perf_counter()
+    t_first = None
     for case in cases:
         print(f"--- case {case.id}", flush=True)  # the last one names the culprit if native code aborts
         try:
@@ -144,7 +145,11 @@ def floor(ids_file: str, cases_dir: str) -> dict:
             counts["pass" if ok else "mismatch"] += 1
         except Exception:  # noqa: BLE001 - the floor counts, it does not classify
             counts["error"] += 1
-    return {"counts": dict(counts), "loop_s": time.perf_counter() - t_loop}
+        if t_first is None:
+            t_first = time.perf_counter() - t_loop
+    loop = time.perf_counter() - t_loop
+    return {"counts": dict(counts), "loop_s": loop, "first_s": t_first,
+            "steady_ms": 1000 * (loop - (t_first or 0)) / max(len(cases) - 1, 1)}
 
 
 # -- process-tree memory sampling -------------------------------------------------------------------
@@ -254,7 +259,9 @@ def _round(args, py: str, harness: list[str], ids: Path, work: Path, n: int) -> 
         lines = (work / "a.log").read_text().strip().splitlines()
         info = json.loads(lines[-1]) if rc == 0 and lines else {
             "counts": {"died": rc, "at": lines[-1] if lines else ""}, "loop_s": float("nan")}
-        runs["a"] = (wall, mem, f"{info['counts']} (loop alone {info['loop_s']:.1f} s)", cpu)
+        steady = f", then {info['steady_ms']:.0f} ms/case" if "steady_ms" in info else ""
+        runs["a"] = (wall, mem, f"{info['counts']} (loop {info['loop_s']:.1f} s: first case "
+                     f"{info.get('first_s') or float('nan'):.1f} s{steady})", cpu)
     for key, workers in (("b", 0), ("c", args.workers)):
         if key not in args.only:
             continue
@@ -266,8 +273,21 @@ def _round(args, py: str, harness: list[str], ids: Path, work: Path, n: int) -> 
         wall, mem, rc, cpu = _timed(cmd, workers > 0, work / f"{key}.log", args.mem_interval)
         st = _statuses(res)
         note = "" if sum(st.values()) == n else f" ONLY {sum(st.values())} RECORDS (rc {rc}, see {key}.log)"
-        runs[key] = (wall, mem, f"{dict(st)}{note}", cpu)
+        runs[key] = (wall, mem, f"{dict(st)}{note}{_steady(res)}", cpu)
     return runs
+
+
+def _steady(path: Path) -> str:
+    """Per worker: the first case's wall (runner start-up included), then ms per case after it."""
+    per: dict[str, list[float]] = defaultdict(list)
+    if path.exists():
+        for ln in path.read_text().splitlines():
+            rec = json.loads(ln)
+            if rec.get("wall_s") is not None:
+                per[rec.get("worker", "?")].append(rec["wall_s"])
+    parts = [f"{w}: first {v[0]:.1f} s, then {1000 * sum(v[1:]) / max(len(v) - 1, 1):.0f} ms/case"
+             for w, v in sorted(per.items()) if v]
+    return (" (" + "; ".join(parts) + ")") if parts else ""
 
 
 def _print_round(runs: dict, n: int, workers: int) -> None:

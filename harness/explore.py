@@ -28,7 +28,7 @@ from .schema import MATRIX
 from .strategies import ExploreError, apply_draw, draw_key, explore_strategy
 from .yamlsrc import MatrixError, load_yaml
 
-#: Hypothesis profiles registered by the plugin (``--hypothesis-profile``).
+#: Hypothesis profiles registered by the plugin (``--explore-profile``).
 PROFILES = {
     # few examples, same examples every run: verdicts do not flake
     "ci": {"max_examples": 10, "derandomize": True, "database": None},
@@ -286,7 +286,7 @@ class Explorer:
                    "failing_input_seed": draw["input_seeds"][failing] if failing is not None else None,
                    "case_id": case.id, "spec": case.spec}
         cmd = (f"python -m pytest conformance/test_explore.py --explore --matrix {self.target.matrix} "
-               f"--hypothesis-profile {self.profile} -k '{self.target.id}'")
+               f"--explore-profile {self.profile} -k '{self.target.id}'")
         replay = {"pytest": cmd, "reproduce_failure": blob}
         if rec.get("repro_bundle"):
             replay["repro"] = f"python {rec['repro_bundle']}/repro.py"

@@ -89,6 +89,13 @@ class Executor:
         self.started = 0
 
     # -- process management -------------------------------------------------
+    def start(self) -> None:
+        """Start the runner now (it imports and warms up while the caller does other work)."""
+        if self.proc is None or self.proc.poll() is not None:
+            if self.proc is not None:
+                self._kill()
+            self._start()
+
     def _start(self) -> None:
         env = dict(os.environ)
         env.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
@@ -142,13 +149,16 @@ class Executor:
         return "\n".join(lines)[-limit:]
 
     # -- running ------------------------------------------------------------
-    def run(self, case: Case, timeout: float | None = None, bundle_dir: str | None = "") -> dict:
+    def run(self, case: Case, timeout: float | None = None, bundle_dir: str | None = "",
+            device: dict | None = None) -> dict:
         """Run one case and return its record; never raises for the case's own failures.
 
         ``bundle_dir``: where a failure's repro bundle goes; ``""`` (default) means
         ``<repro_dir>/<case id>``, ``None`` means no bundle for this run.
+        ``device`` is the case's :class:`~harness.devices.DeviceSetting` as a dict
+        (ORT providers and options); None runs on CPU.
         """
-        rec = self._run(case, timeout, bundle_dir)
+        rec = self._run(case, timeout, bundle_dir, device)
         if rec["status"] in (status.CRASH, status.TIMEOUT) and rec.get("_bundle_dir"):
             from .repro import write_parent_bundle
 
@@ -159,7 +169,8 @@ class Executor:
         rec.pop("_bundle_dir", None)
         return rec
 
-    def _run(self, case: Case, timeout: float | None, bundle_dir: str | None) -> dict:
+    def _run(self, case: Case, timeout: float | None, bundle_dir: str | None,
+             device: dict | None) -> dict:
         if bundle_dir == "":
             bundle_dir = os.path.join(self.repro_dir, case.id) if self.repro_dir else None
         timeout = self.timeout if timeout is None else timeout
@@ -172,6 +183,7 @@ class Executor:
         t0 = time.monotonic()
         try:
             _send(self.proc.stdin.fileno(), {"case": case.to_dict(), "bundle_dir": bundle_dir,
+                                             "device": device,
                                              "workdir": os.path.join(self.workdir, "cases")})
             reply = _recv(self.proc.stdout.fileno(), t0 + timeout)
         except TimeoutError:

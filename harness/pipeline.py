@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from . import registry, status
+from . import devices, registry, status
 from .case import Case
 from .inputs import make_inputs
 from .tolerance import compare
@@ -43,8 +43,8 @@ class ModelCache:
         self._items: OrderedDict[str, Prepared | Exception] = OrderedDict()
 
     def get(self, case: Case, fw) -> Prepared:
-        """Build (or reuse) the model, inputs and reference outputs of ``case``."""
-        key = case.model_key
+        """Build (or reuse) the model, inputs and reference outputs of ``case`` (per device)."""
+        key = f"{case.model_key}@{case.device}"
         if key in self._items:
             self._items.move_to_end(key)
         else:
@@ -94,7 +94,7 @@ def _record(case: Case, st: str, **kw) -> dict:
            "declared": case.declared, "tolerance": case.tolerance.get("name"),
            "status": st, "message": "", "stage": "", "max_abs": None, "max_rel": None,
            "export_s": None, "run_s": None, "ref_s": None, "op_types": [],
-           "model_opset": None, "provider": None}
+           "model_opset": None, "provider": None, "provider_fallback": False}
     if case.spec.get("special_values"):
         rec["special_values"] = True
     rec.update(kw)
@@ -102,13 +102,16 @@ def _record(case: Case, st: str, **kw) -> dict:
 
 
 def run_case(case: Case, workdir: str, cache: ModelCache, providers: list[str] | None = None,
-             bundle_dir: str | None = None) -> dict:
+             bundle_dir: str | None = None, device: dict | None = None) -> dict:
     """Run ``case`` end to end and return its result record.
 
     With ``bundle_dir``, a failing case leaves a repro bundle there (see :mod:`harness.repro`).
+    ``device`` is a :class:`~harness.devices.DeviceSetting` as a dict (CPU when
+    None): the ORT providers to ask for and the device the framework's
+    reference runs on (via the adapter's optional ``set_device(device)``).
     """
     ctx: dict = {}
-    rec = _run_case(case, workdir, cache, providers, ctx)
+    rec = _run_case(case, workdir, cache, providers, ctx, device)
     if bundle_dir and rec["status"] in status.FAILURES:
         from .repro import write_bundle
 
@@ -119,15 +122,26 @@ def run_case(case: Case, workdir: str, cache: ModelCache, providers: list[str] |
     return rec
 
 
-def _run_case(case: Case, workdir: str, cache: ModelCache, providers: list[str] | None, ctx: dict) -> dict:
+def _run_case(case: Case, workdir: str, cache: ModelCache, providers: list[str] | None, ctx: dict,
+              device: dict | None = None) -> dict:
     if case.skip:
         return _record(case, status.SKIPPED, message=case.skip, stage="matrix")
+    setting = devices.DeviceSetting.from_dict(device)
+    if providers and not device:
+        setting = devices.DeviceSetting(case.device, tuple(providers), tuple({} for _ in providers))
     try:
         fw = registry.load_framework(case.framework)
         exporter = registry.EXPORTERS[(case.framework, case.exporter)]
     except (ImportError, KeyError) as exc:
         return _record(case, status.SKIPPED, stage="setup",
                        message=f"{case.framework}/{case.exporter} not available here: {exc}")
+    set_device = getattr(fw, "set_device", None)
+    if set_device is not None:
+        try:
+            set_device(case.device)
+        except Exception as exc:  # noqa: BLE001 - e.g. a CPU-only framework build
+            return _record(case, status.SKIPPED, stage="setup",
+                           message=f"{case.framework} cannot run on {case.device} here: {_short(exc)}")
     try:
         prep = cache.get(case, fw)
         ctx["prep"] = prep
@@ -147,11 +161,11 @@ def _run_case(case: Case, workdir: str, cache: ModelCache, providers: list[str] 
         return _record(case, status.EXPORT_ERROR, stage="export", **common,
                        message="the exporter returned without writing a model")
     ctx["model_path"] = path
-    return _verdict(case, path, prep, providers or ["CPUExecutionProvider"], common, ctx)
+    return _verdict(case, path, prep, setting, common, ctx)
 
 
-def _verdict(case: Case, path: str, prep: Prepared, providers: list[str], common: dict,
-             ctx: dict | None = None) -> dict:
+def _verdict(case: Case, path: str, prep: Prepared, setting: devices.DeviceSetting,
+             common: dict, ctx: dict | None = None) -> dict:
     import onnx
     import onnxruntime as ort
 
@@ -172,10 +186,17 @@ def _verdict(case: Case, path: str, prep: Prepared, providers: list[str], common
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
         opts.log_severity_level = 3
-        sess = ort.InferenceSession(path, sess_options=opts, providers=providers)
+        sess = ort.InferenceSession(path, sess_options=opts, providers=list(setting.providers),
+                                    provider_options=[dict(o) for o in setting.provider_options])
     except Exception as exc:  # noqa: BLE001
         return _record(case, _runtime_status(exc), stage="session", message=_short(exc), **common)
-    common["provider"] = sess.get_providers()[0]
+    session_providers = sess.get_providers()
+    common["provider"] = session_providers[0] if session_providers else None
+    if devices.is_fallback(setting, session_providers):
+        # A GPU conformance claim that ran on CPU has not been measured.
+        return _record(case, status.RUNTIME_UNSUPPORTED, stage="session", provider_fallback=True,
+                       message=devices.FALLBACK_MESSAGE + f" (asked for {', '.join(setting.providers)}; "
+                       f"session has {', '.join(session_providers)})", **common)
     worst = (0.0, 0.0)
     actual = (ctx if ctx is not None else {}).setdefault("actual", [])
     try:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
-from . import status
+from . import devices, sharding, status
 from .case import Case
 from .expectations import Expectations
 from .isolation import Executor
@@ -50,6 +50,13 @@ class HarnessConfig:
     hypothesis_profile: str = "ci"
     #: mix NaN, +-Inf, -0.0, huge and tiny values into float inputs
     special_values: bool = False
+    #: devices present on this machine (cpu, cuda:N) and the ORT providers offered
+    present: tuple[str, ...] = ("cpu",)
+    ort_providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    #: (K, N) with --shard-id K --num-shards N, else None
+    shard: tuple[int, int] | None = None
+    #: the case ids of --case-ids FILE, else None
+    case_ids: frozenset[str] | None = None
 
 
 CONFIG_KEY = pytest.StashKey[HarnessConfig]()
@@ -81,6 +88,16 @@ def pytest_addoption(parser):
                 help="results file (JSON lines) to append to; default results/run-<UTC time>.jsonl")
     g.addoption("--no-report", action="store_true",
                 help="do not regenerate reports/ at the end of the run")
+    g.addoption("--devices", default=None,
+                help="comma-separated devices to expand the matrix over, e.g. cpu,cuda:0 "
+                     "(default: cpu plus cuda:N for each GPU ONNX Runtime's CUDA provider can use); "
+                     "cases on an absent device are skipped")
+    g.addoption("--shard-id", type=int, default=None,
+                help="run only shard K (1..N) of the cases, partitioned by model key (with --num-shards)")
+    g.addoption("--num-shards", type=int, default=None,
+                help="number of shards for --shard-id")
+    g.addoption("--case-ids", default=None,
+                help="file with case ids, one per line: run only those (others are deselected)")
     g.addoption("--reports-dir", default=str(ROOT / "reports"),
                 help="where the end-of-run report is written (default: reports/)")
     g.addoption("--repro-dir", default=str(ROOT / "artifacts" / "repro"),
@@ -96,39 +113,116 @@ def pytest_addoption(parser):
                      "failure found so far is kept (default: 60 with profile ci, 600 with nightly)")
     g.addoption("--special-values", action="store_true",
                 help="mix NaN, +-Inf, -0.0, huge and tiny magnitudes into float inputs")
-    # --hypothesis-profile (ci|nightly) is hypothesis's own option; the profiles are registered below.
+    g.addoption("--explore-profile", choices=("ci", "nightly"), default="ci",
+                help="property mode: hypothesis profile; ci = few examples, derandomized so verdicts "
+                     "don't flake (default); nightly = many examples")
 
 
-@pytest.hookimpl(tryfirst=True)  # before hypothesis's plugin loads --hypothesis-profile
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
     """Freeze the options into a HarnessConfig; register the ci/nightly hypothesis profiles."""
     opt = config.option
     if not hasattr(opt, "cases_dir"):
         return
-    profile = getattr(opt, "hypothesis_profile", None)
-    if opt.explore or profile in ("ci", "nightly"):
+    profile = opt.explore_profile
+    if opt.explore:
         from .explore import register_profiles
 
         register_profiles()
     cases_dir = Path(opt.cases_dir)
     matrices = tuple(Path(p) for p in opt.matrix) or tuple(matrix_files(cases_dir))
+    try:
+        shard = sharding.check(opt.shard_id, opt.num_shards)
+    except sharding.ShardError as exc:
+        raise pytest.UsageError(str(exc)) from None
     results = Path(opt.results) if opt.results else ROOT / "results" / (
-        "run-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S") + ".jsonl")
+        "run-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        + (sharding.suffix(*shard) if shard else "") + ".jsonl")
     workerinput = getattr(config, "workerinput", None)
     if workerinput and "harness_results" in workerinput:
         results = Path(workerinput["harness_results"])
+    if workerinput and "harness_devices" in workerinput:  # the controller detected once
+        present = tuple(workerinput["harness_devices"]["present"])
+        providers = tuple(workerinput["harness_devices"]["providers"])
+    else:
+        providers = devices.ort_providers()
+        present = devices.detect(providers)
+    try:
+        wanted = devices.parse_devices(opt.devices) if opt.devices else present
+    except devices.DeviceError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    case_ids = None
+    if opt.case_ids:
+        try:
+            lines = Path(opt.case_ids).read_text().splitlines()
+        except OSError as exc:
+            raise pytest.UsageError(f"--case-ids: {exc}") from None
+        case_ids = frozenset(ln.strip() for ln in lines if ln.strip() and not ln.startswith("#"))
     config.stash[CONFIG_KEY] = HarnessConfig(
         cases_dir=cases_dir, matrices=matrices, tolerances=cases_dir / "tolerances.yaml",
         expected=cases_dir / "expected_failures.yaml",
         scope=Scope(opsets=opt.opsets, frameworks=tuple(opt.framework),
-                    exporters=tuple(opt.exporter), smoke=opt.smoke),
+                    exporters=tuple(opt.exporter), devices=wanted, smoke=opt.smoke),
         timeout=opt.case_timeout, results=results, report=not opt.no_report,
         reports_dir=Path(opt.reports_dir), repro_dir=Path(opt.repro_dir) if opt.repro_dir else None,
-        explore=opt.explore, max_examples=opt.max_examples, shrink_budget=opt.shrink_budget, hypothesis_profile=profile or "ci",
-        special_values=opt.special_values)
+        explore=opt.explore, max_examples=opt.max_examples, shrink_budget=opt.shrink_budget,
+        hypothesis_profile=profile or "ci", special_values=opt.special_values,
+        present=present, ort_providers=providers, shard=shard, case_ids=case_ids)
     config.stash[STATE_KEY] = {"counts": Counter(), "by_kernel": defaultdict(Counter),
                                "by_exporter": defaultdict(Counter), "writer": None,
-                               "t0": time.time(), "unexpected_pass": []}
+                               "t0": time.time(), "unexpected_pass": [], "executor": None}
+    if _runs_cases_here(config):
+        _start_runner_early(config)
+
+
+def _runs_cases_here(config) -> bool:
+    """True when this process will run conformance cases: a worker or a plain (-n 0) run of conformance/."""
+    if config.option.collectonly:
+        return False
+    cases_dir = (ROOT / "conformance").resolve()
+    targets = [Path(str(a).split("::", 1)[0]).resolve() for a in config.args]
+    if not any(t == cases_dir or cases_dir in t.parents for t in targets):
+        return False  # e.g. the harness's own tests: no runner unless a case asks for one
+    if getattr(config, "workerinput", None) is not None:
+        return True
+    return not getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") == "no"
+
+
+def _scan_frameworks(cfg: HarnessConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(frameworks, plugins) named by the matrix files: a quick read, no validation or expansion."""
+    import yaml
+
+    frameworks, plugins = set(), []
+    for path in cfg.matrices:
+        try:
+            data = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        except (OSError, yaml.YAMLError):
+            continue  # the real load reports it
+        if not isinstance(data, dict) or not isinstance(data.get("framework"), str):
+            continue
+        if cfg.scope.frameworks and data["framework"] not in cfg.scope.frameworks:
+            continue
+        frameworks.add(data["framework"])
+        plugins += [p for p in data.get("plugins") or () if isinstance(p, str)]
+    return tuple(sorted(frameworks)), tuple(plugins) + cfg.extra_plugins
+
+
+def _start_runner_early(config) -> None:
+    """Start this process's runner before collection, so its imports and warm-up overlap it."""
+    cfg = config.stash[CONFIG_KEY]
+    frameworks, plugins = _scan_frameworks(cfg)
+    if not frameworks:
+        return
+    ex = Executor(timeout=cfg.timeout, plugins=plugins, label=os.environ.get("PYTEST_XDIST_WORKER", "main"),
+                  frameworks=frameworks, repro_dir=str(cfg.repro_dir) if cfg.repro_dir else None)
+    ex.start()
+    config.stash[STATE_KEY]["executor"] = ex
+
+
+def pytest_unconfigure(config):
+    """Stop a runner started early that no test used."""
+    if STATE_KEY in config.stash and config.stash[STATE_KEY].get("executor") is not None:
+        config.stash[STATE_KEY]["executor"].close()
 
 
 def pytest_configure_node(node):
@@ -136,6 +230,12 @@ def pytest_configure_node(node):
     cfg = node.config.stash.get(CONFIG_KEY, None)
     if cfg is not None:
         node.workerinput["harness_results"] = str(cfg.results)
+        node.workerinput["harness_devices"] = {"present": list(cfg.present),
+                                               "providers": list(cfg.ort_providers)}
+        # probed once here: spares every worker importing onnx + onnxruntime to collect
+        from .matrix import testable_max_opset
+
+        node.workerinput["harness_max_opset"] = testable_max_opset()
 
 
 def get_matrix(config) -> Matrix:
@@ -143,9 +243,12 @@ def get_matrix(config) -> Matrix:
     if MATRIX_KEY not in config.stash:
         cfg = config.stash[CONFIG_KEY]
         try:
-            config.stash[MATRIX_KEY] = load_all(list(cfg.matrices), cfg.tolerances, cfg.scope)
+            top = getattr(config, "workerinput", {}).get("harness_max_opset")
+            matrix = load_all(list(cfg.matrices), cfg.tolerances, cfg.scope, max_opset=top)
         except MatrixError as exc:
             raise pytest.UsageError(str(exc)) from None
+        matrix.cases = [_absent_device_skip(c, cfg.present) for c in matrix.cases]
+        config.stash[MATRIX_KEY] = matrix
     return config.stash[MATRIX_KEY]
 
 
@@ -177,10 +280,41 @@ def pytest_generate_tests(metafunc):
         return
     cases = get_matrix(metafunc.config).cases
     if cfg.special_values:
-        from dataclasses import replace
-
         cases = [replace(c, spec={**c.spec, "special_values": True}) for c in cases]
-    metafunc.parametrize("case", cases, ids=[c.id for c in cases])
+    # The xdist_group mark keeps the variants of one model on one worker under
+    # --dist loadgroup (its model, reference and Paddle save are cached there).
+    metafunc.parametrize("case", [pytest.param(c, id=c.id, marks=pytest.mark.xdist_group(c.model_key))
+                                  for c in cases])
+
+
+@pytest.hookimpl(specname="pytest_collection_modifyitems", trylast=True)
+def pytest_collection_modifyitems_xdist_group(config, items):
+    """Worker side of ``--dist loadgroup``: make the xdist_group suffix stick on pytest >= 9.2.
+
+    xdist 3.8 appends ``@<group>`` by assigning ``item._nodeid``, which pytest 9.2
+    no longer reads (node ids live in ``item._id``), so every case became its own
+    group. Where that happened, set the suffix the way this pytest stores it.
+    """
+    if not getattr(config.option, "loadgroup", False) or getattr(config, "workerinput", None) is None:
+        return
+    try:
+        from _pytest.nodeid import coerce_node_id
+    except ImportError:  # an older pytest, where xdist's own renaming works
+        return
+    for it in items:
+        mark = it.get_closest_marker("xdist_group")
+        if mark is None or "@" in it.nodeid.rsplit("]", 1)[-1] or not hasattr(it, "_id"):
+            continue
+        it._id = coerce_node_id(f"{it.nodeid}@{mark.args[0] if mark.args else mark.kwargs.get('name')}")
+
+
+def _absent_device_skip(case: Case, present: tuple[str, ...]) -> Case:
+    reason = devices.skip_reason(case.device, present)
+    return case if case.skip or reason is None else replace(case, skip=reason)
+
+
+def _case_of(item) -> Case | None:
+    return item.callspec.params.get("case") if hasattr(item, "callspec") else None
 
 
 def pytest_ignore_collect(collection_path, config):
@@ -210,14 +344,30 @@ def _select_mode(config, items) -> None:
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Warn about expected-failure entries that match no collected case."""
+    """Apply --case-ids and the shard (deselecting the rest); warn about unmatched expectations."""
     if CONFIG_KEY not in config.stash:
         return
+    cfg = config.stash[CONFIG_KEY]
     _select_mode(config, items)
-    ids = [it.callspec.params["case"].id for it in items
-           if hasattr(it, "callspec") and "case" in it.callspec.params]
+    ids = [c.id for c in map(_case_of, items) if c is not None]
     if not ids:
         return
+    if cfg.case_ids is not None:
+        missing = sorted(cfg.case_ids - set(ids))
+        if missing:
+            raise pytest.UsageError(f"--case-ids: {len(missing)} id(s) match no case of this run, "
+                                    f"e.g. {missing[0]}")
+    if cfg.case_ids is not None or cfg.shard is not None:
+        keep, drop = [], []
+        for it in items:
+            c = _case_of(it)
+            ok = c is None or ((cfg.case_ids is None or c.id in cfg.case_ids)
+                               and (cfg.shard is None
+                                    or sharding.shard_of(c.model_key, cfg.shard[1]) == cfg.shard[0]))
+            (keep if ok else drop).append(it)
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+            items[:] = keep
     exp = _expectations(config)
     if getattr(config, "workerinput", None) is None:
         for e in exp.mark_collected(ids):
@@ -247,14 +397,28 @@ class CaseRunner:
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
         self.worker = worker
         frameworks = tuple(sorted({c.framework for c in get_matrix(config).cases}))
-        self.executor = Executor(timeout=cfg.timeout, plugins=plugins, label=worker,
-                                 frameworks=frameworks,
-                                 repro_dir=str(cfg.repro_dir) if cfg.repro_dir else None)
+        early = config.stash[STATE_KEY].pop("executor", None)
+        if early is not None and early.frameworks == frameworks and early.plugins == plugins:
+            self.executor = early  # started in pytest_configure, already warm
+        else:
+            if early is not None:
+                early.close()
+            self.executor = Executor(timeout=cfg.timeout, plugins=plugins, label=worker,
+                                     frameworks=frameworks,
+                                     repro_dir=str(cfg.repro_dir) if cfg.repro_dir else None)
 
     def run(self, case: Case) -> dict:
-        """Run ``case`` and return its record (with the worker that ran it)."""
-        rec = self.executor.run(case)
+        """Run ``case`` and return its record (with the worker and shard that ran it)."""
+        if case.skip:  # nothing to run: no need to start (or wake) a runner process
+            from .pipeline import _record
+
+            rec = _record(case, status.SKIPPED, message=case.skip, stage="matrix")
+        else:
+            setting = devices.setting_for(case.device, self.cfg.ort_providers)
+            rec = self.executor.run(case, device=setting.to_dict())
         rec["worker"] = self.worker
+        if self.cfg.shard is not None:
+            rec["shard"] = list(self.cfg.shard)
         return rec
 
     def judge(self, case: Case, rec: dict) -> None:

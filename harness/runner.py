@@ -31,13 +31,30 @@ def _serve(fd_in: int, fd_out: int, plugins: tuple[str, ...]) -> None:
         print(f"--- case {case.id}", flush=True)
         try:
             rec = pipeline.run_case(case, msg["workdir"], cache, msg.get("providers"),
-                                    msg.get("bundle_dir"))
+                                    msg.get("bundle_dir"), msg.get("device"))
         except Exception as exc:  # noqa: BLE001 - a harness bug still becomes a record
             rec = pipeline._record(case, status.EXPORT_ERROR, stage="harness",
                                    message=f"harness error: {exc}", log=pipeline.format_exception())
         sys.stdout.flush()
         sys.stderr.flush()
         isolation._send(fd_out, rec)
+
+
+def _warm_up(adapter) -> None:
+    """Run the adapter's optional ``warm_up(workdir)`` so forked servers inherit a warm process."""
+    warm = getattr(adapter, "warm_up", None)
+    if warm is None or os.environ.get("HARNESS_NO_WARM_UP") == "1":
+        return
+    import shutil
+    import tempfile
+
+    workdir = tempfile.mkdtemp(prefix="onnx-conf-warm-")
+    try:
+        warm(workdir)
+    except Exception as exc:  # noqa: BLE001 - only a lost optimisation; cases still run
+        print(f"warm-up of {adapter.name} failed: {type(exc).__name__}: {exc}", flush=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def main() -> None:
@@ -54,9 +71,13 @@ def main() -> None:
         importlib.import_module(mod)
     for fw in frameworks:
         try:
-            registry.load_framework(fw, plugins)
+            adapter = registry.load_framework(fw, plugins)
         except ImportError as exc:  # reported per case as 'skipped'
             print(f"framework {fw} not importable: {exc}", flush=True)
+            continue
+        _warm_up(adapter)
+    import onnx  # noqa: F401 - imported once here, not in every forked server
+    import onnxruntime  # noqa: F401
     fd_in = sys.stdin.fileno()
     use_fork = os.environ.get("HARNESS_NO_FORK") != "1"
     if not use_fork:
@@ -69,7 +90,11 @@ def main() -> None:
             os._exit(0)
         _, code = os.waitpid(pid, 0)
         if os.WIFEXITED(code) and os.WEXITSTATUS(code) == 0:
-            return  # the parent closed the pipe or asked us to stop
+            # The parent closed the pipe or asked us to stop. Skip the interpreter's
+            # teardown of paddle/torch (~1 s that the pytest worker would wait for).
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
         exit_code = -os.WTERMSIG(code) if os.WIFSIGNALED(code) else os.WEXITSTATUS(code)
         isolation._send(msg_out, {"crashed": exit_code})
 

@@ -108,7 +108,7 @@ def test_property_mode_finds_and_shrinks_the_minimal_failing_attribute(tmp_path)
 
     repro = tmp_path / "repro"
     proc = _pytest(["conformance/test_explore.py", "--explore", "--matrix", str(DATA / "fake_explore.yaml"),
-                    "--repro-dir", str(repro), "--hypothesis-profile", "ci"], tmp_path)
+                    "--repro-dir", str(repro), "--explore-profile", "ci"], tmp_path)
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-2000:]
     (rec,) = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
     assert rec["id"] == "explore-fakex-fakex-relu_add-opset13" and rec["mode"] == "explore"

@@ -81,6 +81,27 @@ class PaddleFramework:
 
     name = "paddle"
 
+    def set_device(self, device: str) -> None:
+        """Bind models and the reference to ``cpu`` or ``cuda:N`` (Paddle's ``gpu:N``)."""
+        paddle.set_device("cpu" if device == "cpu" else "gpu:" + device.split(":", 1)[1])
+
+    def warm_up(self, workdir: str) -> None:
+        """Pay the exporters' first-call costs once, in the runner zygote, before it forks.
+
+        The first export of a process lazily imports polygraphy's constant
+        folding (which pulls in onnxruntime.tools and torch) and initialises
+        Paddle's program saving: about 2 s. Done here, every forked server,
+        including each one forked after a crash, starts warm.
+        """
+        layer = _Call1(paddle.abs, [], {}, None)
+        layer.eval()
+        spec = [InputSpec([None, 2], "float32", "x0")]
+        paddle.onnx.export(layer, os.path.join(workdir, "warm"), input_spec=spec, opset_version=13)
+        saved = os.path.join(workdir, "warm.static", "model")
+        paddle.jit.save(layer, saved, input_spec=spec)
+        paddle2onnx.export(saved + ".json", saved + ".pdiparams", save_file=os.path.join(workdir, "warm2.onnx"),
+                           opset_version=13, auto_upgrade_opset=False)
+
     def build(self, spec: dict, seed: int):
         paddle.seed(seed)
         np.random.seed(seed % (2**32))

@@ -1,0 +1,371 @@
+"""``python -m harness bench``: what the harness costs over a bare export loop.
+
+On one fixed, deterministic sample of real Paddle cases it measures, end to
+end (process start to exit, imports included, each in a fresh subprocess):
+
+a. the *floor*: one process, no isolation, no pytest, doing only what a case
+   needs: build the model and its reference once per model (as the harness
+   caches them), export (``paddle.onnx.export`` for dygraph, which saves a
+   static program per call; ``paddle.jit.save`` once per variant plus
+   ``paddle2onnx.export`` per opset for static), ``onnx.checker`` full check,
+   an ONNX Runtime session and run, and a comparison;
+b. the harness with ``-n 0`` on exactly those case ids (``--case-ids``);
+c. the harness with ``-n 2`` (``--workers``).
+
+Memory: every ``--mem-interval`` seconds (0.5) the process tree of each run is
+read from ``/proc``. A *worker* is an xdist worker with its runner zygote and
+forked server (for ``-n 0`` and the floor: the whole tree). Reported per worker:
+
+* peak PSS: the largest sum over the worker's processes of ``Pss`` from
+  ``/proc/<pid>/smaps_rollup`` in one sample, read every 4th sample (it costs
+  ~15 ms per paddle process and briefly locks the target's memory map, so
+  reading it more often slows the run measured). PSS splits pages shared
+  between the zygote and its forked server instead of counting them twice, so
+  the sum is the worker's real footprint; a spike between reads can be missed;
+* sum of VmHWM: each process's own high-water RSS (``/proc/<pid>/status``, read
+  every sample), summed over every process the worker ever had. Pages shared
+  by fork count once per process, so this is an upper bound that misses nothing.
+
+It prints figures; it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zlib
+from collections import Counter, defaultdict
+from pathlib import Path
+
+HELP = "time the harness against a bare export loop on a fixed sample of Paddle cases"
+
+ROOT = Path(__file__).resolve().parent.parent
+_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+        "GLOG_minloglevel": "2", "PYTHONUNBUFFERED": "1"}
+
+
+# -- the sample -------------------------------------------------------------------------------------
+def sample_cases(cases_dir: Path, n: int, min_opset: int = 11, max_opset: int = 21) -> list:
+    """A deterministic sample of ``n`` runnable Paddle CPU cases, spread over kernels and exporters.
+
+    Candidates come from the ``--opsets full`` expansion, opsets ``min_opset``
+    to ``max_opset`` (the floor has no isolation, so the sample avoids opsets
+    where paddle2onnx aborts the process). Within each (kernel/variant,
+    exporter) group cases are ordered by crc32 of their id, opsets >= 13 first
+    with one opset 11-12 case after the first five; groups are drawn
+    round-robin. The result is in matrix (collection) order.
+    """
+    from .matrix import Scope, load_all, matrix_files
+
+    paths = [p for p in matrix_files(cases_dir) if "framework: paddle" in p.read_text()]
+    m = load_all(paths, cases_dir / "tolerances.yaml",
+                 Scope(opsets="full", frameworks=("paddle",), devices=("cpu",)))
+    order = {c.id: i for i, c in enumerate(m.cases)}
+    groups: dict[tuple, list] = defaultdict(list)
+    for c in m.cases:
+        if not c.skip and min_opset <= c.opset <= max_opset:
+            groups[(c.kernel, c.variant, c.dtype, c.exporter)].append(c)
+    seqs = []
+    for key in sorted(groups):
+        crc = lambda c: zlib.crc32(c.id.encode())  # noqa: E731
+        hi = sorted((c for c in groups[key] if c.opset >= 13), key=crc)
+        lo = sorted((c for c in groups[key] if c.opset < 13), key=crc)
+        seqs.append(hi[:5] + lo[:1] + hi[5:] + lo[1:])
+    picked: list = []
+    depth = 0
+    while len(picked) < n and any(depth < len(s) for s in seqs):
+        for s in seqs:
+            if depth < len(s) and len(picked) < n:
+                picked.append(s[depth])
+        depth += 1
+    return sorted(picked, key=lambda c: order[c.id])
+
+
+# -- (a) the floor ----------------------------------------------------------------------------------
+def floor(ids_file: str, cases_dir: str) -> dict:
+    """The raw loop; run in its own process by :func:`main` (``--floor``). Returns counts."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    import paddle
+    import paddle2onnx
+
+    from .frameworks.paddle import PaddleFramework, flatten, input_specs
+    from .inputs import make_inputs
+
+    ids = [ln.strip() for ln in Path(ids_file).read_text().splitlines() if ln.strip()]
+    by_id = {c.id: c for c in sample_cases(Path(cases_dir), 10**9, min_opset=1, max_opset=64)}
+    cases = [by_id[i] for i in ids]
+    adapter = PaddleFramework()
+    work = tempfile.mkdtemp(prefix="bench-floor-")
+    models: dict[str, tuple] = {}
+    counts: Counter = Counter()
+    t_loop = time.perf_counter()
+    t_first = None
+    for case in cases:
+        print(f"--- case {case.id}", flush=True)  # the last one names the culprit if native code aborts
+        try:
+            if case.model_key not in models:
+                layer = adapter.build(case.spec, case.seed)  # the harness's builder
+                batches = case.spec.get("batches") or [None]
+                xss = [make_inputs(case.spec["inputs"], case.seed + i, b) for i, b in enumerate(batches)]
+                with paddle.no_grad():
+                    refs = [flatten(layer(*[paddle.to_tensor(x) for x in xs])) for xs in xss]
+                models[case.model_key] = (layer, xss, refs, {})
+            layer, xss, refs, saved = models[case.model_key]
+            out = os.path.join(work, case.id + ".onnx")
+            if case.exporter == "dygraph":
+                paddle.onnx.export(layer, os.path.join(work, case.id), input_spec=input_specs(case),
+                                   opset_version=case.opset)
+            else:
+                if "prefix" not in saved:
+                    saved["prefix"] = os.path.join(work, case.model_key + ".static", "model")
+                    paddle.jit.save(layer, saved["prefix"], input_spec=input_specs(case))
+                paddle2onnx.export(saved["prefix"] + ".json", saved["prefix"] + ".pdiparams",
+                                   save_file=out, opset_version=case.opset, auto_upgrade_opset=False)
+            model = onnx.load(out)
+            onnx.checker.check_model(model, full_check=True)
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = 1
+            opts.log_severity_level = 3
+            sess = ort.InferenceSession(out, sess_options=opts, providers=["CPUExecutionProvider"])
+            ok = True
+            for xs, ref in zip(xss, refs):
+                got = sess.run(None, {i.name: x for i, x in zip(sess.get_inputs(), xs)})
+                ok &= len(got) == len(ref) and all(
+                    np.asarray(g).shape == np.asarray(r).shape and np.allclose(g, r, rtol=1e-4, atol=1e-5)
+                    for g, r in zip(got, ref))
+            counts["pass" if ok else "mismatch"] += 1
+        except Exception:  # noqa: BLE001 - the floor counts, it does not classify
+            counts["error"] += 1
+        if t_first is None:
+            t_first = time.perf_counter() - t_loop
+    loop = time.perf_counter() - t_loop
+    return {"counts": dict(counts), "loop_s": loop, "first_s": t_first,
+            "steady_ms": 1000 * (loop - (t_first or 0)) / max(len(cases) - 1, 1)}
+
+
+# -- process-tree memory sampling -------------------------------------------------------------------
+def _children_map() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = defaultdict(list)
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        kids[ppid].append(int(d))
+    return kids
+
+
+def _tree(pid: int, kids: dict[int, list[int]]) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += kids.get(p, [])
+    return out
+
+
+def _kib(path: str, field: str) -> int | None:
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+class TreeSampler(threading.Thread):
+    """Samples PSS and VmHWM of each worker tree under ``root`` until stopped."""
+
+    def __init__(self, root: int, split_workers: bool, interval: float = 0.5):
+        super().__init__(daemon=True)
+        self.root, self.split, self.interval = root, split_workers, interval
+        self.peak_pss: dict[int, int] = defaultdict(int)  # worker pid -> KiB
+        self.hwm: dict[int, dict[int, int]] = defaultdict(dict)  # worker -> pid -> KiB
+        self.stop_event = threading.Event()
+
+    def _groups(self, kids) -> dict[int, list[int]]:
+        if not self.split:
+            return {self.root: _tree(self.root, kids)}
+        return {w: _tree(w, kids) for w in kids.get(self.root, [])}
+
+    def run(self) -> None:
+        tick = 0
+        while not self.stop_event.wait(self.interval):
+            for w, pids in self._groups(_children_map()).items():
+                pss = 0
+                for p in pids:
+                    if tick % 4 == 0:
+                        pss += _kib(f"/proc/{p}/smaps_rollup", "Pss") or 0
+                    h = _kib(f"/proc/{p}/status", "VmHWM")
+                    if h:
+                        self.hwm[w][p] = max(h, self.hwm[w].get(p, 0))
+                self.peak_pss[w] = max(self.peak_pss[w], pss)
+            tick += 1
+
+    def per_worker(self) -> list[tuple[float, float]]:
+        """[(peak PSS MiB, sum VmHWM MiB)] per worker that had more than one process or any memory."""
+        out = []
+        for w in self.hwm:
+            if self.hwm[w]:
+                out.append((self.peak_pss[w] / 1024, sum(self.hwm[w].values()) / 1024))
+        return out
+
+
+def _timed(cmd: list[str], split_workers: bool, log: Path, interval: float) -> tuple[float, list, int, float]:
+    """Run ``cmd``: (wall s, memory per worker, exit code, CPU s of its whole reaped process tree)."""
+    env = dict(os.environ, **_ENV)
+    t0 = time.perf_counter()
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
+        sampler = TreeSampler(proc.pid, split_workers, interval or 1e9)
+        if interval:
+            sampler.start()
+        _, code, usage = os.wait4(proc.pid, 0)  # rusage covers every descendant that was waited for
+        proc.returncode = rc = os.waitstatus_to_exitcode(code)
+    wall = time.perf_counter() - t0
+    sampler.stop_event.set()
+    if interval:
+        sampler.join()
+    return wall, sampler.per_worker(), rc, usage.ru_utime + usage.ru_stime
+
+
+def _statuses(path: Path) -> Counter:
+    if not path.exists():
+        return Counter()
+    return Counter(json.loads(ln)["status"] for ln in path.read_text().splitlines() if ln.strip())
+
+
+def _round(args, py: str, harness: list[str], ids: Path, work: Path, n: int) -> dict:
+    """One run each of a, b, c (as selected): {key: (wall s, memory per worker, statuses)}."""
+    runs = {}
+    if "a" in args.only:
+        wall, mem, rc, cpu = _timed([py, "-m", "harness.bench", "--floor", str(ids), "--cases-dir",
+                                args.cases_dir], False, work / "a.log", args.mem_interval)
+        lines = (work / "a.log").read_text().strip().splitlines()
+        info = json.loads(lines[-1]) if rc == 0 and lines else {
+            "counts": {"died": rc, "at": lines[-1] if lines else ""}, "loop_s": float("nan")}
+        steady = f", then {info['steady_ms']:.0f} ms/case" if "steady_ms" in info else ""
+        runs["a"] = (wall, mem, f"{info['counts']} (loop {info['loop_s']:.1f} s: first case "
+                     f"{info.get('first_s') or float('nan'):.1f} s{steady})", cpu)
+    for key, workers in (("b", 0), ("c", args.workers)):
+        if key not in args.only:
+            continue
+        res = work / f"{key}.jsonl"
+        res.unlink(missing_ok=True)
+        cmd = harness + ["-n", str(workers), "--results", str(res)]
+        if args.dist and workers:
+            cmd += ["--dist", args.dist]
+        wall, mem, rc, cpu = _timed(cmd, workers > 0, work / f"{key}.log", args.mem_interval)
+        st = _statuses(res)
+        note = "" if sum(st.values()) == n else f" ONLY {sum(st.values())} RECORDS (rc {rc}, see {key}.log)"
+        runs[key] = (wall, mem, f"{dict(st)}{note}{_steady(res)}", cpu)
+    return runs
+
+
+def _steady(path: Path) -> str:
+    """Per worker: the first case's wall (runner start-up included), then ms per case after it."""
+    per: dict[str, list[float]] = defaultdict(list)
+    if path.exists():
+        for ln in path.read_text().splitlines():
+            rec = json.loads(ln)
+            if rec.get("wall_s") is not None:
+                per[rec.get("worker", "?")].append(rec["wall_s"])
+    parts = [f"{w}: first {v[0]:.1f} s, then {1000 * sum(v[1:]) / max(len(v) - 1, 1):.0f} ms/case"
+             for w, v in sorted(per.items()) if v]
+    return (" (" + "; ".join(parts) + ")") if parts else ""
+
+
+def _print_round(runs: dict, n: int, workers: int) -> None:
+    label = {"a": "a floor (1 process)", "b": "b harness -n 0", "c": f"c harness -n {workers}"}
+    print(f"  {'run':<22}{'wall s':>8}{'cases/s':>9}{'CPU s':>7}   peak PSS / sum VmHWM per worker (MiB)"
+          f"   statuses")
+    for key, (wall, mem, what, cpu) in runs.items():
+        m = "  ".join(f"{p:.0f}/{h:.0f}" for p, h in mem) or "-"
+        print(f"  {label[key]:<22}{wall:>8.1f}{n / wall:>9.2f}{cpu:>7.1f}   {m:<38}  {what}")
+    _print_ratios(runs)
+    peak = max((p for _, mem, _, _ in runs.values() for p, _ in mem), default=0)
+    if peak:
+        print(f"  largest peak PSS of a worker = {peak:.0f} MiB (target <= 1536)")
+
+
+def _print_ratios(runs: dict) -> None:
+    if "a" in runs and "b" in runs:
+        print(f"  overhead b/a = {runs['b'][0] / runs['a'][0]:.3f} wall (target <= 1.15), "
+              f"{runs['b'][3] / runs['a'][3]:.3f} CPU (less sensitive to a busy machine)")
+    if "b" in runs and "c" in runs:
+        print(f"  speed-up b/c = {runs['b'][0] / runs['c'][0]:.2f} (target >= 1.7 on {os.cpu_count()} cores)")
+    if len(runs) > 1 and not any(m for _, m, _, _ in runs.values()):
+        print("  " + "  ".join(f"{k}: {w:.1f} s wall, {c:.1f} s CPU" for k, (w, _, _, c) in runs.items()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the figures."""
+    ap = argparse.ArgumentParser(prog="python -m harness bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cases", type=int, default=60, help="sample size (default 60)")
+    ap.add_argument("--workers", type=int, default=2, help="xdist workers for run c (default 2)")
+    ap.add_argument("--dist", default=None, help="xdist --dist mode for run c (default: the harness's)")
+    ap.add_argument("--cases-dir", default=str(ROOT / "cases"))
+    ap.add_argument("--min-opset", type=int, default=13,
+                    help="lowest opset in the sample (default 13)")
+    ap.add_argument("--max-opset", type=int, default=21,
+                    help="highest opset in the sample (default 21: paddle2onnx 2.1 aborts the process "
+                         "above it, and the floor has no isolation)")
+    ap.add_argument("--keep", default=None, help="folder for the id list, logs and results (default: temp)")
+    ap.add_argument("--only", default="abc", help="which runs: any of a, b, c (default abc)")
+    ap.add_argument("--mem-interval", type=float, default=0.5,
+                    help="seconds between memory samples; 0: no sampling (default 0.5)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="rounds of a, b, c in turn (a shared machine is noisy; medians are printed)")
+    ap.add_argument("--floor", default=None, help=argparse.SUPPRESS)  # internal: run the floor loop
+    args = ap.parse_args(argv)
+    if args.floor:
+        print(json.dumps(floor(args.floor, args.cases_dir)), flush=True)
+        os._exit(0)  # like the harness's runner: no interpreter teardown of paddle/torch
+
+    work = Path(args.keep or tempfile.mkdtemp(prefix="harness-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    cases = sample_cases(Path(args.cases_dir), args.cases, args.min_opset, args.max_opset)
+    ids = work / "case-ids.txt"
+    ids.write_text("\n".join(c.id for c in cases) + "\n")
+    n = len(cases)
+    kinds = Counter(f"{c.kernel}/{c.exporter}" for c in cases)
+    print(f"sample: {n} cases, {len({c.model_key for c in cases})} models, "
+          f"opsets {min(c.opset for c in cases)}~{max(c.opset for c in cases)} "
+          f"({sum(c.opset >= 13 for c in cases)} at >= 13), "
+          f"exporters {dict(Counter(c.exporter for c in cases))}; ids in {ids}")
+    print("  " + ", ".join(f"{k}={v}" for k, v in sorted(kinds.items())))
+    py = sys.executable
+    harness = [py, "-m", "pytest", "conformance", "--cases-dir", args.cases_dir, "--opsets", "full",
+               "--framework", "paddle", "--devices", "cpu", "--case-ids", str(ids), "--no-report",
+               "-q", "-p", "no:randomly"]
+    rounds = []
+    for r in range(args.repeat):
+        runs = _round(args, py, harness, ids, work, n)
+        rounds.append(runs)
+        print(f"round {r + 1} of {args.repeat}, load average {os.getloadavg()[0]:.1f}:")
+        _print_round(runs, n, args.workers)
+    if args.repeat > 1:
+        med = {k: (statistics.median(rd[k][0] for rd in rounds), [], "",
+                   statistics.median(rd[k][3] for rd in rounds)) for k in rounds[0]}
+        print(f"median of {args.repeat} rounds:")
+        _print_ratios(med)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

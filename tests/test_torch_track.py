@@ -43,7 +43,7 @@ def test_relu6_passes_on_both_exporters(torch_executor, exporter):
     case = _pick(_cases(TORCH), "relu6", exporter, 18)
     rec = torch_executor.run(case)
     assert rec["status"] == status.PASS, rec
-    assert rec["model_opset"] == 18 and rec["op_types"] == ["Clip"] or "Clip" in rec["op_types"], rec
+    assert rec["model_opset"] == 18 and "Clip" in rec["op_types"], rec
     assert rec["max_abs"] is not None and rec["max_abs"] <= 1e-5, rec
 
 

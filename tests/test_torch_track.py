@@ -64,9 +64,10 @@ def test_dynamo_below_its_opset_is_never_a_pass_under_another_opset(torch_execut
     assert seen_other, "expected at least one opset the dynamo exporter does not honour"
 
 
-def test_scripted_branch_model_runs_both_batches(torch_executor):
+@pytest.mark.parametrize("variant", ["positive_sum", "negative_sum"])
+def test_scripted_branch_model_runs_both_batches(torch_executor, variant):
     """Seed 003's two-input, two-output model with its @torch.jit.script branch, at batches 1 and 3."""
-    case = _pick(_cases(TORCH), "two_io_net", "torchscript", 17)
+    case = _pick(_cases(TORCH), "two_io_net", "torchscript", 17, variant)
     assert case.spec["batches"] == [1, 3]
     rec = torch_executor.run(case)
     assert rec["status"] == status.PASS, rec
@@ -83,6 +84,9 @@ def test_model_entries_expand_for_both_frameworks():
         for c in m.cases:
             if c.framework == fw and c.kernel in MODELS:
                 assert c.spec["batches"] == [1, 3] and c.shared_key == c.kernel, c.id
+    for fw in ("torch", "paddle"):
+        variants = {c.variant for c in m.cases if c.framework == fw and c.kernel == "two_io_net"}
+        assert variants == {"positive_sum", "negative_sum"}, fw
     two_io = next(c for c in m.cases if c.framework == "paddle" and c.kernel == "two_io_net")
     assert len(two_io.spec["inputs"]) == 2
 

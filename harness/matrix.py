@@ -251,15 +251,31 @@ def load_matrix(path: str | Path, rules: dict, default_rules: dict, scope: Scope
                 if not spec.get("smoke"):
                     continue
                 opsets = sorted({opsets[0], opsets[-1]}) if opsets else []
+            only = spec.get("exporters")
+            if only:
+                unknown = sorted(set(only) - set(data["exporters"]))
+                if unknown:
+                    raise MatrixError(doc.path, doc.line_of(vat + ("exporters",)) or doc.line_of(at + ("exporters",)),
+                                      f"entries[{kernel}].exporters",
+                                      f"unknown exporter {unknown[0]!r} (the file lists "
+                                      f"{', '.join(data['exporters'])})")
+                for exporter in exporters:
+                    if exporter not in only and opsets:
+                        matrix.skipped_opsets.append((fw, f"{kernel}-{vname}", format_opsets(opsets),
+                                                      f"exporter {exporter} left out: the variant lists "
+                                                      f"exporters {', '.join(only)} only"))
             tol_name = spec.get("tolerance")
             for dtype in spec.get("dtypes", ["float32"]):
                 name = tol_name or default_rules.get(dtype)
                 if name not in rules:
                     raise MatrixError(doc.path, doc.line_of(vat + ("tolerance",)) or doc.line_of(at + ("tolerance",)),
                                       f"entries[{kernel}].tolerance", f"unknown tolerance rule {name!r}")
-                cspec = {k: v for k, v in spec.items() if k not in ("dtypes", "tolerance", "smoke", "skip")}
+                cspec = {k: v for k, v in spec.items()
+                         if k not in ("dtypes", "tolerance", "smoke", "skip", "exporters")}
                 cspec["inputs"] = [{"dtype": dtype, **inp} for inp in spec.get("inputs", [])]
                 for exporter in exporters:
+                    if only and exporter not in only:
+                        continue
                     for opset in opsets:
                         for device in scope.devices:
                             matrix.cases.append(Case(

@@ -40,6 +40,8 @@ _CASE_FIELDS = {
     "batches": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1},
     "skip": {"type": "string", "minLength": 3},
     "smoke": {"type": "boolean"},
+    # run only these of the file's exporters (the others are left out and reported)
+    "exporters": {"type": "array", "items": {"type": "string"}, "minItems": 1},
 }
 
 # Property-based exploration (``pytest --explore``): ranges to draw configurations from.

@@ -1,0 +1,220 @@
+"""PyTorch adapter and its two export paths (imported only by case runners).
+
+* ``torchscript``: ``torch.onnx.export(..., dynamo=False, opset_version=N,
+  dynamic_axes=...)``, the TorchScript (tracing) exporter;
+* ``dynamo``: ``torch.onnx.export(..., dynamo=True, opset_version=N,
+  dynamic_shapes=...)``, the ``torch.export`` based exporter. It translates at
+  its own opset (18 for torch 2.13) and, for a lower request, tries a version
+  conversion that may leave the model at 18; the pipeline measures the opset
+  the saved model declares and records ``opset-not-honored`` when it differs.
+
+Dynamic axes come from each input spec's ``dynamic`` list (default ``[0]``,
+the batch). The example inputs of an export are the spec's own shapes (the
+YAML ``shape``), never a batch of 1: ``torch.export`` specialises size-1 dims.
+
+Speed-up, not a change of behaviour: building the dynamo exporter's operator
+registry (``ONNXRegistry.from_torchlib``) re-parses ~500 torchlib functions on
+every export (~1 s). The registry is read-only during an export unless a
+``custom_translation_table`` is given (never here), so it is built once per
+opset per process and reused; the translation itself runs afresh every time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib
+import io
+import logging
+import os
+import warnings
+
+import numpy as np
+import torch
+
+from .. import registry
+from ..inputs import make_inputs
+
+torch.set_num_threads(1)
+for _name in ("torch.onnx", "torch.export", "torch._export", "torch._dynamo", "torch.fx",
+              "onnxscript", "onnx_ir", "torch.onnx._internal.exporter"):
+    logging.getLogger(_name).setLevel(logging.CRITICAL)
+
+
+def _memoize_registry() -> None:
+    """Build the dynamo exporter's registries once per process (see the module docstring)."""
+    try:
+        from torch.onnx._internal.exporter import _constants, _registration
+    except ImportError:  # another torch layout: export without the memo
+        return
+    reg = _registration.ONNXRegistry
+    if getattr(reg, "_harness_memo", False):
+        return
+    apis = _registration.onnxscript_apis
+    apis.get_torchlib_ops = functools.lru_cache(maxsize=None)(apis.get_torchlib_ops)
+    build = reg.from_torchlib.__func__
+
+    @functools.lru_cache(maxsize=None)
+    def _cached(cls, opset_version=_constants.TORCHLIB_OPSET):
+        return build(cls, opset_version)
+
+    def from_torchlib(cls, opset_version=_constants.TORCHLIB_OPSET):
+        return _cached(cls, int(opset_version))
+
+    reg.from_torchlib = classmethod(from_torchlib)
+    reg._harness_memo = True
+    # Built here, in the runner's zygote, so that every forked server inherits them.
+    import onnx
+
+    for opset in range(_constants.TORCHLIB_OPSET, onnx.defs.onnx_opset_version() + 1):
+        reg.from_torchlib(opset_version=opset)
+
+
+_memoize_registry()
+
+
+def resolve(dotted: str):
+    """``'torch.nn.functional.relu6'`` -> the function (nested attributes allowed)."""
+    parts = dotted.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise ImportError(f"cannot resolve {dotted!r}")
+
+
+class _Call(torch.nn.Module):
+    """Wraps ``fn(*inputs, *args, **kwargs)`` as a Module; subclasses fix the arity."""
+
+    def __init__(self, fn, args, kwargs, pack):
+        super().__init__()
+        self.fn, self.args, self.kwargs, self.pack = fn, list(args), dict(kwargs), pack
+
+    def _apply_fn(self, *xs):
+        xs = [list(xs)] if self.pack == "list" else list(xs)
+        return self.fn(*xs, *self.args, **self.kwargs)
+
+
+class _Call1(_Call):
+    def forward(self, x):
+        return self._apply_fn(x)
+
+
+class _Call2(_Call):
+    def forward(self, x, y):
+        return self._apply_fn(x, y)
+
+
+class _Call3(_Call):
+    def forward(self, x, y, z):
+        return self._apply_fn(x, y, z)
+
+
+class _Call4(_Call):
+    def forward(self, x, y, z, w):
+        return self._apply_fn(x, y, z, w)
+
+
+_ARITY = {1: _Call1, 2: _Call2, 3: _Call3, 4: _Call4}
+
+
+def flatten(out) -> list[np.ndarray]:
+    """Framework outputs (tensor, tuple, list, nested) -> list of numpy arrays."""
+    if isinstance(out, (list, tuple)):
+        return [a for o in out for a in flatten(o)]
+    if isinstance(out, torch.Tensor):
+        return [out.detach().cpu().numpy()]
+    return [np.asarray(out)]
+
+
+@registry.register_framework
+class TorchFramework:
+    """Builds torch modules from case specs (eval mode, seeded weights) and runs them on CPU."""
+
+    name = "torch"
+
+    def build(self, spec: dict, seed: int):
+        torch.manual_seed(seed)
+        np.random.seed(seed % (2**32))
+        if spec.get("call"):
+            module = _ARITY[len(spec["inputs"])](resolve(spec["call"]), spec.get("args", []),
+                                                 spec.get("kwargs", {}), spec.get("pack"))
+        else:
+            module = registry.BUILDERS[("torch", spec["builder"])](spec)
+        module.eval()
+        return module
+
+    def reference(self, model, inputs):
+        with torch.no_grad():
+            return flatten(model(*[torch.from_numpy(np.ascontiguousarray(x)) for x in inputs]))
+
+
+def _example(model, case, cache) -> tuple[tuple, int]:
+    """Example inputs (the spec's shapes) and the number of outputs, once per op variant."""
+    if "example" not in cache:
+        xs = tuple(torch.from_numpy(x) for x in make_inputs(case.spec["inputs"], case.seed))
+        with torch.no_grad():
+            n_out = len(flatten(model(*xs)))
+        cache["example"] = (xs, n_out)
+    return cache["example"]
+
+
+def _dynamic(case) -> list[list[int]]:
+    return [list(inp.get("dynamic", [0])) if inp["shape"] else [] for inp in case.spec["inputs"]]
+
+
+def _target(workdir: str, case) -> str:
+    path = os.path.join(workdir, case.id + ".onnx")
+    for p in (path, path + ".data"):
+        if os.path.exists(p):
+            os.remove(p)
+    return path
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence the exporters' warnings and progress prints (native logs still go to the runner log)."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
+
+
+@registry.register_exporter("torch")
+class TorchScriptExporter:
+    """``torch.onnx.export(dynamo=False)``: trace, then the TorchScript symbolic exporter."""
+
+    name = "torchscript"
+
+    def export(self, model, case, workdir, cache):
+        xs, n_out = _example(model, case, cache)
+        names = [f"x{i}" for i in range(len(xs))]
+        axes = {n: {ax: f"{n}_d{ax}" for ax in dyn} for n, dyn in zip(names, _dynamic(case)) if dyn}
+        path = _target(workdir, case)
+        with _quiet():
+            torch.onnx.export(model, xs, path, dynamo=False, opset_version=case.opset,
+                              input_names=names, output_names=[f"y{i}" for i in range(n_out)],
+                              dynamic_axes=axes or None)
+        return path
+
+
+@registry.register_exporter("torch")
+class DynamoExporter:
+    """``torch.onnx.export(dynamo=True)``: ``torch.export`` then the ONNX translator (opset as saved)."""
+
+    name = "dynamo"
+
+    def export(self, model, case, workdir, cache):
+        xs, n_out = _example(model, case, cache)
+        shapes = tuple({ax: torch.export.Dim.DYNAMIC for ax in dyn} or None for dyn in _dynamic(case))
+        path = _target(workdir, case)
+        with _quiet():
+            torch.onnx.export(model, xs, path, dynamo=True, opset_version=case.opset,
+                              input_names=[f"x{i}" for i in range(len(xs))],
+                              output_names=[f"y{i}" for i in range(n_out)],
+                              dynamic_shapes=shapes if any(s is not None for s in shapes) else None,
+                              external_data=False, verbose=False)
+        return path

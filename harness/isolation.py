@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import signal
 import struct
@@ -205,18 +206,21 @@ class Executor:
         reply["wall_s"] = time.monotonic() - t0
         if reply["status"] == status.EXPORT_ERROR and not reply.get("log"):
             reply["log"] = self._log_tail(offset)
+            if reply.get("message", "").startswith("the exporter called sys.exit"):
+                reply["message"] += _key_lines(reply["log"])
         return reply
 
 
 _KEY_MARKERS = ("error", "please", "must", "abort", "not support", "exception")
 _NOISE = ("c++ traceback", "error message summary", "fatalerror", "[timeinfo", "[signalinfo",
-          "paddle2onnx::export(", "warning")
+          "paddle2onnx::export(", "warning", "'colored' module")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def _key_lines(log: str, limit: int = 3) -> str:
     """The lines of a native log that say why, e.g. paddle2onnx's opset complaint."""
     keep = []
-    for ln in log.splitlines():
+    for ln in _ANSI.sub("", log).splitlines():
         low = ln.lower()
         if any(m in low for m in _KEY_MARKERS) and not any(n in low for n in _NOISE):
             keep.append(ln.strip())

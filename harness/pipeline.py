@@ -68,7 +68,7 @@ def _prepare(case: Case, fw) -> Prepared | Exception:
         input_sets = make_input_sets(case)
         refs = [list(fw.reference(model, xs)) for xs in input_sets]
         return Prepared(model, input_sets, refs, time.perf_counter() - t0)
-    except Exception as exc:  # noqa: BLE001 - reported as the case's status
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - reported as the case's status
         return ReferenceError_(f"{type(exc).__name__}: {exc}")
 
 
@@ -152,6 +152,12 @@ def _run_case(case: Case, workdir: str, cache: ModelCache, providers: list[str] 
     t0 = time.perf_counter()
     try:
         path = exporter.export(prep.model, case, workdir, prep.cache)
+    except SystemExit as exc:
+        # paddle2onnx's logging.error() calls sys.exit(-1) after logging the real error;
+        # the isolation layer appends those logged lines to the message.
+        return _record(case, status.EXPORT_ERROR, stage="export", ref_s=prep.ref_s,
+                       export_s=time.perf_counter() - t0,
+                       message=f"the exporter called sys.exit({exc.code})")
     except Exception as exc:  # noqa: BLE001
         return _record(case, status.EXPORT_ERROR, stage="export", ref_s=prep.ref_s,
                        export_s=time.perf_counter() - t0, message=_short(exc))

@@ -32,7 +32,7 @@ def _serve(fd_in: int, fd_out: int, plugins: tuple[str, ...]) -> None:
         try:
             rec = pipeline.run_case(case, msg["workdir"], cache, msg.get("providers"),
                                     msg.get("bundle_dir"), msg.get("device"))
-        except Exception as exc:  # noqa: BLE001 - a harness bug still becomes a record
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - a harness bug still becomes a record
             rec = pipeline._record(case, status.EXPORT_ERROR, stage="harness",
                                    message=f"harness error: {exc}", log=pipeline.format_exception())
         sys.stdout.flush()
@@ -86,8 +86,15 @@ def main() -> None:
     while True:
         pid = os.fork()
         if pid == 0:
-            _serve(fd_in, msg_out, plugins)
-            os._exit(0)
+            # A forked server must never run the interpreter's exit path: threads the
+            # zygote's libraries started do not exist here, and joining them hangs.
+            code = 0
+            try:
+                _serve(fd_in, msg_out, plugins)
+            except BaseException:  # noqa: BLE001 - reported by the zygote as a crash
+                code = 70
+            finally:
+                os._exit(code)
         _, code = os.waitpid(pid, 0)
         if os.WIFEXITED(code) and os.WEXITSTATUS(code) == 0:
             # The parent closed the pipe or asked us to stop. Skip the interpreter's

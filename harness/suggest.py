@@ -21,6 +21,7 @@ from .results import read_results
 from .status import FAILURES
 
 _PATH = re.compile(r"(/[\w.\-]+)+")
+_NOISE = re.compile(r"\x1b\[[0-9;]*m|\\e\[[0-9;]*m|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s*")
 _NUM = re.compile(r"\d+(\.\d+)?(e-?\d+)?")
 
 
@@ -29,7 +30,7 @@ def cause_of(rec: dict) -> str:
     msg = rec.get("message") or ""
     if rec["status"] == "crash" and ": " in msg:
         msg = msg.split(": ", 1)[1]
-    msg = _PATH.sub("<path>", msg)
+    msg = _PATH.sub("<path>", _NOISE.sub("", msg))
     msg = msg.replace("\n", " ").strip()
     return msg[:240]
 

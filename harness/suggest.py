@@ -78,8 +78,8 @@ def suggest(records: list[dict], declared_only: bool = True) -> list[dict]:
 def _reason(rec: dict) -> str:
     st = rec["status"]
     if st == "opset-not-honored":
-        return (f"{rec['exporter']} export writes opset {rec.get('model_opset')} when a lower opset "
-                f"is requested (measured: {cause_of(rec)[:160]})")
+        return (f"the {rec['exporter']} exporter writes an opset-{rec.get('model_opset')} model when "
+                f"these opsets are requested")
     return f"measured {st}: {cause_of(rec)}"
 
 

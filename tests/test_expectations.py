@@ -78,3 +78,25 @@ def test_corrupt_results_file_names_the_line(tmp_path):
     assert "lacks field(s) status" in str(bad[1])
     with pytest.raises(ValueError, match=r"r.jsonl:2: "):
         list(read_results(p))
+
+
+def test_suggest_covers_exactly_the_failures():
+    from harness.expectations import Expectation
+    from harness.suggest import suggest
+
+    def rec(variant, opset, st, msg="boom"):
+        return {"id": f"paddle-static-k-{variant}-opset{opset}-float32-cpu", "framework": "paddle",
+                "exporter": "static", "kernel": "k", "variant": variant, "opset": opset,
+                "status": st, "message": msg, "declared": {"in_range": True}}
+
+    recs = [rec(v, o, "crash" if o < 10 else "pass") for v in ("a", "b") for o in range(7, 13)]
+    recs.append(rec("a", 12, "mismatch", "output 0: max_abs=0.5"))  # only variant a at 12
+    recs = [r for r in recs if not (r["variant"] == "a" and r["opset"] == 12 and r["status"] == "pass")]
+    entries = suggest(recs)
+    assert {(e["match"], e["opsets"], e["status"][0]) for e in entries} == {
+        ("paddle-static-k-*", "7~9", "crash"), ("paddle-static-k-a-*", "12~12", "mismatch")}
+    exps = [Expectation(e["match"], tuple(map(int, e["opsets"].split("~"))), tuple(e["status"]), e["reason"])
+            for e in entries]
+    for r in recs:
+        covered = any(x.covers(r["id"]) and r["status"] in x.status for x in exps)
+        assert covered == (r["status"] != "pass"), r["id"]

@@ -52,7 +52,8 @@ _ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": 
 
 
 # -- the sample -------------------------------------------------------------------------------------
-def sample_cases(cases_dir: Path, n: int, min_opset: int = 11, max_opset: int = 21) -> list:
+def sample_cases(cases_dir: Path, n: int, min_opset: int = 11, max_opset: int = 21,
+                 exclude: frozenset[str] = frozenset()) -> list:
     """A deterministic sample of ``n`` runnable Paddle CPU cases, spread over kernels and exporters.
 
     Candidates come from the ``--opsets full`` expansion, opsets ``min_opset``
@@ -70,7 +71,7 @@ def sample_cases(cases_dir: Path, n: int, min_opset: int = 11, max_opset: int = 
     order = {c.id: i for i, c in enumerate(m.cases)}
     groups: dict[tuple, list] = defaultdict(list)
     for c in m.cases:
-        if not c.skip and min_opset <= c.opset <= max_opset:
+        if not c.skip and min_opset <= c.opset <= max_opset and c.id not in exclude:
             groups[(c.kernel, c.variant, c.dtype, c.exporter)].append(c)
     seqs = []
     for key in sorted(groups):
@@ -143,7 +144,7 @@ def floor(ids_file: str, cases_dir: str) -> dict:
                     np.asarray(g).shape == np.asarray(r).shape and np.allclose(g, r, rtol=1e-4, atol=1e-5)
                     for g, r in zip(got, ref))
             counts["pass" if ok else "mismatch"] += 1
-        except Exception:  # noqa: BLE001 - the floor counts, it does not classify
+        except (Exception, SystemExit):  # noqa: BLE001 - the floor counts, it does not classify
             counts["error"] += 1
         if t_first is None:
             t_first = time.perf_counter() - t_loop
@@ -331,6 +332,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="seconds between memory samples; 0: no sampling (default 0.5)")
     ap.add_argument("--repeat", type=int, default=1,
                     help="rounds of a, b, c in turn (a shared machine is noisy; medians are printed)")
+    ap.add_argument("--exclude-from", default=None, metavar="RESULTS",
+                    help="a results file of an earlier --opsets full run: its cases that crashed, timed "
+                         "out or called sys.exit are left out of the sample (the floor has no isolation)")
     ap.add_argument("--floor", default=None, help=argparse.SUPPRESS)  # internal: run the floor loop
     args = ap.parse_args(argv)
     if args.floor:
@@ -339,7 +343,13 @@ def main(argv: list[str] | None = None) -> int:
 
     work = Path(args.keep or tempfile.mkdtemp(prefix="harness-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    cases = sample_cases(Path(args.cases_dir), args.cases, args.min_opset, args.max_opset)
+    exclude: frozenset[str] = frozenset()
+    if args.exclude_from:
+        from .results import read_results
+
+        exclude = frozenset(r["id"] for r in read_results(args.exclude_from, [])
+                            if r["status"] in ("crash", "timeout") or "sys.exit" in (r.get("message") or ""))
+    cases = sample_cases(Path(args.cases_dir), args.cases, args.min_opset, args.max_opset, exclude)
     ids = work / "case-ids.txt"
     ids.write_text("\n".join(c.id for c in cases) + "\n")
     n = len(cases)
@@ -351,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     print("  " + ", ".join(f"{k}={v}" for k, v in sorted(kinds.items())))
     py = sys.executable
     harness = [py, "-m", "pytest", "conformance", "--cases-dir", args.cases_dir, "--opsets", "full",
-               "--framework", "paddle", "--devices", "cpu", "--case-ids", str(ids), "--no-report",
+               "--framework", "paddle", "--devices", "cpu", "--case-ids", str(ids), "--no-report", "--repro-dir", "",
                "-q", "-p", "no:randomly"]
     rounds = []
     for r in range(args.repeat):

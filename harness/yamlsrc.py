@@ -62,6 +62,8 @@ def _walk(node: yaml.Node, path: tuple, lines: dict, src: Path) -> Any:
 
 
 _LOADER: yaml.SafeLoader | None = None
+#: libyaml's parser where PyYAML was built with it (10x faster; same nodes and marks)
+_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _dummy_loader() -> yaml.SafeLoader:
@@ -79,7 +81,7 @@ def load_yaml(path: str | Path) -> SourcedDoc:
     except OSError as exc:
         raise MatrixError(path, None, "<file>", f"cannot read: {exc.strerror}") from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_FAST_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None

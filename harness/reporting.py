@@ -14,7 +14,7 @@ def end_of_run(cfg, matrix) -> list[str]:
 
         if not cfg.results.exists():
             return [f"reports: no results file {cfg.results}; nothing to report"]
-        loaded = load([cfg.results])
+        loaded = load([cfg.results], include_explore=False)
         lines = [f"reports: {b}" for b in loaded.bad]
         if not loaded.records:
             return lines + [f"reports: no valid record in {cfg.results}; no report written"]

@@ -226,3 +226,17 @@ def test_pytest_run_writes_junitxml_and_end_of_run_reports(tmp_path):
         assert len(props) == 1 and len(props[0].get("value")) < 20_000
     md = (reports / "support.md").read_text()
     assert "| relu | — | fails at opset 13~14: mismatch ×2 at 13~14" in md
+
+
+def test_explore_records_stay_out_of_the_support_tables(tmp_path):
+    from harness.report.inputs import load
+
+    base = {"status": "pass", "framework": "paddle", "kernel": "relu6", "exporter": "dygraph",
+            "opset": 13, "variant": "default", "dtype": "float32", "device": "cpu"}
+    p = tmp_path / "r.jsonl"
+    p.write_text(json.dumps({**base, "id": "paddle-dygraph-relu6-default-opset13-float32-cpu"}) + "\n"
+                 + json.dumps({**base, "id": "explore-paddle-dygraph-relu6-opset13", "mode": "explore"}) + "\n")
+    assert len(load([p]).records) == 2
+    loaded = load([p], include_explore=False)
+    assert [r["id"] for r in loaded.records] == ["paddle-dygraph-relu6-default-opset13-float32-cpu"]
+    assert loaded.explore == 1

@@ -45,7 +45,7 @@ def run(args) -> int:
     """Load, report problems, write the four files."""
     try:
         paths = args.results or [newest_results()]
-        loaded = load(paths)
+        loaded = load(paths, include_explore=False)
     except (InputError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

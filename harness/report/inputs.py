@@ -32,6 +32,8 @@ class Loaded:
     conflicts: list[dict] = field(default_factory=list)
     bad: list[BadLine] = field(default_factory=list)
     duplicates: int = 0
+    #: property-mode records (``mode: explore``) left out of the support tables
+    explore: int = 0
 
 
 def newest_results(root: Path = ROOT) -> Path:
@@ -63,8 +65,12 @@ def canonical(rec: dict) -> str:
     return json.dumps(rec, sort_keys=True, default=str)
 
 
-def load(paths: list[str | Path]) -> Loaded:
-    """Read every file of ``paths`` (folders expanded) and merge their records by id."""
+def load(paths: list[str | Path], include_explore: bool = True) -> Loaded:
+    """Read every file of ``paths`` (folders expanded) and merge their records by id.
+
+    ``include_explore=False`` sets property-mode records aside (counted in
+    ``Loaded.explore``): their drawn configurations are not matrix cases.
+    """
     files = expand(paths)
     out = Loaded(files=[str(f) for f in files])
     by_id: dict[str, list[tuple[dict, str]]] = {}
@@ -73,6 +79,9 @@ def load(paths: list[str | Path]) -> Loaded:
             problem = type_problem(rec)
             if problem:
                 out.bad.append(BadLine(str(f), _line_of(f, rec), problem))
+                continue
+            if not include_explore and rec.get("mode") == "explore":
+                out.explore += 1
                 continue
             by_id.setdefault(str(rec["id"]), []).append((rec, str(f)))
     for rid in sorted(by_id):

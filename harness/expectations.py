@@ -14,6 +14,7 @@ Entries that match no collected case are reported at the end of the run.
 
 from __future__ import annotations
 
+import bisect
 import fnmatch
 import re
 from dataclasses import dataclass, field
@@ -36,11 +37,13 @@ class Expectation:
     reason: str
     link: str = ""
     line: int | None = None
-    hits: int = field(default=0, compare=False)
+    _rx: re.Pattern | None = field(default=None, compare=False, repr=False)
 
     def covers(self, case_id: str) -> bool:
         """True when ``case_id`` matches the pattern and, if given, the opset range."""
-        if not fnmatch.fnmatchcase(case_id, self.match):
+        if self._rx is None:
+            self._rx = re.compile(fnmatch.translate(self.match))
+        if not self._rx.match(case_id):
             return False
         if self.opsets is None:
             return True
@@ -93,7 +96,23 @@ class Expectations:
         return None
 
     def mark_collected(self, case_ids) -> list[Expectation]:
-        """Count matches over the collected ids; return entries that match nothing."""
+        """Return the entries that match none of the collected ids.
+
+        Ids are sorted once, and each entry only tests the ids that start with
+        its pattern's literal prefix (found by bisection).
+        """
+        ids = sorted(case_ids)
+        stale = []
         for e in self.entries:
-            e.hits = sum(1 for cid in case_ids if e.covers(cid))
-        return [e for e in self.entries if e.hits == 0]
+            prefix = re.split(r"[*?\[]", e.match, maxsplit=1)[0]
+            start = bisect.bisect_left(ids, prefix)
+            hit = False
+            for cid in ids[start:]:
+                if not cid.startswith(prefix):
+                    break
+                if e.covers(cid):
+                    hit = True
+                    break
+            if not hit:
+                stale.append(e)
+        return stale

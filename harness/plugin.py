@@ -170,7 +170,9 @@ def pytest_configure(config):
         present=present, ort_providers=providers, shard=shard, case_ids=case_ids)
     config.stash[STATE_KEY] = {"counts": Counter(), "by_kernel": defaultdict(Counter),
                                "by_exporter": defaultdict(Counter), "writer": None,
-                               "t0": time.time(), "unexpected_pass": [], "executor": None}
+                               "t0": time.time(), "executor": None}
+    if getattr(config, "workerinput", None) is None:  # only the controller writes files
+        config.pluginmanager.register(RecordWriter(config), "harness-record-writer")
     if _runs_cases_here(config):
         _start_runner_early(config)
 
@@ -487,35 +489,29 @@ def case_runner(request):
     runner.close()
 
 
-def pytest_runtest_logreport(report):
-    """Controller only: append each case's record to the results file as it ends."""
-    if report.when != "call":
-        return
-    rec = next((v for k, v in report.user_properties if k == "record"), None)
-    if rec is None:
-        return
-    config = _CONFIG["config"]
-    if config is None or getattr(config, "workerinput", None) is not None:
-        return
-    state = config.stash[STATE_KEY]
-    if state["writer"] is None:
-        state["writer"] = ResultsWriter(config.stash[CONFIG_KEY].results)
-    rec = dict(rec)
-    rec["outcome"] = "xfailed" if hasattr(report, "wasxfail") else report.outcome
-    rec["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    state["writer"].write(rec)
-    state["counts"][rec["status"]] += 1
-    state["by_kernel"][f"{rec['framework']}/{rec['kernel']}"][rec["status"]] += 1
-    state["by_exporter"][f"{rec['framework']}/{rec['exporter']}"][rec["status"]] += 1
+class RecordWriter:
+    """Controller-only plugin: appends each case's record to the results file as it ends."""
 
+    def __init__(self, config):
+        self.config = config
 
-_CONFIG: dict = {"config": None}
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_sessionstart(session):
-    """Remember the config for the logreport hook (which gets no config argument)."""
-    _CONFIG["config"] = session.config
+    def pytest_runtest_logreport(self, report):
+        """Write the record a case attached to its call-phase report, and count it."""
+        if report.when != "call":
+            return
+        rec = next((v for k, v in report.user_properties if k == "record"), None)
+        if rec is None:
+            return
+        state = self.config.stash[STATE_KEY]
+        if state["writer"] is None:
+            state["writer"] = ResultsWriter(self.config.stash[CONFIG_KEY].results)
+        rec = dict(rec)
+        rec["outcome"] = "xfailed" if hasattr(report, "wasxfail") else report.outcome
+        rec["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        state["writer"].write(rec)
+        state["counts"][rec["status"]] += 1
+        state["by_kernel"][f"{rec['framework']}/{rec['kernel']}"][rec["status"]] += 1
+        state["by_exporter"][f"{rec['framework']}/{rec['exporter']}"][rec["status"]] += 1
 
 
 def pytest_report_header(config):

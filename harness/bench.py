@@ -12,15 +12,21 @@ a. the *floor*: one process, no isolation, no pytest, doing only what a case
 b. the harness with ``-n 0`` on exactly those case ids (``--case-ids``);
 c. the harness with ``-n 2`` (``--workers``).
 
+Per run it prints the wall time, the CPU time of the whole process tree, the
+time until the first case was done (``start s``: process start, imports,
+warm-up, collection, first case) and the rate after it (``steady/s``), so the
+serial start-up and the parallel part of each ratio can be told apart.
+
 Memory: every ``--mem-interval`` seconds (0.5) the process tree of each run is
-read from ``/proc``. A *worker* is an xdist worker with its runner zygote and
-forked server (for ``-n 0`` and the floor: the whole tree). Reported per worker:
+read from ``/proc``. A *worker* is an xdist worker with the runner session and
+server forked for it from the shared runner master; the master is reported on
+its own (for ``-n 0`` and the floor: the whole tree). Reported per worker:
 
 * peak PSS: the largest sum over the worker's processes of ``Pss`` from
   ``/proc/<pid>/smaps_rollup`` in one sample, read every 4th sample (it costs
   ~15 ms per paddle process and briefly locks the target's memory map, so
   reading it more often slows the run measured). PSS splits pages shared
-  between the zygote and its forked server instead of counting them twice, so
+  between the master and the forked processes instead of counting them twice, so
   the sum is the worker's real footprint; a spike between reads can be missed;
 * sum of VmHWM: each process's own high-water RSS (``/proc/<pid>/status``, read
   every sample), summed over every process the worker ever had. Pages shared
@@ -42,6 +48,7 @@ import threading
 import time
 import zlib
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 HELP = "time the harness against a bare export loop on a fixed sample of Paddle cases"
@@ -90,7 +97,7 @@ def sample_cases(cases_dir: Path, n: int, min_opset: int = 11, max_opset: int = 
 
 
 # -- (a) the floor ----------------------------------------------------------------------------------
-def floor(ids_file: str, cases_dir: str) -> dict:
+def floor(ids_file: str, cases_dir: str, done_file: str | None = None) -> dict:
     """The raw loop; run in its own process by :func:`main` (``--floor``). Returns counts."""
     import numpy as np
     import onnx
@@ -108,6 +115,7 @@ def floor(ids_file: str, cases_dir: str) -> dict:
     work = tempfile.mkdtemp(prefix="bench-floor-")
     models: dict[str, tuple] = {}
     counts: Counter = Counter()
+    done = open(done_file, "a", buffering=1) if done_file else None  # noqa: SIM115 - one line per case
     t_loop = time.perf_counter()
     t_first = None
     for case in cases:
@@ -146,6 +154,8 @@ def floor(ids_file: str, cases_dir: str) -> dict:
             counts["pass" if ok else "mismatch"] += 1
         except (Exception, SystemExit):  # noqa: BLE001 - the floor counts, it does not classify
             counts["error"] += 1
+        if done is not None:  # as the harness writes a record per case
+            done.write(case.id + "\n")
         if t_first is None:
             t_first = time.perf_counter() - t_loop
     loop = time.perf_counter() - t_loop
@@ -189,20 +199,57 @@ def _kib(path: str, field: str) -> int | None:
     return None
 
 
+def _worker_label(pid: int) -> str | None:
+    """The xdist worker name (gw0, ...) of a pytest worker process, from its environment."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            for item in f.read().split(b"\0"):
+                if item.startswith(b"PYTEST_XDIST_WORKER="):
+                    return item.split(b"=", 1)[1].decode()
+    except OSError:
+        return None
+    return None
+
+
+def _session_owner(pid: int) -> str | None:
+    """The worker a runner session serves: its fd 1 is that worker's ``runner-<name>.log``."""
+    try:
+        target = os.readlink(f"/proc/{pid}/fd/1")
+    except OSError:
+        return None
+    name = os.path.basename(target)
+    return name[len("runner-"):-len(".log")] if name.startswith("runner-") and name.endswith(".log") else None
+
+
 class TreeSampler(threading.Thread):
-    """Samples PSS and VmHWM of each worker tree under ``root`` until stopped."""
+    """Samples PSS and VmHWM per worker of the process tree under ``root`` until stopped.
+
+    With ``split_workers`` (an xdist run) a worker is its pytest process plus the
+    runner session (and server) serving it, which are children of the shared
+    runner master, not of the worker; the master itself is counted on its own
+    as ``master``. Otherwise the whole tree is one worker, ``all``.
+    """
 
     def __init__(self, root: int, split_workers: bool, interval: float = 0.5):
         super().__init__(daemon=True)
         self.root, self.split, self.interval = root, split_workers, interval
-        self.peak_pss: dict[int, int] = defaultdict(int)  # worker pid -> KiB
-        self.hwm: dict[int, dict[int, int]] = defaultdict(dict)  # worker -> pid -> KiB
+        self.peak_pss: dict[str, int] = defaultdict(int)  # worker name -> KiB
+        self.hwm: dict[str, dict[int, int]] = defaultdict(dict)  # worker name -> pid -> KiB
         self.stop_event = threading.Event()
 
-    def _groups(self, kids) -> dict[int, list[int]]:
+    def _groups(self, kids) -> dict[str, list[int]]:
         if not self.split:
-            return {self.root: _tree(self.root, kids)}
-        return {w: _tree(w, kids) for w in kids.get(self.root, [])}
+            return {"all": _tree(self.root, kids)}
+        groups: dict[str, list[int]] = defaultdict(list)
+        for child in kids.get(self.root, []):
+            label = _worker_label(child)
+            if label is not None:
+                groups[label] += _tree(child, kids)
+                continue
+            groups["master"].append(child)  # the shared runner master: its sessions go to their owners
+            for session in kids.get(child, []):
+                groups[_session_owner(session) or "master"] += _tree(session, kids)
+        return groups
 
     def run(self) -> None:
         tick = 0
@@ -218,19 +265,51 @@ class TreeSampler(threading.Thread):
                 self.peak_pss[w] = max(self.peak_pss[w], pss)
             tick += 1
 
-    def per_worker(self) -> list[tuple[float, float]]:
-        """[(peak PSS MiB, sum VmHWM MiB)] per worker that had more than one process or any memory."""
-        out = []
-        for w in self.hwm:
-            if self.hwm[w]:
-                out.append((self.peak_pss[w] / 1024, sum(self.hwm[w].values()) / 1024))
-        return out
+    def per_worker(self) -> list[tuple[str, float, float]]:
+        """[(name, peak PSS MiB, sum VmHWM MiB)] per worker (and the shared master), by name."""
+        return [(w, self.peak_pss[w] / 1024, sum(self.hwm[w].values()) / 1024)
+                for w in sorted(self.hwm) if self.hwm[w]]
 
 
-def _timed(cmd: list[str], split_workers: bool, log: Path, interval: float) -> tuple[float, list, int, float]:
-    """Run ``cmd``: (wall s, memory per worker, exit code, CPU s of its whole reaped process tree)."""
+class Progress(threading.Thread):
+    """Polls a growing JSON-lines file every 20 ms: when its first and its last record appeared."""
+
+    def __init__(self, path: Path, t0: float):
+        super().__init__(daemon=True)
+        self.path, self.t0 = path, t0
+        self.count, self.first, self.last = 0, None, None
+        self.stop_event = threading.Event()
+        self._offset = 0
+
+    def poll(self) -> None:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self._offset)
+                chunk = f.read()
+        except OSError:
+            return
+        new = chunk.count(b"\n")
+        if new:
+            self._offset += chunk.rfind(b"\n") + 1
+            now = time.perf_counter() - self.t0
+            if self.first is None:
+                self.first = now
+            self.last, self.count = now, self.count + new
+
+    def run(self) -> None:
+        while not self.stop_event.wait(0.02):
+            self.poll()
+
+
+def _timed(cmd: list[str], split_workers: bool, log: Path, interval: float,
+           results: Path | None = None) -> tuple[float, list, int, float, "Progress | None"]:
+    """Run ``cmd``: (wall s, memory per worker, exit code, CPU s of its whole reaped process tree,
+    arrival times of the records in ``results``)."""
     env = dict(os.environ, **_ENV)
     t0 = time.perf_counter()
+    progress = Progress(results, t0) if results is not None else None
+    if progress is not None:
+        progress.start()
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
         sampler = TreeSampler(proc.pid, split_workers, interval or 1e9)
@@ -242,7 +321,11 @@ def _timed(cmd: list[str], split_workers: bool, log: Path, interval: float) -> t
     sampler.stop_event.set()
     if interval:
         sampler.join()
-    return wall, sampler.per_worker(), rc, usage.ru_utime + usage.ru_stime
+    if progress is not None:
+        progress.stop_event.set()
+        progress.join()
+        progress.poll()
+    return wall, sampler.per_worker(), rc, usage.ru_utime + usage.ru_stime, progress
 
 
 def _statuses(path: Path) -> Counter:
@@ -251,18 +334,40 @@ def _statuses(path: Path) -> Counter:
     return Counter(json.loads(ln)["status"] for ln in path.read_text().splitlines() if ln.strip())
 
 
-def _round(args, py: str, harness: list[str], ids: Path, work: Path, n: int) -> dict:
-    """One run each of a, b, c (as selected): {key: (wall s, memory per worker, statuses)}."""
+@dataclass
+class Run:
+    """One measured run of a, b or c."""
+
+    wall: float  # s, process start to exit
+    mem: list  # [(worker name, peak PSS MiB, sum VmHWM MiB)]
+    what: str  # statuses and notes
+    cpu: float  # s of CPU of the whole reaped process tree
+    first: float | None  # s from start until the first case was done (imports, start-up, first case)
+    steady: float | None  # cases/s from the first case done to the last
+
+    @staticmethod
+    def of(wall, mem, what, cpu, progress) -> "Run":
+        first = steady = None
+        if progress is not None and progress.first is not None:
+            first = progress.first
+            if progress.count > 1 and progress.last > progress.first:
+                steady = (progress.count - 1) / (progress.last - progress.first)
+        return Run(wall, mem, what, cpu, first, steady)
+
+
+def _round(args, py: str, harness: list[str], ids: Path, work: Path, n: int) -> dict[str, Run]:
+    """One run each of a, b, c (as selected)."""
     runs = {}
     if "a" in args.only:
-        wall, mem, rc, cpu = _timed([py, "-m", "harness.bench", "--floor", str(ids), "--cases-dir",
-                                args.cases_dir], False, work / "a.log", args.mem_interval)
+        done = work / "a.done"
+        done.unlink(missing_ok=True)
+        wall, mem, rc, cpu, prog = _timed([py, "-m", "harness.bench", "--floor", str(ids), "--floor-done",
+                                           str(done), "--cases-dir", args.cases_dir], False, work / "a.log",
+                                          args.mem_interval, done)
         lines = (work / "a.log").read_text().strip().splitlines()
         info = json.loads(lines[-1]) if rc == 0 and lines else {
             "counts": {"died": rc, "at": lines[-1] if lines else ""}, "loop_s": float("nan")}
-        steady = f", then {info['steady_ms']:.0f} ms/case" if "steady_ms" in info else ""
-        runs["a"] = (wall, mem, f"{info['counts']} (loop {info['loop_s']:.1f} s: first case "
-                     f"{info.get('first_s') or float('nan'):.1f} s{steady})", cpu)
+        runs["a"] = Run.of(wall, mem, f"{info['counts']}", cpu, prog)
     for key, workers in (("b", 0), ("c", args.workers)):
         if key not in args.only:
             continue
@@ -271,53 +376,55 @@ def _round(args, py: str, harness: list[str], ids: Path, work: Path, n: int) -> 
         cmd = harness + ["-n", str(workers), "--results", str(res)]
         if args.dist and workers:
             cmd += ["--dist", args.dist]
-        wall, mem, rc, cpu = _timed(cmd, workers > 0, work / f"{key}.log", args.mem_interval)
+        wall, mem, rc, cpu, prog = _timed(cmd, workers > 0, work / f"{key}.log", args.mem_interval, res)
         st = _statuses(res)
         note = "" if sum(st.values()) == n else f" ONLY {sum(st.values())} RECORDS (rc {rc}, see {key}.log)"
-        runs[key] = (wall, mem, f"{dict(st)}{note}{_steady(res)}", cpu)
+        runs[key] = Run.of(wall, mem, f"{dict(st)}{note}", cpu, prog)
     return runs
 
 
-def _steady(path: Path) -> str:
-    """Per worker: the first case's wall (runner start-up included), then ms per case after it."""
-    per: dict[str, list[float]] = defaultdict(list)
-    if path.exists():
-        for ln in path.read_text().splitlines():
-            rec = json.loads(ln)
-            if rec.get("wall_s") is not None:
-                per[rec.get("worker", "?")].append(rec["wall_s"])
-    parts = [f"{w}: first {v[0]:.1f} s, then {1000 * sum(v[1:]) / max(len(v) - 1, 1):.0f} ms/case"
-             for w, v in sorted(per.items()) if v]
-    return (" (" + "; ".join(parts) + ")") if parts else ""
-
-
-def _print_round(runs: dict, n: int, workers: int) -> None:
+def _print_round(runs: dict[str, Run], n: int, workers: int) -> None:
     label = {"a": "a floor (1 process)", "b": "b harness -n 0", "c": f"c harness -n {workers}"}
-    print(f"  {'run':<22}{'wall s':>8}{'cases/s':>9}{'CPU s':>7}   peak PSS / sum VmHWM per worker (MiB)"
-          f"   statuses")
-    for key, (wall, mem, what, cpu) in runs.items():
-        m = "  ".join(f"{p:.0f}/{h:.0f}" for p, h in mem) or "-"
-        print(f"  {label[key]:<22}{wall:>8.1f}{n / wall:>9.2f}{cpu:>7.1f}   {m:<38}  {what}")
+    print(f"  {'run':<22}{'wall s':>8}{'cases/s':>9}{'CPU s':>7}{'start s':>9}{'steady/s':>10}"
+          f"   peak PSS / sum VmHWM (MiB)   statuses")
+    for key, r in runs.items():
+        m = "  ".join(f"{w} {p:.0f}/{h:.0f}" for w, p, h in r.mem) or "-"
+        print(f"  {label[key]:<22}{r.wall:>8.1f}{n / r.wall:>9.2f}{r.cpu:>7.1f}{_f(r.first, 1):>9}"
+              f"{_f(r.steady, 1):>10}   {m:<28}  {r.what}")
     _print_ratios(runs)
-    peak = max((p for _, mem, _, _ in runs.values() for p, _ in mem), default=0)
-    if peak:
-        print(f"  largest peak PSS of a worker = {peak:.0f} MiB (target <= 1536)")
+    workers_only = [(w, p) for r in runs.values() for w, p, _ in r.mem if w != "master"]
+    if workers_only:
+        w, peak = max(workers_only, key=lambda t: t[1])
+        master = max((p for r in runs.values() for w2, p, _ in r.mem if w2 == "master"), default=0)
+        extra = (f"; with the whole shared runner master added ({master:.0f} MiB) {peak + master:.0f} MiB"
+                 if master else "")
+        print(f"  largest peak PSS of a worker = {peak:.0f} MiB ({w}){extra} (target <= 1536)")
 
 
-def _print_ratios(runs: dict) -> None:
-    if "a" in runs and "b" in runs:
-        print(f"  overhead b/a = {runs['b'][0] / runs['a'][0]:.3f} wall (target <= 1.15), "
-              f"{runs['b'][3] / runs['a'][3]:.3f} CPU (less sensitive to a busy machine)")
-    if "b" in runs and "c" in runs:
-        print(f"  speed-up b/c = {runs['b'][0] / runs['c'][0]:.2f} (target >= 1.7 on {os.cpu_count()} cores)")
-    if len(runs) > 1 and not any(m for _, m, _, _ in runs.values()):
-        print("  " + "  ".join(f"{k}: {w:.1f} s wall, {c:.1f} s CPU" for k, (w, _, _, c) in runs.items()))
+def _f(x: float | None, digits: int) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def _print_ratios(runs: dict[str, Run]) -> None:
+    a, b, c = runs.get("a"), runs.get("b"), runs.get("c")
+    if a and b:
+        print(f"  overhead b/a = {b.wall / a.wall:.3f} wall (target <= 1.15), {b.cpu / a.cpu:.3f} CPU"
+              + (f", {a.steady / b.steady:.3f} steady (per case, after the first)" if a.steady and b.steady
+                 else ""))
+    if b and c:
+        print(f"  speed-up b/c = {b.wall / c.wall:.2f} wall (target >= 1.7 on {os.cpu_count()} cores)"
+              + (f", {c.steady / b.steady:.2f} steady" if b.steady and c.steady else "")
+              + (f"; start-up (until the first case is done) b {b.first:.1f} s, c {c.first:.1f} s"
+                 if b.first is not None and c.first is not None else ""))
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the figures."""
     ap = argparse.ArgumentParser(prog="python -m harness bench", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--cases", type=int, default=60, help="sample size (default 60)")
+    ap.add_argument("--cases", type=int, default=0,
+                    help="sample size; 0 (default): every candidate, about 3000 cases, ~2 min per round. "
+                         "Start-up (imports, warm-up) is serial, so a small sample measures start-up "
+                         "more than throughput: the 'start s' and 'steady/s' columns show both parts")
     ap.add_argument("--workers", type=int, default=2, help="xdist workers for run c (default 2)")
     ap.add_argument("--dist", default=None, help="xdist --dist mode for run c (default: the harness's)")
     ap.add_argument("--cases-dir", default=str(ROOT / "cases"))
@@ -336,9 +443,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="a results file of an earlier --opsets full run: its cases that crashed, timed "
                          "out or called sys.exit are left out of the sample (the floor has no isolation)")
     ap.add_argument("--floor", default=None, help=argparse.SUPPRESS)  # internal: run the floor loop
+    ap.add_argument("--floor-done", default=None, help=argparse.SUPPRESS)  # internal: a line per case done
     args = ap.parse_args(argv)
     if args.floor:
-        print(json.dumps(floor(args.floor, args.cases_dir)), flush=True)
+        print(json.dumps(floor(args.floor, args.cases_dir, args.floor_done)), flush=True)
         os._exit(0)  # like the harness's runner: no interpreter teardown of paddle/torch
 
     work = Path(args.keep or tempfile.mkdtemp(prefix="harness-bench-"))
@@ -349,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
 
         exclude = frozenset(r["id"] for r in read_results(args.exclude_from, [])
                             if r["status"] in ("crash", "timeout") or "sys.exit" in (r.get("message") or ""))
-    cases = sample_cases(Path(args.cases_dir), args.cases, args.min_opset, args.max_opset, exclude)
+    cases = sample_cases(Path(args.cases_dir), args.cases or 10**9, args.min_opset, args.max_opset, exclude)
     ids = work / "case-ids.txt"
     ids.write_text("\n".join(c.id for c in cases) + "\n")
     n = len(cases)
@@ -365,15 +473,19 @@ def main(argv: list[str] | None = None) -> int:
                "-q", "-p", "no:randomly"]
     rounds = []
     for r in range(args.repeat):
+        print(f"round {r + 1} of {args.repeat}: running {', '.join(args.only)} ...", flush=True)
         runs = _round(args, py, harness, ids, work, n)
         rounds.append(runs)
         print(f"round {r + 1} of {args.repeat}, load average {os.getloadavg()[0]:.1f}:")
         _print_round(runs, n, args.workers)
     if args.repeat > 1:
-        med = {k: (statistics.median(rd[k][0] for rd in rounds), [], "",
-                   statistics.median(rd[k][3] for rd in rounds)) for k in rounds[0]}
+        def med(key, field):
+            vals = [getattr(rd[key], field) for rd in rounds if getattr(rd[key], field) is not None]
+            return statistics.median(vals) if vals else None
+
         print(f"median of {args.repeat} rounds:")
-        _print_ratios(med)
+        _print_ratios({k: Run(med(k, "wall"), [], "", med(k, "cpu"), med(k, "first"), med(k, "steady"))
+                       for k in rounds[0]})
     return 0
 
 

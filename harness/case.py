@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class Case:
 
     def to_dict(self) -> dict:
         """Plain dict (for the worker pipe and for result records)."""
-        d = asdict(self)
+        d = {f.name: getattr(self, f.name) for f in fields(self)}  # shallow: it is sent as JSON
         d["id"] = self.id
         return d
 

@@ -1,19 +1,23 @@
-"""Crash isolation: cases run in a long-lived helper process, one per pytest process.
+"""Crash isolation: cases run in forked helper processes, never in a pytest process.
 
 Native exporter code can abort the whole process (paddle2onnx does on an opset
-it rejects) or hang. The pytest process therefore never runs a case itself:
-it hands the case to a runner process over a pipe and waits with a timeout.
+it rejects) or hang. The pytest process therefore never runs a case itself: it
+hands the case to a server process over a Unix socket and waits with a timeout.
 
-* the runner imports the frameworks once and keeps built models cached, so
-  start-up is paid once per worker, not once per case;
-* if the runner dies, the case becomes ``crash`` (with the signal and the tail
-  of what the native code printed) and a fresh runner is started for the next
-  case;
-* if the case outlives its timeout, the runner is killed and the case becomes
-  ``timeout``.
+* one *master* process per run imports the frameworks and warms them up once
+  (:mod:`harness.runner`); with xdist the controller starts it and every
+  worker uses it, so N workers do not pay N imports;
+* each pytest process opens a *session*: a fork of the master, made in
+  milliseconds, that forks the server running its cases and keeps built
+  models cached there;
+* if the server dies, the case becomes ``crash`` (with the signal and the tail
+  of what the native code printed) and the session forks a fresh server;
+* if the case outlives its timeout, the session (a process group) is killed,
+  the case becomes ``timeout``, and the next case gets a new session from the
+  still-warm master.
 
-The runner's stdout and stderr (where native code prints) go to a log file;
-messages travel on a duplicate of the original stdout.
+What the servers print (fd 1 and fd 2) goes to the pytest process's log file;
+messages travel on the socket.
 """
 
 from __future__ import annotations
@@ -23,11 +27,14 @@ import os
 import re
 import select
 import signal
+import socket
 import struct
 import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import status
@@ -70,12 +77,92 @@ def _recv(fd: int, deadline: float | None):
     return None if body is None else json.loads(body)
 
 
+class Master:
+    """The runner master (see :mod:`harness.runner`): imports once, forks a session per connection.
+
+    The listening socket is made here, before the process starts, and handed to
+    it as an inherited file descriptor: connecting never races its start-up (a
+    connection made while it still imports waits in the backlog), and once the
+    master is gone connecting fails at once instead of hanging.
+    """
+
+    def __init__(self, plugins: tuple[str, ...] = (), frameworks: tuple[str, ...] = (),
+                 log_path: str | os.PathLike | None = None, env: dict | None = None):
+        self.plugins = tuple(plugins)
+        self.frameworks = tuple(frameworks)
+        self._dir = tempfile.mkdtemp(prefix="onnx-conf-master-")
+        self.address = os.path.join(self._dir, "runner.sock")
+        self.log_path = Path(log_path) if log_path else Path(self._dir) / "master.log"
+        self.env = env or {}
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "Master":
+        """Start the process (it imports and warms up while the caller goes on)."""
+        if os.path.exists(self.address):
+            os.unlink(self.address)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(self.address)
+        listener.listen(128)
+        env = dict(os.environ)
+        env.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+                    "PYTHONUNBUFFERED": "1", "GLOG_minloglevel": "2"})
+        env.update(self.env)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "harness.runner", json.dumps(list(self.plugins)),
+                 json.dumps(list(self.frameworks)), str(listener.fileno())],
+                stdin=subprocess.PIPE, stdout=log, stderr=log, env=env, pass_fds=(listener.fileno(),),
+                cwd=str(Path(__file__).resolve().parent.parent), start_new_session=True)
+        listener.close()  # only the master holds it now
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def serves(self, plugins: tuple[str, ...], frameworks: tuple[str, ...]) -> bool:
+        """True when this master imported exactly what a caller with these settings needs."""
+        return self.plugins == tuple(plugins) and self.frameworks == tuple(frameworks)
+
+    def describe(self) -> dict:
+        """What another process needs to use this master (see :meth:`Executor.__init__`)."""
+        return {"address": self.address, "plugins": list(self.plugins), "frameworks": list(self.frameworks)}
+
+    def close(self) -> None:
+        """Stop the master (its sessions end when their owners disconnect)."""
+        if self.proc is None:
+            return
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            self.proc.wait()
+        self.proc = None
+        try:
+            os.unlink(self.address)
+            os.rmdir(self._dir)
+        except OSError:
+            pass
+
+
 class Executor:
-    """Runs cases in a helper process; see the module docstring."""
+    """Runs cases in a session of a runner master; see the module docstring.
+
+    ``master``: the address of a master another process started (the xdist
+    controller's, shared by all workers), with the plugins and frameworks it
+    imported. Without one, or if it does not serve this executor's plugins and
+    frameworks or cannot be reached, the executor starts a master of its own.
+    """
 
     def __init__(self, timeout: float = 120.0, plugins: tuple[str, ...] = (),
                  workdir: str | None = None, env: dict | None = None, label: str = "main",
-                 frameworks: tuple[str, ...] = (), repro_dir: str | None = None):
+                 frameworks: tuple[str, ...] = (), repro_dir: str | None = None,
+                 master: dict | None = None):
         self.timeout = timeout
         #: failing cases leave a repro bundle in ``<repro_dir>/<case id>/`` (None: no bundles)
         self.repro_dir = repro_dir
@@ -84,82 +171,118 @@ class Executor:
         self.workdir = workdir or tempfile.mkdtemp(prefix="onnx-conf-")
         self.env = env or {}
         self.label = label
-        self.proc: subprocess.Popen | None = None
         self.log_path = Path(self.workdir) / f"runner-{label}.log"
-        self.restarts = 0
+        self.shared = None
+        if master and tuple(master.get("plugins", ())) == self.plugins \
+                and tuple(master.get("frameworks", ())) == self.frameworks:
+            self.shared = master["address"]
+        self.own_master: Master | None = None
+        self.conn: socket.socket | None = None
+        self.pid: int | None = None  # the session's pid (and process group), once it said hello
+        self._queue: deque[_Sent] = deque()  # cases sent, oldest first (at most 2)
+        self.master_pid: int | None = None  # the master the current session was forked from
+        self._free_at: float | None = None  # when the last record came back
+        #: sessions started (a crash is survived inside a session: see ``restarts``)
         self.started = 0
+        #: servers lost (crash) or sessions killed (timeout)
+        self.restarts = 0
 
     # -- process management -------------------------------------------------
     def start(self) -> None:
-        """Start the runner now (it imports and warms up while the caller does other work)."""
-        if self.proc is None or self.proc.poll() is not None:
-            if self.proc is not None:
-                self._kill()
+        """Open a session now (a new master imports and warms up while the caller does other work)."""
+        if self.conn is None:
             self._start()
 
+    def _master_address(self) -> str:
+        if self.shared is not None:
+            return self.shared
+        if self.own_master is None or not self.own_master.alive():
+            if self.own_master is not None:
+                self.own_master.close()
+            self.own_master = Master(self.plugins, self.frameworks,
+                                     Path(self.workdir) / f"master-{self.label}.log", self.env).start()
+        return self.own_master.address
+
     def _start(self) -> None:
-        env = dict(os.environ)
-        env.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-                    "PYTHONUNBUFFERED": "1", "GLOG_minloglevel": "2"})
-        env.update(self.env)
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "harness.runner", json.dumps(list(self.plugins)),
-             json.dumps(list(self.frameworks))],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env,
-            cwd=str(Path(__file__).resolve().parent.parent), start_new_session=True)
-        log.close()
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            conn.connect(self._master_address())
+        except OSError as exc:
+            conn.close()
+            if self.shared is None:
+                raise
+            with open(self.log_path, "a") as log:  # the shared master is gone: carry on alone
+                log.write(f"shared runner master {self.shared} unreachable ({exc}); starting our own\n")
+            self.shared = None
+            conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            conn.connect(self._master_address())
+        _send(conn.fileno(), {"log": str(self.log_path), "env": self.env})
+        self.conn, self.pid, self._free_at = conn, None, None
+        self._queue.clear()
         self.started += 1
 
     def _kill(self) -> None:
-        if self.proc is None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-        for f in (self.proc.stdin, self.proc.stdout):
+        if self.pid is not None:
             try:
-                f.close()
-            except OSError:
+                os.killpg(self.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
                 pass
-        self.proc = None
+        elif self.own_master is not None:
+            # No hello yet: the master may be stuck in its imports or warm-up.
+            self.own_master.close()
+            self.own_master = None
+        if self.conn is not None:
+            self.conn.close()
+        self.conn, self.pid = None, None
+        self._queue.clear()
 
     def close(self) -> None:
-        """Stop the runner process."""
-        if self.proc is not None and self.proc.poll() is None:
+        """End the session, and the master if this executor started it."""
+        if self.conn is not None:
             try:
-                _send(self.proc.stdin.fileno(), None)
-                self.proc.wait(timeout=5)
-            except (OSError, subprocess.TimeoutExpired):
+                _send(self.conn.fileno(), None)
+            except OSError:
                 pass
-        self._kill()
+            self.conn.close()
+            self.conn, self.pid = None, None
+        self._queue.clear()
+        if self.own_master is not None:
+            self.own_master.close()
+            self.own_master = None
 
-    def _log_tail(self, offset: int, limit: int = 3000) -> str:
+    def _log_tail(self, offset: int, case_id: str | None = None, limit: int = 3000) -> str:
+        """What the server printed from ``offset`` on; with ``case_id``, only that case's part."""
         try:
             with open(self.log_path, "rb") as f:
                 f.seek(offset)
                 text = f.read().decode("utf-8", "replace")
         except OSError:
             return ""
+        if case_id is not None:  # the server marks each case's start (see runner._serve)
+            mark = f"--- case {case_id}\n"
+            at = text.rfind(mark)
+            if at >= 0:
+                text = text[at + len(mark):]
+                nxt = text.find("--- case ")
+                text = text if nxt < 0 else text[:nxt]
         lines = [ln for ln in text.splitlines() if ln.strip()]
         return "\n".join(lines)[-limit:]
 
     # -- running ------------------------------------------------------------
     def run(self, case: Case, timeout: float | None = None, bundle_dir: str | None = "",
-            device: dict | None = None) -> dict:
+            device: dict | None = None, ahead: tuple[Case, dict | None] | None = None) -> dict:
         """Run one case and return its record; never raises for the case's own failures.
 
         ``bundle_dir``: where a failure's repro bundle goes; ``""`` (default) means
         ``<repro_dir>/<case id>``, ``None`` means no bundle for this run.
         ``device`` is the case's :class:`~harness.devices.DeviceSetting` as a dict
         (ORT providers and options); None runs on CPU.
+        ``ahead``: the (case, device) the caller will ask for next. It is sent now,
+        so the server starts it the moment this one ends instead of waiting for
+        the caller to judge this record and come back; the next :meth:`run` of
+        that case only collects its record (its timeout counts from then on).
         """
-        rec = self._run(case, timeout, bundle_dir, device)
+        rec = self._run(case, timeout, bundle_dir, device, ahead)
         if rec["status"] in (status.CRASH, status.TIMEOUT) and rec.get("_bundle_dir"):
             from .repro import write_parent_bundle
 
@@ -170,45 +293,74 @@ class Executor:
         rec.pop("_bundle_dir", None)
         return rec
 
-    def _run(self, case: Case, timeout: float | None, bundle_dir: str | None,
-             device: dict | None) -> dict:
+    def _send_case(self, case: Case, bundle_dir: str | None, device: dict | None) -> None:
         if bundle_dir == "":
             bundle_dir = os.path.join(self.repro_dir, case.id) if self.repro_dir else None
-        timeout = self.timeout if timeout is None else timeout
-        if self.proc is None or self.proc.poll() is not None:
-            if self.proc is not None:
-                self.restarts += 1
-                self._kill()
-            self._start()
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        _send(self.conn.fileno(), {"case": case.to_dict(), "bundle_dir": bundle_dir, "device": device,
+                                   "workdir": os.path.join(self.workdir, "cases")})
+        self._queue.append(_Sent(case.id, bundle_dir, offset, time.monotonic()))
+
+    def _run(self, case: Case, timeout: float | None, bundle_dir: str | None,
+             device: dict | None, ahead: tuple[Case, dict | None] | None) -> dict:
+        timeout = self.timeout if timeout is None else timeout
+        if self._queue and self._queue[0].case_id != case.id:
+            self._kill()  # what was sent ahead is not what the caller wants now: start clean
+        if self.conn is None:
+            self._start()
         t0 = time.monotonic()
+        sent = _Sent(case.id, None, 0, t0)
         try:
-            _send(self.proc.stdin.fileno(), {"case": case.to_dict(), "bundle_dir": bundle_dir,
-                                             "device": device,
-                                             "workdir": os.path.join(self.workdir, "cases")})
-            reply = _recv(self.proc.stdout.fileno(), t0 + timeout)
+            reply = {}
+            if self.pid is None:  # the session's hello (the master may still be warming up)
+                reply = _recv(self.conn.fileno(), t0 + timeout)
+                self.pid = reply.get("pid") if reply else None
+                self.master_pid = reply.get("master") if reply else None
+            if reply is not None:
+                if not self._queue:
+                    self._send_case(case, bundle_dir, device)
+                else:  # sent ahead: its clock starts when the server was free for it
+                    t0 = max(t0 if self._free_at is None else self._free_at, self._queue[0].t_sent)
+                sent = self._queue[0]
+                if ahead is not None and len(self._queue) == 1 and ahead[0].id != case.id:
+                    self._send_case(ahead[0], "", ahead[1])
+                reply = _recv(self.conn.fileno(), t0 + timeout)
         except TimeoutError:
             self._kill()
+            self.restarts += 1
             return _failure(case, status.TIMEOUT, f"no verdict within {timeout:g} s; runner killed",
-                            self._log_tail(offset), time.monotonic() - t0) | {"_bundle_dir": bundle_dir}
-        except (BrokenPipeError, OSError):
+                            self._log_tail(sent.offset, case.id), time.monotonic() - t0) \
+                | {"_bundle_dir": sent.bundle_dir}
+        except OSError:
             reply = None
+        self._free_at = time.monotonic()
         if reply is None or "crashed" in reply:
-            if reply is None:  # the zygote itself died: start afresh next time
-                code = self.proc.wait() if self.proc else None
+            code = None if reply is None else reply["crashed"]
+            if reply is None:  # the session itself died: start afresh next time
                 self._kill()
-            else:  # the forked server died; the zygote already forked a new one
-                code = reply["crashed"]
-                self.restarts += 1
-            log = self._log_tail(offset)
+            else:  # the server died; the session forked a new one, which reads the cases sent ahead
+                self._queue.popleft()
+            self.restarts += 1
+            log = self._log_tail(sent.offset, case.id)
             return _failure(case, status.CRASH, _describe_exit(code) + _key_lines(log), log,
-                            time.monotonic() - t0) | {"_bundle_dir": bundle_dir}
-        reply["wall_s"] = time.monotonic() - t0
+                            self._free_at - t0) | {"_bundle_dir": sent.bundle_dir}
+        self._queue.popleft()
+        reply["wall_s"] = self._free_at - t0
         if reply["status"] == status.EXPORT_ERROR and not reply.get("log"):
-            reply["log"] = self._log_tail(offset)
+            reply["log"] = self._log_tail(sent.offset, case.id)
             if reply.get("message", "").startswith("the exporter called sys.exit"):
                 reply["message"] += _key_lines(reply["log"])
         return reply
+
+
+@dataclass
+class _Sent:
+    """A case sent to the session whose record has not been read yet."""
+
+    case_id: str
+    bundle_dir: str | None
+    offset: int  # log size when it was sent: its output starts after this
+    t_sent: float
 
 
 _KEY_MARKERS = ("error", "please", "must", "abort", "not support", "exception")

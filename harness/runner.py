@@ -1,13 +1,22 @@
-"""Entry point of the case-runner process (started by :class:`harness.isolation.Executor`).
+"""Entry point of the case-runner *master* process (started by :class:`harness.isolation.Master`).
 
-The process is a *zygote*: it imports the frameworks once, then forks a server
-that reads cases from stdin and answers records on the original stdout. When
-native code kills the server (paddle2onnx aborts on opsets it rejects), the
-zygote reports ``{"crashed": exit_code}`` for the case in flight and forks a
-fresh server in milliseconds, with the imports already paid.
+Three levels of processes, all forked from one import:
 
-Everything the frameworks print (fd 1 and fd 2) goes to the log file the parent
-gave as stderr.
+* the **master** imports the frameworks once, runs their warm-up, then waits
+  on a listening Unix socket (inherited from its parent as fd ``argv[3]``);
+  one master serves every pytest process of a run (the xdist controller
+  starts it; with ``-n 0`` the pytest process starts its own);
+* each connection gets a **session**, forked from the master in milliseconds:
+  it calls ``setsid`` (so its owner can kill it and everything under it as one
+  process group), points fd 1 and 2 at the log file its owner names, then
+* forks a **server** that reads cases from the connection and answers
+  records on it. When native code kills the server (paddle2onnx aborts on
+  opsets it rejects), the session reports ``{"crashed": exit_code}`` for the
+  case in flight and forks a fresh server, with the imports already paid.
+
+The master exits when its stdin (a pipe from its parent) closes. Forked
+processes never run the interpreter's exit path (``os._exit``): threads the
+master's libraries started do not exist in them, and joining those hangs.
 """
 
 from __future__ import annotations
@@ -15,16 +24,18 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import select
+import socket
 import sys
 
 
-def _serve(fd_in: int, fd_out: int, plugins: tuple[str, ...]) -> None:
+def _serve(fd: int, plugins: tuple[str, ...]) -> None:
     from . import isolation, pipeline, status
     from .case import Case
 
     cache = pipeline.ModelCache()
     while True:
-        msg = isolation._recv(fd_in, None)
+        msg = isolation._recv(fd, None)
         if msg is None:
             os._exit(0)
         case = Case.from_dict(msg["case"])
@@ -37,7 +48,7 @@ def _serve(fd_in: int, fd_out: int, plugins: tuple[str, ...]) -> None:
                                    message=f"harness error: {exc}", log=pipeline.format_exception())
         sys.stdout.flush()
         sys.stderr.flush()
-        isolation._send(fd_out, rec)
+        isolation._send(fd, rec)
 
 
 def _warm_up(adapter) -> None:
@@ -57,15 +68,78 @@ def _warm_up(adapter) -> None:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _session(conn: socket.socket, plugins: tuple[str, ...]) -> None:
+    """One connection's session (a child of the master); never returns."""
+    from . import isolation
+
+    os.setsid()
+    fd = conn.fileno()
+    hello = isolation._recv(fd, None)
+    if not hello:
+        os._exit(0)
+    try:
+        log = os.open(hello["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(log)
+    except OSError as exc:
+        print(f"session {os.getpid()}: cannot open log {hello.get('log')!r}: {exc}", flush=True)
+    os.environ.update(hello.get("env") or {})
+    isolation._send(fd, {"pid": os.getpid(), "master": os.getppid()})
+    if os.environ.get("HARNESS_NO_FORK") == "1":
+        _serve(fd, plugins)
+    while True:
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                _serve(fd, plugins)
+            except BaseException:  # noqa: BLE001 - reported by the session as a crash
+                code = 70
+            finally:
+                os._exit(code)
+        _, code = os.waitpid(pid, 0)
+        if os.WIFEXITED(code) and os.WEXITSTATUS(code) == 0:
+            os._exit(0)  # the owner closed the connection or asked us to stop
+        exit_code = -os.WTERMSIG(code) if os.WIFSIGNALED(code) else os.WEXITSTATUS(code)
+        try:
+            isolation._send(fd, {"crashed": exit_code})
+        except OSError:
+            os._exit(0)
+
+
+def _reap() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _wait_sessions(limit: float) -> None:
+    import time
+
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            time.sleep(0.01)
+
+
 def main() -> None:
-    """Import the frameworks, then fork servers until stdin closes."""
-    plugins = tuple(json.loads(sys.argv[1])) if len(sys.argv) > 1 else ()
-    frameworks = tuple(json.loads(sys.argv[2])) if len(sys.argv) > 2 else ()
-    msg_out = os.dup(1)
-    os.dup2(2, 1)  # native prints on stdout must not corrupt the message pipe
+    """Import the frameworks, then fork a session per connection until stdin closes."""
+    plugins = tuple(json.loads(sys.argv[1]))
+    frameworks = tuple(json.loads(sys.argv[2]))
+    listener = socket.socket(fileno=int(sys.argv[3]))
+    os.dup2(2, 1)  # everything the frameworks print goes to the master's log
     sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
 
-    from . import isolation, registry
+    from . import registry
 
     for mod in plugins:
         importlib.import_module(mod)
@@ -78,32 +152,29 @@ def main() -> None:
         _warm_up(adapter)
     import onnx  # noqa: F401 - imported once here, not in every forked server
     import onnxruntime  # noqa: F401
-    fd_in = sys.stdin.fileno()
-    use_fork = os.environ.get("HARNESS_NO_FORK") != "1"
-    if not use_fork:
-        _serve(fd_in, msg_out, plugins)
-        return
+
+    parent = sys.stdin.fileno()
     while True:
-        pid = os.fork()
-        if pid == 0:
-            # A forked server must never run the interpreter's exit path: threads the
-            # zygote's libraries started do not exist here, and joining them hangs.
-            code = 0
-            try:
-                _serve(fd_in, msg_out, plugins)
-            except BaseException:  # noqa: BLE001 - reported by the zygote as a crash
-                code = 70
-            finally:
-                os._exit(code)
-        _, code = os.waitpid(pid, 0)
-        if os.WIFEXITED(code) and os.WEXITSTATUS(code) == 0:
-            # The parent closed the pipe or asked us to stop. Skip the interpreter's
-            # teardown of paddle/torch (~1 s that the pytest worker would wait for).
+        ready, _, _ = select.select([listener, parent], [], [], 1.0)
+        _reap()
+        if parent in ready and not os.read(parent, 4096):
+            _wait_sessions(2.0)  # they end as their owners disconnect; reaped here, CPU time counts
             sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(0)
-        exit_code = -os.WTERMSIG(code) if os.WIFSIGNALED(code) else os.WEXITSTATUS(code)
-        isolation._send(msg_out, {"crashed": exit_code})
+            os._exit(0)  # the parent is gone or done; skip the teardown of paddle/torch
+        if listener in ready:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            pid = os.fork()
+            if pid == 0:
+                listener.close()
+                os.close(parent)
+                try:
+                    _session(conn, plugins)
+                finally:
+                    os._exit(0)
+            conn.close()
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import json
 import os
 import re
 import select
+import shutil
 import signal
 import socket
 import struct
@@ -143,11 +144,7 @@ class Master:
                 pass
             self.proc.wait()
         self.proc = None
-        try:
-            os.unlink(self.address)
-            os.rmdir(self._dir)
-        except OSError:
-            pass
+        shutil.rmtree(self._dir, ignore_errors=True)  # the socket, and the log unless placed elsewhere
 
 
 class Executor:
@@ -168,7 +165,9 @@ class Executor:
         self.repro_dir = repro_dir
         self.plugins = tuple(plugins)
         self.frameworks = tuple(frameworks)
+        #: exported models and the runner logs; a folder made here is removed by :meth:`close`
         self.workdir = workdir or tempfile.mkdtemp(prefix="onnx-conf-")
+        self._owns_workdir = workdir is None
         self.env = env or {}
         self.label = label
         self.log_path = Path(self.workdir) / f"runner-{label}.log"
@@ -249,6 +248,8 @@ class Executor:
         if self.own_master is not None:
             self.own_master.close()
             self.own_master = None
+        if self._owns_workdir:  # what a failure needs is in its record and repro bundle
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _log_tail(self, offset: int, case_id: str | None = None, limit: int = 3000) -> str:
         """What the server printed from ``offset`` on; with ``case_id``, only that case's part."""

@@ -180,13 +180,15 @@ def pytest_configure(config):
         _start_shared_master(config)
 
 
-def _where_cases_run(config) -> str | None:
-    """"here" (a worker, or a plain -n 0 run of conformance/), "workers" (an xdist controller), or None."""
-    if config.option.collectonly:
-        return None
+def _targets_conformance(config) -> bool:
     cases_dir = (ROOT / "conformance").resolve()
     targets = [Path(str(a).split("::", 1)[0]).resolve() for a in config.args]
-    if not any(t == cases_dir or cases_dir in t.parents for t in targets):
+    return any(t == cases_dir or cases_dir in t.parents for t in targets)
+
+
+def _where_cases_run(config) -> str | None:
+    """"here" (a worker, or a plain -n 0 run of conformance/), "workers" (an xdist controller), or None."""
+    if config.option.collectonly or not _targets_conformance(config):
         return None  # e.g. the harness's own tests: no runner unless a case asks for one
     if getattr(config, "workerinput", None) is not None:
         return "here"
@@ -367,7 +369,9 @@ def _absent_device_skip(case: Case, present: tuple[str, ...]) -> Case:
 
 
 def _case_of(item) -> Case | None:
-    return item.callspec.params.get("case") if hasattr(item, "callspec") else None
+    # an empty selection (e.g. --smoke on a matrix without smoke entries) parametrizes with NOTSET
+    case = item.callspec.params.get("case") if hasattr(item, "callspec") else None
+    return case if isinstance(case, Case) else None
 
 
 def pytest_ignore_collect(collection_path, config):
@@ -421,11 +425,34 @@ def pytest_collection_modifyitems(session, config, items):
         if drop:
             config.hook.pytest_deselected(items=drop)
             items[:] = keep
-    exp = _expectations(config)
-    if getattr(config, "workerinput", None) is None:
-        for e in exp.mark_collected(ids):
-            config.issue_config_time_warning(pytest.PytestWarning(
-                f"{exp.path}:{e.line}: expected failure {e.match!r} matches no collected case"), 2)
+
+
+def pytest_sessionstart(session):
+    """Controller: warn about expected-failure entries that match no case of the whole matrix.
+
+    Checked against the matrix the run's scope generates (also under xdist,
+    where the controller collects nothing), and only when the run is not
+    narrowed (--smoke, a filter, -k, --case-ids, a shard, node ids): a slice
+    leaves most entries unmatched without them being stale.
+    """
+    config = session.config
+    if CONFIG_KEY not in config.stash or getattr(config, "workerinput", None) is not None:
+        return
+    cfg = config.stash[CONFIG_KEY]
+    opt = config.option
+    narrowed = (cfg.scope.smoke or cfg.scope.frameworks or cfg.scope.exporters or opt.matrix
+                or cfg.case_ids is not None or cfg.shard is not None or cfg.explore
+                or getattr(opt, "keyword", "") or getattr(opt, "markexpr", "")
+                or any("::" in str(a) for a in config.args) or not _targets_conformance(config))
+    if narrowed:
+        return
+    try:
+        exp, ids = _expectations(config), [c.id for c in get_matrix(config).cases]
+    except pytest.UsageError:
+        return  # collection reports it
+    for e in exp.mark_collected(ids):
+        config.issue_config_time_warning(pytest.PytestWarning(
+            f"{exp.path}:{e.line}: expected failure {e.match!r} matches no case of the matrix"), 2)
 
 
 def _expectations(config) -> Expectations:

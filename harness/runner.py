@@ -25,6 +25,7 @@ import importlib
 import json
 import os
 import select
+import signal
 import socket
 import sys
 
@@ -98,14 +99,46 @@ def _session(conn: socket.socket, plugins: tuple[str, ...]) -> None:
                 code = 70
             finally:
                 os._exit(code)
-        _, code = os.waitpid(pid, 0)
-        if os.WIFEXITED(code) and os.WEXITSTATUS(code) == 0:
-            os._exit(0)  # the owner closed the connection or asked us to stop
+        code = _wait_server(pid, conn)
+        if code is None or (os.WIFEXITED(code) and os.WEXITSTATUS(code) == 0):
+            os._exit(0)  # the owner closed the connection, asked us to stop, or is gone
         exit_code = -os.WTERMSIG(code) if os.WIFSIGNALED(code) else os.WEXITSTATUS(code)
         try:
             isolation._send(fd, {"crashed": exit_code})
         except OSError:
             os._exit(0)
+
+
+def _wait_server(pid: int, conn: socket.socket) -> int | None:
+    """Wait for the server ``pid``; if the owner hangs up first, kill it and return None.
+
+    Without this a server stuck in native code would outlive a pytest worker
+    that died or was stopped (the server only reads the socket between cases).
+    """
+    watch = select.poll()
+    watch.register(conn, select.POLLRDHUP)
+    try:
+        exited = os.pidfd_open(pid)  # readable when the server exits: no polling delay
+        watch.register(exited, select.POLLIN)
+        tick = None
+    except (AttributeError, OSError):  # no pidfd (Linux < 5.3): look every 20 ms
+        exited, tick = None, 20
+    try:
+        while True:
+            done, code = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return code
+            events = watch.poll(tick)
+            if any(fd == conn.fileno() for fd, _ in events):  # the owner's end is closed
+                done, code = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    return code
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return None
+    finally:
+        if exited is not None:
+            os.close(exited)
 
 
 def _reap() -> None:

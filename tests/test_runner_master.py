@@ -116,23 +116,16 @@ def test_a_master_for_other_frameworks_is_not_used(fake, tmp_path):
         ex.close()
 
 
-def test_own_master_goes_away_on_close(fake, tmp_path):
-    _, case = fake
-    ex = _executor(fake, tmp_path)
+def test_own_master_goes_away_on_close(fake):
+    plugins, case = fake
+    ex = Executor(timeout=20, plugins=plugins, frameworks=("fake",))  # its own master and workdir
     assert ex.run(case("good"))["status"] == status.PASS
     proc = ex.own_master.proc
     session = ex.pid
     ex.close()
     assert proc.poll() is not None
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            os.kill(session, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail(f"session {session} outlived its executor")
+    assert _gone(session, 5), f"session {session} outlived its executor"
+    assert not os.path.exists(ex.workdir)  # a workdir the executor made is removed with it
 
 
 # -- cases sent ahead -------------------------------------------------------------------------------
@@ -179,5 +172,42 @@ def test_timeout_of_a_case_sent_ahead_counts_from_when_it_started(fake, master, 
         rec = ex.run(case("hangs"))
         assert rec["status"] == status.TIMEOUT, rec
         assert time.monotonic() - t < 2.5  # ~1 s left of its 3 s, not a fresh 3 s
+    finally:
+        ex.close()
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _gone(pid: int, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_hung_server_dies_with_its_owner(fake, master, tmp_path):
+    """A pytest worker that dies (or is stopped) mid-case must not leave its server running."""
+    _, case = fake
+    ex = _executor(fake, tmp_path, master, timeout=60)
+    try:
+        assert ex.run(case("good"))["status"] == status.PASS
+        session = ex.pid
+        ex._send_case(case("hangs"), None, None)
+        time.sleep(0.5)
+        servers = _children(session)
+        assert len(servers) == 1
+        ex.conn.close()  # the owner vanishes without a word
+        ex.conn = None
+        assert _gone(servers[0], 5) and _gone(session, 5)
+        assert master.alive()
     finally:
         ex.close()

@@ -356,9 +356,9 @@ def xfail(reason: str):
     """``pytest.xfail`` without a Python traceback in the report.
 
     The verdict comes from the record, so a traceback into the harness says
-    nothing, and pytest builds it by parsing this module's source: about 20 ms
-    of the pytest process's time per expected failure (over 30 s of CPU on a
-    ``--opsets full`` run).
+    nothing, and pytest builds one by parsing this module's source with ``ast``
+    for every expected failure (815 in the default run, 1793 with
+    ``--opsets full``), in the pytest process, on the critical path.
     """
     raise pytest.xfail.Exception(reason, pytrace=False)
 

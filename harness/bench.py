@@ -392,13 +392,17 @@ def _print_round(runs: dict[str, Run], n: int, workers: int) -> None:
         print(f"  {label[key]:<22}{r.wall:>8.1f}{n / r.wall:>9.2f}{r.cpu:>7.1f}{_f(r.first, 1):>9}"
               f"{_f(r.steady, 1):>10}   {m:<28}  {r.what}")
     _print_ratios(runs)
-    workers_only = [(w, p) for r in runs.values() for w, p, _ in r.mem if w != "master"]
-    if workers_only:
-        w, peak = max(workers_only, key=lambda t: t[1])
-        master = max((p for r in runs.values() for w2, p, _ in r.mem if w2 == "master"), default=0)
-        extra = (f"; with the whole shared runner master added ({master:.0f} MiB) {peak + master:.0f} MiB"
-                 if master else "")
-        print(f"  largest peak PSS of a worker = {peak:.0f} MiB ({w}){extra} (target <= 1536)")
+    parts = []
+    for key, r in runs.items():
+        workers = [(w, p) for w, p, _ in r.mem if w != "master"]
+        if not workers:
+            continue
+        w, peak = max(workers, key=lambda t: t[1])
+        master = next((p for w2, p, _ in r.mem if w2 == "master"), 0)
+        parts.append(f"{key}: {peak:.0f} MiB ({w})" + (
+            f", {peak + master:.0f} MiB with the whole shared master counted in" if master else ""))
+    if parts:
+        print("  largest peak PSS of a worker: " + "; ".join(parts) + " (target <= 1536)")
 
 
 def _f(x: float | None, digits: int) -> str:
@@ -441,7 +445,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="rounds of a, b, c in turn (a shared machine is noisy; medians are printed)")
     ap.add_argument("--exclude-from", default=None, metavar="RESULTS",
                     help="a results file of an earlier --opsets full run: its cases that crashed, timed "
-                         "out or called sys.exit are left out of the sample (the floor has no isolation)")
+                         "out or called sys.exit are left out of the sample (the floor has no isolation). "
+                         "Without it, a probe run of the harness over the candidates finds them first")
     ap.add_argument("--floor", default=None, help=argparse.SUPPRESS)  # internal: run the floor loop
     ap.add_argument("--floor-done", default=None, help=argparse.SUPPRESS)  # internal: a line per case done
     args = ap.parse_args(argv)
@@ -451,12 +456,26 @@ def main(argv: list[str] | None = None) -> int:
 
     work = Path(args.keep or tempfile.mkdtemp(prefix="harness-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    exclude: frozenset[str] = frozenset()
-    if args.exclude_from:
-        from .results import read_results
+    py = sys.executable
+    harness = [py, "-m", "pytest", "conformance", "--cases-dir", args.cases_dir, "--opsets", "full",
+               "--framework", "paddle", "--devices", "cpu", "--no-report", "--repro-dir", "",
+               "-q", "-p", "no:randomly"]
+    from .results import read_results
 
-        exclude = frozenset(r["id"] for r in read_results(args.exclude_from, [])
-                            if r["status"] in ("crash", "timeout") or "sys.exit" in (r.get("message") or ""))
+    if args.exclude_from:
+        known = args.exclude_from
+    else:  # probe: one harness run over the candidates finds what would kill the bare loop
+        known = work / "probe.jsonl"
+        cand = work / "candidates.txt"
+        cand.write_text("\n".join(c.id for c in sample_cases(Path(args.cases_dir), 10**9, args.min_opset,
+                                                               args.max_opset)) + "\n")
+        print(f"probe: running the harness (-n {args.workers}) once over every candidate to find the cases "
+              f"that crash or hang (the bare loop has no isolation); --exclude-from skips this", flush=True)
+        known.unlink(missing_ok=True)
+        _timed(harness + [f"--case-ids={cand}", "-n", str(args.workers), "--results", str(known)], False,
+               work / "probe.log", 0)
+    exclude = frozenset(r["id"] for r in read_results(str(known), [])
+                        if r["status"] in ("crash", "timeout") or "sys.exit" in (r.get("message") or ""))
     cases = sample_cases(Path(args.cases_dir), args.cases or 10**9, args.min_opset, args.max_opset, exclude)
     ids = work / "case-ids.txt"
     ids.write_text("\n".join(c.id for c in cases) + "\n")
@@ -467,10 +486,7 @@ def main(argv: list[str] | None = None) -> int:
           f"({sum(c.opset >= 13 for c in cases)} at >= 13), "
           f"exporters {dict(Counter(c.exporter for c in cases))}; ids in {ids}")
     print("  " + ", ".join(f"{k}={v}" for k, v in sorted(kinds.items())))
-    py = sys.executable
-    harness = [py, "-m", "pytest", "conformance", "--cases-dir", args.cases_dir, "--opsets", "full",
-               "--framework", "paddle", "--devices", "cpu", "--case-ids", str(ids), "--no-report", "--repro-dir", "",
-               "-q", "-p", "no:randomly"]
+    harness = harness + [f"--case-ids={ids}"]
     rounds = []
     for r in range(args.repeat):
         print(f"round {r + 1} of {args.repeat}: running {', '.join(args.only)} ...", flush=True)

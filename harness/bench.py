@@ -1,14 +1,16 @@
 """``python -m harness bench``: what the harness costs over a bare export loop.
 
-On one fixed, deterministic sample of real Paddle cases it measures, end to
-end (process start to exit, imports included, each in a fresh subprocess):
+On one fixed, deterministic sample of real cases (Paddle and torch by
+default, ``--frameworks``) it measures, end to end (process start to exit,
+imports included, each in a fresh subprocess):
 
 a. the *floor*: one process, no isolation, no pytest, doing only what a case
    needs: build the model and its reference once per model (as the harness
-   caches them), export (``paddle.onnx.export`` for dygraph, which saves a
-   static program per call; ``paddle.jit.save`` once per variant plus
-   ``paddle2onnx.export`` per opset for static), ``onnx.checker`` full check,
-   an ONNX Runtime session and run, and a comparison;
+   caches them), export through the same exporter call (``paddle.onnx.export``
+   for dygraph; ``paddle.jit.save`` once per variant plus ``paddle2onnx.export``
+   per opset for static; ``torch.onnx.export`` with and without dynamo),
+   ``onnx.checker`` full check, an ONNX Runtime session and run, and a
+   comparison (see :func:`floor`);
 b. the harness with ``-n 0`` on exactly those case ids (``--case-ids``);
 c. the harness with ``-n 2`` (``--workers``).
 
@@ -60,29 +62,29 @@ _ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": 
 
 # -- the sample -------------------------------------------------------------------------------------
 def sample_cases(cases_dir: Path, n: int, min_opset: int = 11, max_opset: int = 21,
-                 exclude: frozenset[str] = frozenset()) -> list:
-    """A deterministic sample of ``n`` runnable Paddle CPU cases, spread over kernels and exporters.
+                 exclude: frozenset[str] = frozenset(), frameworks: tuple[str, ...] = ("paddle", "torch")) -> list:
+    """A deterministic sample of ``n`` runnable CPU cases, spread over kernels and exporters.
 
-    Candidates come from the ``--opsets full`` expansion, opsets ``min_opset``
-    to ``max_opset`` (the floor has no isolation, so the sample avoids opsets
-    where paddle2onnx aborts the process). Within each (kernel/variant,
-    exporter) group cases are ordered by crc32 of their id, opsets >= 13 first
-    with one opset 11-12 case after the first five; groups are drawn
-    round-robin. The result is in matrix (collection) order.
+    Candidates come from the ``--opsets full`` expansion of ``frameworks``,
+    opsets ``min_opset`` to ``max_opset``, minus ``exclude``. Within each
+    (framework, kernel/variant, dtype, exporter) group cases are ordered by
+    crc32 of their id, opsets >= 13 first with one opset 11-12 case after the
+    first five; groups, ordered by crc32 of their key, are drawn round-robin.
+    The result is in matrix (collection) order.
     """
     from .matrix import Scope, load_all, matrix_files
 
-    paths = [p for p in matrix_files(cases_dir) if "framework: paddle" in p.read_text()]
-    m = load_all(paths, cases_dir / "tolerances.yaml",
-                 Scope(opsets="full", frameworks=("paddle",), devices=("cpu",)))
+    m = load_all(matrix_files(cases_dir), cases_dir / "tolerances.yaml",
+                 Scope(opsets="full", frameworks=tuple(frameworks), devices=("cpu",)))
     order = {c.id: i for i, c in enumerate(m.cases)}
     groups: dict[tuple, list] = defaultdict(list)
     for c in m.cases:
         if not c.skip and min_opset <= c.opset <= max_opset and c.id not in exclude:
-            groups[(c.kernel, c.variant, c.dtype, c.exporter)].append(c)
+            groups[(c.framework, c.kernel, c.variant, c.dtype, c.exporter)].append(c)
     seqs = []
-    for key in sorted(groups):
-        crc = lambda c: zlib.crc32(c.id.encode())  # noqa: E731
+    crc = lambda c: zlib.crc32(c.id.encode())  # noqa: E731
+    # groups in a fixed pseudo-random order, so that a small sample still mixes frameworks and exporters
+    for key in sorted(groups, key=lambda k: zlib.crc32(repr(k).encode())):
         hi = sorted((c for c in groups[key] if c.opset >= 13), key=crc)
         lo = sorted((c for c in groups[key] if c.opset < 13), key=crc)
         seqs.append(hi[:5] + lo[:1] + hi[5:] + lo[1:])
@@ -98,20 +100,27 @@ def sample_cases(cases_dir: Path, n: int, min_opset: int = 11, max_opset: int = 
 
 # -- (a) the floor ----------------------------------------------------------------------------------
 def floor(ids_file: str, cases_dir: str, done_file: str | None = None) -> dict:
-    """The raw loop; run in its own process by :func:`main` (``--floor``). Returns counts."""
+    """The raw loop; run in its own process by :func:`main` (``--floor``). Returns counts.
+
+    Per model (as the harness caches them): the framework adapter's ``build``
+    and ``reference`` on the same seeded inputs. Per case: the registered
+    exporter's ``export`` (the harness's thin wrapper over ``paddle.onnx.export``,
+    ``paddle.jit.save`` once per variant + ``paddle2onnx.export``, or
+    ``torch.onnx.export``), ``onnx.checker`` full check, an ONNX Runtime
+    session and run, and a comparison. No isolation, no pytest, no records.
+    """
     import numpy as np
     import onnx
     import onnxruntime as ort
-    import paddle
-    import paddle2onnx
 
-    from .frameworks.paddle import PaddleFramework, flatten, input_specs
-    from .inputs import make_inputs
+    from . import registry
+    from .pipeline import make_input_sets
 
     ids = [ln.strip() for ln in Path(ids_file).read_text().splitlines() if ln.strip()]
     by_id = {c.id: c for c in sample_cases(Path(cases_dir), 10**9, min_opset=1, max_opset=64)}
     cases = [by_id[i] for i in ids]
-    adapter = PaddleFramework()
+    for fw in sorted({c.framework for c in cases}):
+        registry.load_framework(fw)
     work = tempfile.mkdtemp(prefix="bench-floor-")
     models: dict[str, tuple] = {}
     counts: Counter = Counter()
@@ -121,26 +130,14 @@ def floor(ids_file: str, cases_dir: str, done_file: str | None = None) -> dict:
     for case in cases:
         print(f"--- case {case.id}", flush=True)  # the last one names the culprit if native code aborts
         try:
+            fw = registry.FRAMEWORKS[case.framework]
             if case.model_key not in models:
-                layer = adapter.build(case.spec, case.seed)  # the harness's builder
-                batches = case.spec.get("batches") or [None]
-                xss = [make_inputs(case.spec["inputs"], case.seed + i, b) for i, b in enumerate(batches)]
-                with paddle.no_grad():
-                    refs = [flatten(layer(*[paddle.to_tensor(x) for x in xs])) for xs in xss]
-                models[case.model_key] = (layer, xss, refs, {})
-            layer, xss, refs, saved = models[case.model_key]
-            out = os.path.join(work, case.id + ".onnx")
-            if case.exporter == "dygraph":
-                paddle.onnx.export(layer, os.path.join(work, case.id), input_spec=input_specs(case),
-                                   opset_version=case.opset)
-            else:
-                if "prefix" not in saved:
-                    saved["prefix"] = os.path.join(work, case.model_key + ".static", "model")
-                    paddle.jit.save(layer, saved["prefix"], input_spec=input_specs(case))
-                paddle2onnx.export(saved["prefix"] + ".json", saved["prefix"] + ".pdiparams",
-                                   save_file=out, opset_version=case.opset, auto_upgrade_opset=False)
-            model = onnx.load(out)
-            onnx.checker.check_model(model, full_check=True)
+                model = fw.build(case.spec, case.seed)
+                xss = make_input_sets(case)
+                models[case.model_key] = (model, xss, [list(fw.reference(model, xs)) for xs in xss], {})
+            model, xss, refs, cache = models[case.model_key]
+            out = registry.EXPORTERS[(case.framework, case.exporter)].export(model, case, work, cache)
+            onnx.checker.check_model(onnx.load(out), full_check=True)
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = 1
             opts.log_severity_level = 3
@@ -265,10 +262,10 @@ class TreeSampler(threading.Thread):
                 self.peak_pss[w] = max(self.peak_pss[w], pss)
             tick += 1
 
-    def per_worker(self) -> list[tuple[str, float, float]]:
-        """[(name, peak PSS MiB, sum VmHWM MiB)] per worker (and the shared master), by name."""
-        return [(w, self.peak_pss[w] / 1024, sum(self.hwm[w].values()) / 1024)
-                for w in sorted(self.hwm) if self.hwm[w]]
+    def per_worker(self) -> list[tuple[str, float | None, float]]:
+        """[(name, peak PSS MiB or None if never read, sum VmHWM MiB)] per worker (and the master)."""
+        return [(w, self.peak_pss[w] / 1024 if self.peak_pss.get(w) else None,
+                 sum(self.hwm[w].values()) / 1024) for w in sorted(self.hwm) if self.hwm[w]]
 
 
 class Progress(threading.Thread):
@@ -388,17 +385,17 @@ def _print_round(runs: dict[str, Run], n: int, workers: int) -> None:
     print(f"  {'run':<22}{'wall s':>8}{'cases/s':>9}{'CPU s':>7}{'start s':>9}{'steady/s':>10}"
           f"   peak PSS / sum VmHWM (MiB)   statuses")
     for key, r in runs.items():
-        m = "  ".join(f"{w} {p:.0f}/{h:.0f}" for w, p, h in r.mem) or "-"
+        m = "  ".join(f"{w} {_f(p, 0)}/{h:.0f}" for w, p, h in r.mem) or "-"
         print(f"  {label[key]:<22}{r.wall:>8.1f}{n / r.wall:>9.2f}{r.cpu:>7.1f}{_f(r.first, 1):>9}"
               f"{_f(r.steady, 1):>10}   {m:<28}  {r.what}")
     _print_ratios(runs)
     parts = []
     for key, r in runs.items():
-        workers = [(w, p) for w, p, _ in r.mem if w != "master"]
+        workers = [(w, p) for w, p, _ in r.mem if w != "master" and p is not None]
         if not workers:
             continue
         w, peak = max(workers, key=lambda t: t[1])
-        master = next((p for w2, p, _ in r.mem if w2 == "master"), 0)
+        master = next((p for w2, p, _ in r.mem if w2 == "master"), 0) or 0
         parts.append(f"{key}: {peak:.0f} MiB ({w})" + (
             f", {peak + master:.0f} MiB with the whole shared master counted in" if master else ""))
     if parts:
@@ -429,6 +426,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="sample size; 0 (default): every candidate, about 3000 cases, ~2 min per round. "
                          "Start-up (imports, warm-up) is serial, so a small sample measures start-up "
                          "more than throughput: the 'start s' and 'steady/s' columns show both parts")
+    ap.add_argument("--frameworks", default="paddle,torch",
+                    help="frameworks the sample is drawn from (default paddle,torch: like the default "
+                         "matrix; Paddle cases take ~10 ms each, torch dynamo ones ~200 ms)")
     ap.add_argument("--workers", type=int, default=2, help="xdist workers for run c (default 2)")
     ap.add_argument("--dist", default=None, help="xdist --dist mode for run c (default: the harness's)")
     ap.add_argument("--cases-dir", default=str(ROOT / "cases"))
@@ -457,9 +457,10 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.keep or tempfile.mkdtemp(prefix="harness-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     py = sys.executable
+    frameworks = tuple(f.strip() for f in args.frameworks.split(",") if f.strip())
     harness = [py, "-m", "pytest", "conformance", "--cases-dir", args.cases_dir, "--opsets", "full",
-               "--framework", "paddle", "--devices", "cpu", "--no-report", "--repro-dir", "",
-               "-q", "-p", "no:randomly"]
+               "--devices", "cpu", "--no-report", "--repro-dir", "", "-q", "-p", "no:randomly"]
+    harness += [a for fw in frameworks for a in ("--framework", fw)]
     from .results import read_results
 
     if args.exclude_from:
@@ -468,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
         known = work / "probe.jsonl"
         cand = work / "candidates.txt"
         cand.write_text("\n".join(c.id for c in sample_cases(Path(args.cases_dir), 10**9, args.min_opset,
-                                                               args.max_opset)) + "\n")
+                                                               args.max_opset, frameworks=frameworks)) + "\n")
         print(f"probe: running the harness (-n {args.workers}) once over every candidate to find the cases "
               f"that crash or hang (the bare loop has no isolation); --exclude-from skips this", flush=True)
         known.unlink(missing_ok=True)
@@ -476,16 +477,16 @@ def main(argv: list[str] | None = None) -> int:
                work / "probe.log", 0)
     exclude = frozenset(r["id"] for r in read_results(str(known), [])
                         if r["status"] in ("crash", "timeout") or "sys.exit" in (r.get("message") or ""))
-    cases = sample_cases(Path(args.cases_dir), args.cases or 10**9, args.min_opset, args.max_opset, exclude)
+    cases = sample_cases(Path(args.cases_dir), args.cases or 10**9, args.min_opset, args.max_opset, exclude,
+                         frameworks)
     ids = work / "case-ids.txt"
     ids.write_text("\n".join(c.id for c in cases) + "\n")
     n = len(cases)
-    kinds = Counter(f"{c.kernel}/{c.exporter}" for c in cases)
+    kinds = Counter(f"{c.framework}/{c.exporter}" for c in cases)
     print(f"sample: {n} cases, {len({c.model_key for c in cases})} models, "
           f"opsets {min(c.opset for c in cases)}~{max(c.opset for c in cases)} "
           f"({sum(c.opset >= 13 for c in cases)} at >= 13), "
-          f"exporters {dict(Counter(c.exporter for c in cases))}; ids in {ids}")
-    print("  " + ", ".join(f"{k}={v}" for k, v in sorted(kinds.items())))
+          f"{', '.join(f'{k}={v}' for k, v in sorted(kinds.items()))}; ids in {ids}")
     harness = harness + [f"--case-ids={ids}"]
     rounds = []
     for r in range(args.repeat):

@@ -22,7 +22,8 @@ from .status import FAILURES
 
 _PATH = re.compile(r"(/[\w.\-]+)+")
 _NOISE = re.compile(r"\x1b\[[0-9;]*m|\\e\[[0-9;]*m|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s*")
-_NUM = re.compile(r"\d+(\.\d+)?(e-?\d+)?")
+# numbers (1, 0.00971, 7.41e+10, inf, nan) vary from run to run: a cause is grouped without them
+_NUM = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?|\b(inf|nan)\b")
 
 
 def cause_of(rec: dict) -> str:
@@ -54,12 +55,13 @@ def suggest(records: list[dict], declared_only: bool = True) -> list[dict]:
             continue
         if declared_only and not (r.get("declared") or {}).get("in_range", True):
             continue
-        g = groups.setdefault(_group_key(r), {"cells": set(), "example": r})
+        g = groups.setdefault(_group_key(r), {"cells": set(), "example": r, "records": []})
         g["cells"].add((r["variant"], r["opset"]))
+        g["records"].append(r)
     out = []
     for (fw, exp, kernel, st, _), g in sorted(groups.items()):
         ex = g["example"]
-        reason = _reason(ex)
+        reason = _reason(ex, g["records"])
         opsets = sorted({o for _, o in g["cells"]})
         whole = all({v for v, o in g["cells"] if o == op} == variants_at[(fw, exp, kernel, op)]
                     for op in opsets)
@@ -75,12 +77,17 @@ def suggest(records: list[dict], declared_only: bool = True) -> list[dict]:
     return out
 
 
-def _reason(rec: dict) -> str:
+def _reason(rec: dict, others: list[dict] = ()) -> str:
     st = rec["status"]
     if st == "opset-not-honored":
         return (f"the {rec['exporter']} exporter writes an opset-{rec.get('model_opset')} model when "
                 f"these opsets are requested")
-    return f"measured {st}: {cause_of(rec)}"
+    reason = f"measured {st}: {cause_of(rec)}"
+    seen = {r.get("max_abs") for r in others if isinstance(r.get("max_abs"), (int, float))}
+    if len(seen) > 1:  # e.g. an exporter writing an uninitialised attribute: say the size is not stable
+        lo, hi = min(seen), max(seen)
+        reason += f" (max_abs differs between these cases: {lo:.3g} to {hi:.3g})"
+    return reason
 
 
 def main(argv: list[str] | None = None) -> int:

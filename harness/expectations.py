@@ -55,12 +55,18 @@ class Expectation:
         return f"{self.reason} ({self.link})" if self.link else self.reason
 
 
+def _literal_prefix(pattern: str) -> str:
+    """What every id an fnmatch pattern matches starts with (the part before its first wildcard)."""
+    return re.split(r"[*?\[]", pattern, maxsplit=1)[0]
+
+
 class Expectations:
     """The loaded entries and lookup by case id."""
 
     def __init__(self, entries: list[Expectation], path: str = ""):
         self.entries = entries
         self.path = path
+        self._prefixes: list[str] | None = None
 
     @classmethod
     def load(cls, path: str | Path) -> "Expectations":
@@ -89,9 +95,15 @@ class Expectations:
         return cls(out, str(path))
 
     def find(self, case_id: str) -> Expectation | None:
-        """The first entry whose pattern matches ``case_id``."""
-        for e in self.entries:
-            if e.covers(case_id):
+        """The first entry whose pattern matches ``case_id``.
+
+        Each entry's literal prefix (its pattern up to the first wildcard) is
+        tested first: a ``startswith`` rules most entries out without a regex.
+        """
+        if self._prefixes is None:
+            self._prefixes = [_literal_prefix(e.match) for e in self.entries]
+        for prefix, e in zip(self._prefixes, self.entries):
+            if case_id.startswith(prefix) and e.covers(case_id):
                 return e
         return None
 
@@ -104,7 +116,7 @@ class Expectations:
         ids = sorted(case_ids)
         stale = []
         for e in self.entries:
-            prefix = re.split(r"[*?\[]", e.match, maxsplit=1)[0]
+            prefix = _literal_prefix(e.match)
             start = bisect.bisect_left(ids, prefix)
             hit = False
             for cid in ids[start:]:

@@ -53,11 +53,12 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-HELP = "time the harness against a bare export loop on a fixed sample of Paddle cases"
+from .isolation import RUNNER_ENV
+
+HELP = "time the harness against a bare export loop on a fixed sample of Paddle and torch cases"
 
 ROOT = Path(__file__).resolve().parent.parent
-_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-        "GLOG_minloglevel": "2", "PYTHONUNBUFFERED": "1"}
+
 
 
 # -- the sample -------------------------------------------------------------------------------------
@@ -125,8 +126,6 @@ def floor(ids_file: str, cases_dir: str, done_file: str | None = None) -> dict:
     models: dict[str, tuple] = {}
     counts: Counter = Counter()
     done = open(done_file, "a", buffering=1) if done_file else None  # noqa: SIM115 - one line per case
-    t_loop = time.perf_counter()
-    t_first = None
     for case in cases:
         print(f"--- case {case.id}", flush=True)  # the last one names the culprit if native code aborts
         try:
@@ -153,11 +152,7 @@ def floor(ids_file: str, cases_dir: str, done_file: str | None = None) -> dict:
             counts["error"] += 1
         if done is not None:  # as the harness writes a record per case
             done.write(case.id + "\n")
-        if t_first is None:
-            t_first = time.perf_counter() - t_loop
-    loop = time.perf_counter() - t_loop
-    return {"counts": dict(counts), "loop_s": loop, "first_s": t_first,
-            "steady_ms": 1000 * (loop - (t_first or 0)) / max(len(cases) - 1, 1)}
+    return {"counts": dict(counts)}  # timings come from the done file (see Progress)
 
 
 # -- process-tree memory sampling -------------------------------------------------------------------
@@ -302,7 +297,7 @@ def _timed(cmd: list[str], split_workers: bool, log: Path, interval: float,
            results: Path | None = None) -> tuple[float, list, int, float, "Progress | None"]:
     """Run ``cmd``: (wall s, memory per worker, exit code, CPU s of its whole reaped process tree,
     arrival times of the records in ``results``)."""
-    env = dict(os.environ, **_ENV)
+    env = {**os.environ, **RUNNER_ENV}  # as the harness runs its cases
     t0 = time.perf_counter()
     progress = Progress(results, t0) if results is not None else None
     if progress is not None:
@@ -363,7 +358,7 @@ def _round(args, py: str, harness: list[str], ids: Path, work: Path, n: int) -> 
                                           args.mem_interval, done)
         lines = (work / "a.log").read_text().strip().splitlines()
         info = json.loads(lines[-1]) if rc == 0 and lines else {
-            "counts": {"died": rc, "at": lines[-1] if lines else ""}, "loop_s": float("nan")}
+            "counts": {"died": rc, "at": lines[-1] if lines else ""}}
         runs["a"] = Run.of(wall, mem, f"{info['counts']}", cpu, prog)
     for key, workers in (("b", 0), ("c", args.workers)):
         if key not in args.only:

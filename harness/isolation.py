@@ -43,6 +43,10 @@ from .case import Case
 
 _HEADER = struct.Struct("!I")
 
+#: environment of the processes that run cases: one thread per library, quiet native logs
+RUNNER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+              "PYTHONUNBUFFERED": "1", "GLOG_minloglevel": "2"}
+
 
 def _send(fd: int, obj) -> None:
     data = json.dumps(obj).encode()
@@ -104,10 +108,7 @@ class Master:
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(self.address)
         listener.listen(128)
-        env = dict(os.environ)
-        env.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-                    "PYTHONUNBUFFERED": "1", "GLOG_minloglevel": "2"})
-        env.update(self.env)
+        env = {**os.environ, **RUNNER_ENV, **self.env}
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "harness.runner", json.dumps(list(self.plugins)),
@@ -119,10 +120,6 @@ class Master:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
-
-    def serves(self, plugins: tuple[str, ...], frameworks: tuple[str, ...]) -> bool:
-        """True when this master imported exactly what a caller with these settings needs."""
-        return self.plugins == tuple(plugins) and self.frameworks == tuple(frameworks)
 
     def describe(self) -> dict:
         """What another process needs to use this master (see :meth:`Executor.__init__`)."""
@@ -230,6 +227,9 @@ class Executor:
             # No hello yet: the master may be stuck in its imports or warm-up.
             self.own_master.close()
             self.own_master = None
+        self._disconnect()
+
+    def _disconnect(self) -> None:
         if self.conn is not None:
             self.conn.close()
         self.conn, self.pid = None, None
@@ -242,9 +242,7 @@ class Executor:
                 _send(self.conn.fileno(), None)
             except OSError:
                 pass
-            self.conn.close()
-            self.conn, self.pid = None, None
-        self._queue.clear()
+        self._disconnect()
         if self.own_master is not None:
             self.own_master.close()
             self.own_master = None

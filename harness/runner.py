@@ -141,26 +141,19 @@ def _wait_server(pid: int, conn: socket.socket) -> int | None:
             os.close(exited)
 
 
-def _reap() -> None:
+def _reap(wait_s: float = 0.0) -> None:
+    """Reap ended sessions; with ``wait_s``, keep waiting that long for the rest to end."""
+    import time
+
+    end = time.monotonic() + wait_s
     while True:
         try:
             pid, _ = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             return
         if pid == 0:
-            return
-
-
-def _wait_sessions(limit: float) -> None:
-    import time
-
-    end = time.monotonic() + limit
-    while time.monotonic() < end:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
+            if time.monotonic() >= end:
+                return
             time.sleep(0.01)
 
 
@@ -191,7 +184,7 @@ def main() -> None:
         ready, _, _ = select.select([listener, parent], [], [], 1.0)
         _reap()
         if parent in ready and not os.read(parent, 4096):
-            _wait_sessions(2.0)  # they end as their owners disconnect; reaped here, CPU time counts
+            _reap(2.0)  # they end as their owners disconnect; reaped here, CPU time counts
             sys.stdout.flush()
             os._exit(0)  # the parent is gone or done; skip the teardown of paddle/torch
         if listener in ready:

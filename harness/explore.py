@@ -260,11 +260,11 @@ class Explorer:
                     shared_key=t.kernel, source=t.source)
 
     def _summary(self, st: str, stats: dict, message: str) -> dict:
-        from .pipeline import _record
+        from . import record
 
         dtype = (self.target.explore.get("dtypes") or [self.target.base_spec["inputs"][0].get("dtype",
                                                                                                "float32")])[0]
-        rec = _record(self._pseudo_case(dtype), st, message=message, stage="explore" if message else "")
+        rec = record.new(self._pseudo_case(dtype), st, message=message, stage="explore" if message else "")
         rec.update(id=self.target.id, mode="explore", explore=stats)
         if self.special_values:
             rec["special_values"] = True

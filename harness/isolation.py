@@ -38,7 +38,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import status
+from . import record, status
 from .case import Case
 
 _HEADER = struct.Struct("!I")
@@ -391,9 +391,7 @@ def _describe_exit(code: int | None) -> str:
 
 
 def _failure(case: Case, st: str, message: str, log: str, wall: float) -> dict:
-    from .pipeline import _record
-
-    rec = _record(case, st, stage="process", message=message)
+    rec = record.new(case, st, stage="process", message=message)
     rec["log"] = log
     rec["wall_s"] = wall
     return rec

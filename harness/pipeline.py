@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from . import devices, registry, status
+from . import devices, record, registry, status
 from .case import Case
 from .inputs import make_inputs
 from .tolerance import compare
@@ -87,20 +87,6 @@ def make_input_sets(case: Case) -> list[list[np.ndarray]]:
     return input_sets
 
 
-def _record(case: Case, st: str, **kw) -> dict:
-    rec = {"id": case.id, "framework": case.framework, "kernel": case.kernel,
-           "variant": case.variant, "exporter": case.exporter, "opset": case.opset,
-           "dtype": case.dtype, "device": case.device, "shared_key": case.shared_key,
-           "declared": case.declared, "tolerance": case.tolerance.get("name"),
-           "status": st, "message": "", "stage": "", "max_abs": None, "max_rel": None,
-           "export_s": None, "run_s": None, "ref_s": None, "op_types": [],
-           "model_opset": None, "provider": None, "provider_fallback": False}
-    if case.spec.get("special_values"):
-        rec["special_values"] = True
-    rec.update(kw)
-    return rec
-
-
 def run_case(case: Case, workdir: str, cache: ModelCache, providers: list[str] | None = None,
              bundle_dir: str | None = None, device: dict | None = None) -> dict:
     """Run ``case`` end to end and return its result record.
@@ -125,7 +111,7 @@ def run_case(case: Case, workdir: str, cache: ModelCache, providers: list[str] |
 def _run_case(case: Case, workdir: str, cache: ModelCache, providers: list[str] | None, ctx: dict,
               device: dict | None = None) -> dict:
     if case.skip:
-        return _record(case, status.SKIPPED, message=case.skip, stage="matrix")
+        return record.new(case, status.SKIPPED, message=case.skip, stage="matrix")
     setting = devices.DeviceSetting.from_dict(device)
     if providers and not device:
         setting = devices.DeviceSetting(case.device, tuple(providers), tuple({} for _ in providers))
@@ -133,20 +119,20 @@ def _run_case(case: Case, workdir: str, cache: ModelCache, providers: list[str] 
         fw = registry.load_framework(case.framework)
         exporter = registry.EXPORTERS[(case.framework, case.exporter)]
     except (ImportError, KeyError) as exc:
-        return _record(case, status.SKIPPED, stage="setup",
+        return record.new(case, status.SKIPPED, stage="setup",
                        message=f"{case.framework}/{case.exporter} not available here: {exc}")
     set_device = getattr(fw, "set_device", None)
     if set_device is not None:
         try:
             set_device(case.device)
         except Exception as exc:  # noqa: BLE001 - e.g. a CPU-only framework build
-            return _record(case, status.SKIPPED, stage="setup",
+            return record.new(case, status.SKIPPED, stage="setup",
                            message=f"{case.framework} cannot run on {case.device} here: {_short(exc)}")
     try:
         prep = cache.get(case, fw)
         ctx["prep"] = prep
     except ReferenceError_ as exc:
-        return _record(case, status.EXPORT_ERROR, stage="reference",
+        return record.new(case, status.EXPORT_ERROR, stage="reference",
                        message=f"the framework could not run its own model: {exc}")
     os.makedirs(workdir, exist_ok=True)
     t0 = time.perf_counter()
@@ -155,16 +141,16 @@ def _run_case(case: Case, workdir: str, cache: ModelCache, providers: list[str] 
     except SystemExit as exc:
         # paddle2onnx's logging.error() calls sys.exit(-1) after logging the real error;
         # the isolation layer appends those logged lines to the message.
-        return _record(case, status.EXPORT_ERROR, stage="export", ref_s=prep.ref_s,
+        return record.new(case, status.EXPORT_ERROR, stage="export", ref_s=prep.ref_s,
                        export_s=time.perf_counter() - t0,
                        message=f"the exporter called sys.exit({exc.code})")
     except Exception as exc:  # noqa: BLE001
-        return _record(case, status.EXPORT_ERROR, stage="export", ref_s=prep.ref_s,
+        return record.new(case, status.EXPORT_ERROR, stage="export", ref_s=prep.ref_s,
                        export_s=time.perf_counter() - t0, message=_short(exc))
     export_s = time.perf_counter() - t0
     common = {"ref_s": prep.ref_s, "export_s": export_s}
     if not path or not os.path.exists(path):
-        return _record(case, status.EXPORT_ERROR, stage="export", **common,
+        return record.new(case, status.EXPORT_ERROR, stage="export", **common,
                        message="the exporter returned without writing a model")
     ctx["model_path"] = path
     return _verdict(case, path, prep, setting, common, ctx)
@@ -178,14 +164,14 @@ def _verdict(case: Case, path: str, prep: Prepared, setting: devices.DeviceSetti
     try:
         model = onnx.load(path)
     except Exception as exc:  # noqa: BLE001
-        return _record(case, status.INVALID_MODEL, stage="load", message=_short(exc), **common)
+        return record.new(case, status.INVALID_MODEL, stage="load", message=_short(exc), **common)
     op_types = sorted({n.op_type for n in model.graph.node})
     model_opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     common.update(op_types=op_types, model_opset=model_opset)
     try:
         onnx.checker.check_model(model, full_check=True)
     except Exception as exc:  # noqa: BLE001
-        return _record(case, status.INVALID_MODEL, stage="checker", message=_short(exc), **common)
+        return record.new(case, status.INVALID_MODEL, stage="checker", message=_short(exc), **common)
 
     t0 = time.perf_counter()
     try:
@@ -195,12 +181,12 @@ def _verdict(case: Case, path: str, prep: Prepared, setting: devices.DeviceSetti
         sess = ort.InferenceSession(path, sess_options=opts, providers=list(setting.providers),
                                     provider_options=[dict(o) for o in setting.provider_options])
     except Exception as exc:  # noqa: BLE001
-        return _record(case, _runtime_status(exc), stage="session", message=_short(exc), **common)
+        return record.new(case, _runtime_status(exc), stage="session", message=_short(exc), **common)
     session_providers = sess.get_providers()
     common["provider"] = session_providers[0] if session_providers else None
     if devices.is_fallback(setting, session_providers):
         # A GPU conformance claim that ran on CPU has not been measured.
-        return _record(case, status.RUNTIME_UNSUPPORTED, stage="session", provider_fallback=True,
+        return record.new(case, status.RUNTIME_UNSUPPORTED, stage="session", provider_fallback=True,
                        message=devices.FALLBACK_MESSAGE + f" (asked for {', '.join(setting.providers)}; "
                        f"session has {', '.join(session_providers)})", **common)
     worst = (0.0, 0.0)
@@ -221,7 +207,7 @@ def _verdict(case: Case, path: str, prep: Prepared, setting: devices.DeviceSetti
             worst = max(worst, _figs(case, refs, outs))
     except Exception as exc:  # noqa: BLE001
         common["run_s"] = time.perf_counter() - t0
-        return _record(case, _runtime_status(exc), stage="run", message=_short(exc), **common)
+        return record.new(case, _runtime_status(exc), stage="run", message=_short(exc), **common)
     common.update(run_s=time.perf_counter() - t0, max_abs=worst[0], max_rel=worst[1])
     return _final(case, status.PASS, "", model_opset, common)
 
@@ -230,9 +216,9 @@ def _final(case: Case, st: str, msg: str, model_opset: int | None, common: dict)
     # An exporter that silently changed the opset has not conformed, whatever the values say.
     if model_opset != case.opset:
         note = f"; values: {st}" + (f" ({msg})" if msg else "")
-        return _record(case, status.OPSET_NOT_HONORED, stage="opset",
+        return record.new(case, status.OPSET_NOT_HONORED, stage="opset",
                        message=f"requested opset {case.opset}, model declares {model_opset}{note}", **common)
-    return _record(case, st, stage="compare" if st != status.PASS else "", message=msg, **common)
+    return record.new(case, st, stage="compare" if st != status.PASS else "", message=msg, **common)
 
 
 def _figs(case: Case, refs, outs) -> tuple[float, float]:

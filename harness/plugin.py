@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from . import devices, sharding, status
+from . import devices, record, sharding, status
 from .case import Case
 from .expectations import Expectations
 from .isolation import Executor
@@ -489,9 +489,7 @@ class CaseRunner:
     def run(self, case: Case) -> dict:
         """Run ``case`` and return its record (with the worker and shard that ran it)."""
         if case.skip:  # nothing to run: no need to start (or wake) a runner process
-            from .pipeline import _record
-
-            rec = _record(case, status.SKIPPED, message=case.skip, stage="matrix")
+            rec = record.new(case, status.SKIPPED, message=case.skip, stage="matrix")
         else:
             nxt = self.state.get("next_case")
             ahead = None if nxt is None or nxt.skip else (nxt, self._device(nxt))

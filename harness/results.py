@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from . import record
+
 SCHEMA_VERSION = 1
 
 
@@ -54,9 +56,6 @@ class BadLine:
         return f"{self.path}:{self.line}: {self.problem}"
 
 
-REQUIRED = ("id", "status", "framework", "kernel", "exporter", "opset")
-
-
 def read_results(path: str | Path, bad: list[BadLine] | None = None) -> Iterator[dict]:
     """Yield every valid record of ``path``; invalid lines go to ``bad`` (or raise ValueError)."""
     path = Path(path)
@@ -70,12 +69,9 @@ def read_results(path: str | Path, bad: list[BadLine] | None = None) -> Iterator
             except json.JSONDecodeError as exc:
                 problem = f"not valid JSON ({exc.msg} at column {exc.colno}); truncated or corrupt line"
             else:
-                if not isinstance(rec, dict):
-                    problem = "a record must be a JSON object"
-                else:
-                    missing = [k for k in REQUIRED if k not in rec]
-                    if missing:
-                        problem = f"record lacks field(s) {', '.join(missing)}"
+                problem = record.problem(rec)
+                if problem and isinstance(rec, dict) and isinstance(rec.get("id"), str) and rec["id"]:
+                    problem = f"record {rec['id']!r}: {problem}"
             if problem:
                 b = BadLine(str(path), n, problem)
                 if bad is None:

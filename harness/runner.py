@@ -31,7 +31,7 @@ import sys
 
 
 def _serve(fd: int, plugins: tuple[str, ...]) -> None:
-    from . import isolation, pipeline, status
+    from . import isolation, pipeline, record, status
     from .case import Case
 
     cache = pipeline.ModelCache()
@@ -45,7 +45,7 @@ def _serve(fd: int, plugins: tuple[str, ...]) -> None:
             rec = pipeline.run_case(case, msg["workdir"], cache, msg.get("providers"),
                                     msg.get("bundle_dir"), msg.get("device"))
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - a harness bug still becomes a record
-            rec = pipeline._record(case, status.EXPORT_ERROR, stage="harness",
+            rec = record.new(case, status.EXPORT_ERROR, stage="harness",
                                    message=f"harness error: {exc}", log=pipeline.format_exception())
         sys.stdout.flush()
         sys.stderr.flush()

@@ -98,7 +98,7 @@ def test_matrix_rows_without_records_are_listed():
 
 
 def test_untrusted_strings_stay_escaped_in_html(tmp_path):
-    bad = [rec(opset=13, status=XSS, message=XSS + " & </script>", variant=XSS)]
+    bad = [rec(opset=13, status="mismatch", message=XSS + " & </script>", variant=XSS, kernel=XSS)]
     page = (report(tmp_path, write(tmp_path / "r.jsonl", sample() + bad)) / "support.html").read_text()
     assert XSS not in page and "alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page  # shown as text (titles, counts)
@@ -164,7 +164,7 @@ def test_corrupt_lines_are_named_and_valid_records_kept(tmp_path, capsys):
     n = len(good)
     assert f"error: {src}:{n + 1}: not valid JSON" in err
     assert f"error: {src}:{n + 2}: record lacks field(s)" in err
-    assert f"error: {src}:{n + 3}: record 'paddle-dygraph-abs-default-opset13-float32-cpu': opset '13x'" in err
+    assert f"error: {src}:{n + 3}: record 'paddle-dygraph-abs-default-opset13-float32-cpu': field 'opset'" in err
     assert f"error: {src}:{n + 4}: not valid JSON" in err and "truncated" in err
     doc = json.loads((d / "support.json").read_text())
     assert len(doc["records"]) == n

@@ -163,7 +163,7 @@ def test_corrupt_lines_are_named_and_valid_records_kept(tmp_path, capsys):
     err = capsys.readouterr().err
     n = len(good)
     assert f"error: {src}:{n + 1}: not valid JSON" in err
-    assert f"error: {src}:{n + 2}: record lacks field(s)" in err
+    assert f"error: {src}:{n + 2}: record 'x': record lacks field(s)" in err
     assert f"error: {src}:{n + 3}: record 'paddle-dygraph-abs-default-opset13-float32-cpu': field 'opset'" in err
     assert f"error: {src}:{n + 4}: not valid JSON" in err and "truncated" in err
     doc = json.loads((d / "support.json").read_text())

@@ -25,11 +25,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import select
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -38,48 +36,12 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import record, status
+from . import record, status, wire
 from .case import Case
-
-_HEADER = struct.Struct("!I")
 
 #: environment of the processes that run cases: one thread per library, quiet native logs
 RUNNER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
               "PYTHONUNBUFFERED": "1", "GLOG_minloglevel": "2"}
-
-
-def _send(fd: int, obj) -> None:
-    data = json.dumps(obj).encode()
-    os.write(fd, _HEADER.pack(len(data)))
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
-
-
-def _recv_exact(fd: int, n: int, deadline: float | None) -> bytes | None:
-    buf = b""
-    while len(buf) < n:
-        if deadline is not None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError
-            ready, _, _ = select.select([fd], [], [], left)
-            if not ready:
-                raise TimeoutError
-        chunk = os.read(fd, n - len(buf))
-        if not chunk:
-            return None
-        buf += chunk
-    return buf
-
-
-def _recv(fd: int, deadline: float | None):
-    head = _recv_exact(fd, _HEADER.size, deadline)
-    if head is None:
-        return None
-    body = _recv_exact(fd, _HEADER.unpack(head)[0], deadline)
-    return None if body is None else json.loads(body)
 
 
 class Master:
@@ -92,7 +54,10 @@ class Master:
     """
 
     def __init__(self, plugins: tuple[str, ...] = (), frameworks: tuple[str, ...] = (),
-                 log_path: str | os.PathLike | None = None, env: dict | None = None):
+                 log_path: str | os.PathLike | None = None, env: dict | None = None,
+                 python: str | None = None):
+        #: the interpreter that runs the master (a framework may live in another environment)
+        self.python = python or sys.executable
         self.plugins = tuple(plugins)
         self.frameworks = tuple(frameworks)
         self._dir = tempfile.mkdtemp(prefix="onnx-conf-master-")
@@ -111,7 +76,7 @@ class Master:
         env = {**os.environ, **RUNNER_ENV, **self.env}
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "harness.runner", json.dumps(list(self.plugins)),
+                [self.python, "-m", "harness.runner", json.dumps(list(self.plugins)),
                  json.dumps(list(self.frameworks)), str(listener.fileno())],
                 stdin=subprocess.PIPE, stdout=log, stderr=log, env=env, pass_fds=(listener.fileno(),),
                 cwd=str(Path(__file__).resolve().parent.parent), start_new_session=True)
@@ -123,7 +88,8 @@ class Master:
 
     def describe(self) -> dict:
         """What another process needs to use this master (see :meth:`Executor.__init__`)."""
-        return {"address": self.address, "plugins": list(self.plugins), "frameworks": list(self.frameworks)}
+        return {"address": self.address, "plugins": list(self.plugins), "frameworks": list(self.frameworks),
+                "python": self.python}
 
     def close(self) -> None:
         """Stop the master (its sessions end when their owners disconnect)."""
@@ -156,8 +122,10 @@ class Executor:
     def __init__(self, timeout: float = 120.0, plugins: tuple[str, ...] = (),
                  workdir: str | None = None, env: dict | None = None, label: str = "main",
                  frameworks: tuple[str, ...] = (), repro_dir: str | None = None,
-                 master: dict | None = None):
+                 master: dict | None = None, python: str | None = None):
         self.timeout = timeout
+        #: the interpreter of a master this executor starts itself
+        self.python = python or sys.executable
         #: failing cases leave a repro bundle in ``<repro_dir>/<case id>/`` (None: no bundles)
         self.repro_dir = repro_dir
         self.plugins = tuple(plugins)
@@ -196,7 +164,8 @@ class Executor:
             if self.own_master is not None:
                 self.own_master.close()
             self.own_master = Master(self.plugins, self.frameworks,
-                                     Path(self.workdir) / f"master-{self.label}.log", self.env).start()
+                                     Path(self.workdir) / f"master-{self.label}.log", self.env,
+                                     python=self.python).start()
         return self.own_master.address
 
     def _start(self) -> None:
@@ -212,7 +181,7 @@ class Executor:
             self.shared = None
             conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             conn.connect(self._master_address())
-        _send(conn.fileno(), {"log": str(self.log_path), "env": self.env})
+        wire.send(conn.fileno(), wire.hello(str(self.log_path), self.env))
         self.conn, self.pid, self._free_at = conn, None, None
         self._queue.clear()
         self.started += 1
@@ -239,7 +208,7 @@ class Executor:
         """End the session, and the master if this executor started it."""
         if self.conn is not None:
             try:
-                _send(self.conn.fileno(), None)
+                wire.send(self.conn.fileno(), wire.STOP)
             except OSError:
                 pass
         self._disconnect()
@@ -296,8 +265,8 @@ class Executor:
         if bundle_dir == "":
             bundle_dir = os.path.join(self.repro_dir, case.id) if self.repro_dir else None
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        _send(self.conn.fileno(), {"case": case.to_dict(), "bundle_dir": bundle_dir, "device": device,
-                                   "workdir": os.path.join(self.workdir, "cases")})
+        wire.send(self.conn.fileno(), wire.run_case(case.to_dict(), bundle_dir, device,
+                                                   os.path.join(self.workdir, "cases")))
         self._queue.append(_Sent(case.id, bundle_dir, offset, time.monotonic()))
 
     def _run(self, case: Case, timeout: float | None, bundle_dir: str | None,
@@ -312,7 +281,7 @@ class Executor:
         try:
             reply = {}
             if self.pid is None:  # the session's hello (the master may still be warming up)
-                reply = _recv(self.conn.fileno(), t0 + timeout)
+                reply = wire.recv(self.conn.fileno(), t0 + timeout)
                 self.pid = reply.get("pid") if reply else None
                 self.master_pid = reply.get("master") if reply else None
             if reply is not None:
@@ -323,7 +292,7 @@ class Executor:
                 sent = self._queue[0]
                 if ahead is not None and len(self._queue) == 1 and ahead[0].id != case.id:
                     self._send_case(ahead[0], "", ahead[1])
-                reply = _recv(self.conn.fileno(), t0 + timeout)
+                reply = wire.recv(self.conn.fileno(), t0 + timeout)
         except TimeoutError:
             self._kill()
             self.restarts += 1
@@ -333,8 +302,8 @@ class Executor:
         except OSError:
             reply = None
         self._free_at = time.monotonic()
-        if reply is None or "crashed" in reply:
-            code = None if reply is None else reply["crashed"]
+        if reply is None or wire.is_crash(reply):
+            code = None if reply is None else wire.crash_code(reply)
             if reply is None:  # the session itself died: start afresh next time
                 self._kill()
             else:  # the server died; the session forked a new one, which reads the cases sent ahead

@@ -15,13 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from . import devices, record, registry, status
+from . import devices, passes, record, registry, runtimes, status
 from .case import Case
 from .inputs import make_inputs
 from .tolerance import compare
-
-_ORT_UNSUPPORTED_MARKERS = ("NOT_IMPLEMENTED", "Could not find an implementation",
-                            "is not a registered function/op", "not supported")
 
 
 @dataclass
@@ -159,7 +156,6 @@ def _run_case(case: Case, workdir: str, cache: ModelCache, providers: list[str] 
 def _verdict(case: Case, path: str, prep: Prepared, setting: devices.DeviceSetting,
              common: dict, ctx: dict | None = None) -> dict:
     import onnx
-    import onnxruntime as ort
 
     try:
         model = onnx.load(path)
@@ -172,29 +168,32 @@ def _verdict(case: Case, path: str, prep: Prepared, setting: devices.DeviceSetti
         onnx.checker.check_model(model, full_check=True)
     except Exception as exc:  # noqa: BLE001
         return record.new(case, status.INVALID_MODEL, stage="checker", message=_short(exc), **common)
-
+    if case.post_pass != passes.NONE:
+        done = _apply_pass(case, model, path, common)
+        if isinstance(done, dict):
+            return done
+        model, path = done
+        if ctx is not None:
+            ctx["model_path"] = path
+    try:
+        runtime = runtimes.get(case.runtime)
+    except (ImportError, KeyError) as exc:
+        return record.new(case, status.SKIPPED, stage="setup",
+                          message=f"runtime {case.runtime} not available here: {_short(exc)}", **common)
     t0 = time.perf_counter()
     try:
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        opts.log_severity_level = 3
-        sess = ort.InferenceSession(path, sess_options=opts, providers=list(setting.providers),
-                                    provider_options=[dict(o) for o in setting.provider_options])
+        sess = runtime.prepare(model, path, setting)
     except Exception as exc:  # noqa: BLE001
-        return record.new(case, _runtime_status(exc), stage="session", message=_short(exc), **common)
-    session_providers = sess.get_providers()
-    common["provider"] = session_providers[0] if session_providers else None
-    if devices.is_fallback(setting, session_providers):
-        # A GPU conformance claim that ran on CPU has not been measured.
+        return record.new(case, _runtime_status(runtime, exc), stage="session", message=_short(exc), **common)
+    common["provider"] = sess.provider
+    if sess.fallback:
         return record.new(case, status.RUNTIME_UNSUPPORTED, stage="session", provider_fallback=True,
-                       message=devices.FALLBACK_MESSAGE + f" (asked for {', '.join(setting.providers)}; "
-                       f"session has {', '.join(session_providers)})", **common)
+                          message=sess.fallback, **common)
     worst = (0.0, 0.0)
     actual = (ctx if ctx is not None else {}).setdefault("actual", [])
     try:
         for n, (xs, refs) in enumerate(zip(prep.input_sets, prep.references)):
-            feed = {i.name: x for i, x in zip(sess.get_inputs(), xs)}
-            outs = sess.run(None, feed)
+            outs = sess.run(list(xs))
             actual.append(outs)
             problem = _compare_outputs(case, refs, outs)
             if problem is not None:
@@ -207,9 +206,37 @@ def _verdict(case: Case, path: str, prep: Prepared, setting: devices.DeviceSetti
             worst = max(worst, _figs(case, refs, outs))
     except Exception as exc:  # noqa: BLE001
         common["run_s"] = time.perf_counter() - t0
-        return record.new(case, _runtime_status(exc), stage="run", message=_short(exc), **common)
+        return record.new(case, _runtime_status(runtime, exc), stage="run", message=_short(exc), **common)
     common.update(run_s=time.perf_counter() - t0, max_abs=worst[0], max_rel=worst[1])
     return _final(case, status.PASS, "", model_opset, common)
+
+
+def _apply_pass(case: Case, model, path: str, common: dict):
+    """(model, path) after the case's post-export pass, or the record of the pass's failure."""
+    import onnx
+
+    try:
+        transform = passes.get(case.post_pass)
+    except (ImportError, KeyError) as exc:
+        return record.new(case, status.SKIPPED, stage="setup",
+                          message=f"post-export pass {case.post_pass} not available here: {_short(exc)}", **common)
+    t0 = time.perf_counter()
+    try:
+        model = transform.apply(model)
+    except Exception as exc:  # noqa: BLE001
+        return record.new(case, status.PASS_ERROR, stage="pass", pass_s=time.perf_counter() - t0,
+                          message=f"{case.post_pass} raised: {_short(exc)}", **common)
+    common["pass_s"] = time.perf_counter() - t0
+    common["op_types"] = sorted({n.op_type for n in model.graph.node})
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except Exception as exc:  # noqa: BLE001
+        return record.new(case, status.PASS_INVALID_MODEL, stage="pass",
+                          message=f"{case.post_pass} wrote an invalid model: {_short(exc)}", **common)
+    out = path[:-len(".onnx")] if path.endswith(".onnx") else path
+    out += f".{case.post_pass}.onnx"
+    onnx.save(model, out)
+    return model, out
 
 
 def _final(case: Case, st: str, msg: str, model_opset: int | None, common: dict) -> dict:
@@ -252,10 +279,10 @@ def _compare_outputs(case: Case, refs: list, outs: list):
     return None
 
 
-def _runtime_status(exc: Exception) -> str:
-    text = str(exc)
-    return status.RUNTIME_UNSUPPORTED if any(m in text for m in _ORT_UNSUPPORTED_MARKERS) \
-        else status.RUNTIME_ERROR
+def _runtime_status(runtime, exc: Exception) -> str:
+    if isinstance(exc, runtimes.Unsupported) or runtime.unsupported(exc):
+        return status.RUNTIME_UNSUPPORTED
+    return status.RUNTIME_ERROR
 
 
 def _short(exc: BaseException, limit: int = 2000) -> str:

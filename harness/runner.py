@@ -31,12 +31,12 @@ import sys
 
 
 def _serve(fd: int, plugins: tuple[str, ...]) -> None:
-    from . import isolation, pipeline, record, status
+    from . import pipeline, record, status, wire
     from .case import Case
 
     cache = pipeline.ModelCache()
     while True:
-        msg = isolation._recv(fd, None)
+        msg = wire.recv(fd, None)
         if msg is None:
             os._exit(0)
         case = Case.from_dict(msg["case"])
@@ -49,7 +49,7 @@ def _serve(fd: int, plugins: tuple[str, ...]) -> None:
                                    message=f"harness error: {exc}", log=pipeline.format_exception())
         sys.stdout.flush()
         sys.stderr.flush()
-        isolation._send(fd, rec)
+        wire.send(fd, rec)
 
 
 def _warm_up(adapter) -> None:
@@ -71,11 +71,11 @@ def _warm_up(adapter) -> None:
 
 def _session(conn: socket.socket, plugins: tuple[str, ...]) -> None:
     """One connection's session (a child of the master); never returns."""
-    from . import isolation
+    from . import wire
 
     os.setsid()
     fd = conn.fileno()
-    hello = isolation._recv(fd, None)
+    hello = wire.recv(fd, None)
     if not hello:
         os._exit(0)
     try:
@@ -86,7 +86,7 @@ def _session(conn: socket.socket, plugins: tuple[str, ...]) -> None:
     except OSError as exc:
         print(f"session {os.getpid()}: cannot open log {hello.get('log')!r}: {exc}", flush=True)
     os.environ.update(hello.get("env") or {})
-    isolation._send(fd, {"pid": os.getpid(), "master": os.getppid()})
+    wire.send(fd, wire.ready(os.getpid(), os.getppid()))
     if os.environ.get("HARNESS_NO_FORK") == "1":
         _serve(fd, plugins)
     while True:
@@ -104,7 +104,7 @@ def _session(conn: socket.socket, plugins: tuple[str, ...]) -> None:
             os._exit(0)  # the owner closed the connection, asked us to stop, or is gone
         exit_code = -os.WTERMSIG(code) if os.WIFSIGNALED(code) else os.WEXITSTATUS(code)
         try:
-            isolation._send(fd, {"crashed": exit_code})
+            wire.send(fd, wire.crashed(exit_code))
         except OSError:
             os._exit(0)
 
@@ -177,7 +177,13 @@ def main() -> None:
             continue
         _warm_up(adapter)
     import onnx  # noqa: F401 - imported once here, not in every forked server
-    import onnxruntime  # noqa: F401
+
+    from . import runtimes
+
+    try:
+        runtimes.get(runtimes.DEFAULT)
+    except ImportError as exc:  # reported per case
+        print(f"runtime {runtimes.DEFAULT} not importable: {exc}", flush=True)
 
     parent = sys.stdin.fileno()
     while True:

@@ -14,6 +14,10 @@ RUNTIME_UNSUPPORTED = "runtime-unsupported"
 RUNTIME_ERROR = "runtime-error"
 TIMEOUT = "timeout"
 SKIPPED = "skipped"
+#: the post-export pass raised (the message names the pass)
+PASS_ERROR = "pass-error"
+#: the post-export pass wrote a model onnx.checker rejects
+PASS_INVALID_MODEL = "pass-invalid-model"
 
 #: Every status, in the order reports list them.
 ALL = (
@@ -28,6 +32,8 @@ ALL = (
     RUNTIME_UNSUPPORTED,
     RUNTIME_ERROR,
     TIMEOUT,
+    PASS_ERROR,
+    PASS_INVALID_MODEL,
     SKIPPED,
 )
 

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from dataclasses import replace
 
 from harness import status
 from harness.isolation import Executor
@@ -31,6 +32,16 @@ EXPECTED = {
     "skipped": status.SKIPPED,
 }
 
+#: (variant, runtime, pass) -> status: the axes added through the runtime and pass extension points
+BACKENDS = {
+    ("good", "fake-wrong-relu", "none"): status.MISMATCH,
+    ("wrong_values", "fake-wrong-relu", "none"): status.MISMATCH,
+    ("ort_unsupported", "fake-wrong-relu", "none"): status.RUNTIME_UNSUPPORTED,
+    ("good", "ort", "fake-raises"): status.PASS_ERROR,
+    ("good", "ort", "fake-breaks"): status.PASS_INVALID_MODEL,
+    ("good", "ort", "fake-drop-node"): status.MISMATCH,  # Relu -> Identity: the inputs have negatives
+}
+
 
 def fake_cases():
     m = load_all([FAKE], ROOT / "cases" / "tolerances.yaml", Scope(opsets="declared"))
@@ -38,7 +49,7 @@ def fake_cases():
 
 
 def test_every_status_is_covered_by_a_fake():
-    assert set(EXPECTED.values()) == set(status.ALL)
+    assert set(EXPECTED.values()) | set(BACKENDS.values()) == set(status.ALL)
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +72,23 @@ def test_fake_status(executor, variant):
         assert rec["max_abs"] > 0 and rec["op_types"] == ["Abs"]
     if variant == "good":
         assert rec["max_abs"] == 0 and rec["model_opset"] == 13 and rec["provider"] == "CPUExecutionProvider"
+
+
+@pytest.mark.parametrize("variant,runtime,post_pass", sorted(BACKENDS))
+def test_fake_runtime_and_pass(executor, variant, runtime, post_pass):
+    """A runtime and passes added as modules behind the extension points run end to end in the runner."""
+    cases, _ = fake_cases()
+    case = replace(cases[variant], runtime=runtime, post_pass=post_pass)
+    rec = executor.run(case)
+    expected = BACKENDS[(variant, runtime, post_pass)]
+    assert rec["status"] == expected, rec
+    assert rec["runtime"] == runtime and rec["post_pass"] == post_pass
+    assert case.id.endswith("-cpu" + ("" if runtime == "ort" else f"-{runtime}")
+                            + ("" if post_pass == "none" else f"-{post_pass}"))
+    if runtime != "ort" and expected == status.MISMATCH:
+        assert rec["provider"] == "fake-reference"
+    if post_pass == "fake-raises":
+        assert "fake-raises raised: RuntimeError: fake pass refuses" in rec["message"]
 
 
 def test_runner_survives_a_crash(executor):

@@ -1,0 +1,50 @@
+"""The post-export pass extension point: model in, model out, between export and runtime.
+
+A pass is one module ``harness/passes/<name>.py`` that defines a class with the
+:class:`Pass` interface and registers it with :func:`register_pass`. The case's
+``post_pass`` field names it (``none``, the default, applies nothing and is
+left out of case ids). The pipeline checks the pass's output with
+``onnx.checker`` again before the runtime sees it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Protocol
+
+from ..case import DEFAULT_PASS as NONE  # noqa: F401 - the pass of a case that names none
+
+
+class Pass(Protocol):
+    """What the pipeline needs from a post-export pass."""
+
+    name: str
+
+    def apply(self, model: Any) -> Any:
+        """Return the transformed ``onnx.ModelProto`` (the input may be reused or copied)."""
+
+
+PASSES: dict[str, Pass] = {}
+
+
+def register_pass(obj):
+    """Class or instance decorator: register a pass under ``obj.name``."""
+    inst = obj() if isinstance(obj, type) else obj
+    PASSES[inst.name] = inst
+    return obj
+
+
+def get(name: str) -> Pass:
+    """The pass called ``name``, importing ``harness.passes.<name>`` on first use.
+
+    Raises ImportError when the library behind it is missing, KeyError when no
+    module registers that name.
+    """
+    if name not in PASSES:
+        try:
+            importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+            raise KeyError(f"no post-export pass called {name!r}") from None
+    return PASSES[name]

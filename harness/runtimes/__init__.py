@@ -1,0 +1,76 @@
+"""The runtime extension point: what runs an exported ONNX model.
+
+A runtime is one module ``harness/runtimes/<name>.py`` that defines a class
+with the :class:`Runtime` interface and registers it with
+:func:`register_runtime`. The case's ``runtime`` field names it (``ort`` by
+default); the module is imported on first use, only in case-running
+processes. The interface follows ONNX's backend API: ``prepare`` a model for a
+device, then ``run`` inputs through the prepared session.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..case import DEFAULT_RUNTIME as DEFAULT  # noqa: F401 - the runtime of a case that names none
+
+
+class Unsupported(Exception):
+    """The runtime cannot load the model's opset or one of its operators (status ``runtime-unsupported``)."""
+
+
+class Session(Protocol):
+    """A model prepared by a runtime for one device."""
+
+    #: what actually runs the model, e.g. ``CPUExecutionProvider`` (for the record)
+    provider: str | None
+    #: None when the session runs where the case asked; else why not (e.g. fell back to CPU)
+    fallback: str | None
+
+    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        """Run the model on positional inputs and return its outputs in order."""
+
+
+class Runtime(Protocol):
+    """What the pipeline needs from a runtime."""
+
+    name: str
+
+    def prepare(self, model: Any, path: str, setting: Any) -> Session:
+        """Load ``model`` (an ``onnx.ModelProto``, also saved at ``path``) for ``setting``'s device.
+
+        ``setting`` is a :class:`harness.devices.DeviceSetting`. Raise
+        :class:`Unsupported` when the runtime cannot load an opset or operator.
+        """
+
+    def unsupported(self, exc: BaseException) -> bool:
+        """Whether an error of ``prepare`` or ``run`` means an unsupported opset or operator."""
+
+
+RUNTIMES: dict[str, Runtime] = {}
+
+
+def register_runtime(obj):
+    """Class or instance decorator: register a runtime under ``obj.name``."""
+    inst = obj() if isinstance(obj, type) else obj
+    RUNTIMES[inst.name] = inst
+    return obj
+
+
+def get(name: str) -> Runtime:
+    """The runtime called ``name``, importing ``harness.runtimes.<name>`` on first use.
+
+    Raises ImportError when its module or the library behind it is missing,
+    KeyError when no module registers that name.
+    """
+    if name not in RUNTIMES:
+        try:
+            importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+            raise KeyError(f"no runtime called {name!r}") from None
+    return RUNTIMES[name]

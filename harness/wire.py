@@ -1,0 +1,94 @@
+"""The runner wire protocol: the messages between a pytest process and its runner session.
+
+Both ends (:mod:`harness.isolation` in the pytest process, :mod:`harness.runner`
+in the session and server) use only this module to talk. A message is a JSON
+value framed by a 4-byte big-endian length. The conversation on one connection:
+
+1. owner -> session: :func:`hello` (where to log, extra environment);
+2. session -> owner: :func:`ready` (the session's pid, which is also its process
+   group, and its master's pid);
+3. owner -> server: :func:`run_case`, at most two outstanding (one sent ahead);
+4. server -> owner: the case's record (a plain dict, see :mod:`harness.record`),
+   or, from the session when the server died, :func:`crashed`;
+5. owner -> server: :data:`STOP` (``null``) ends the session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import struct
+import time
+from typing import Any
+
+_HEADER = struct.Struct("!I")
+
+#: The message that ends a session.
+STOP = None
+
+
+def hello(log: str, env: dict[str, str]) -> dict:
+    """First message of an owner: the log file the session writes to and extra environment."""
+    return {"hello": True, "log": log, "env": env}
+
+
+def ready(pid: int, master: int) -> dict:
+    """The session's answer to :func:`hello`."""
+    return {"pid": pid, "master": master}
+
+
+def run_case(case: dict, bundle_dir: str | None, device: dict | None, workdir: str) -> dict:
+    """Ask the server to run one case (``case`` as :meth:`harness.case.Case.to_dict`)."""
+    return {"case": case, "bundle_dir": bundle_dir, "device": device, "workdir": workdir}
+
+
+def crashed(exit_code: int) -> dict:
+    """The session's report that the server running the current case died."""
+    return {"crashed": exit_code}
+
+
+def crash_code(msg: dict) -> int | None:
+    """The exit code of a :func:`crashed` message, or None for any other message."""
+    return msg.get("crashed") if isinstance(msg, dict) else None
+
+
+def is_crash(msg: Any) -> bool:
+    """Whether ``msg`` is a :func:`crashed` message."""
+    return isinstance(msg, dict) and "crashed" in msg
+
+
+def send(fd: int, obj: Any) -> None:
+    """Write one framed message (blocking until all of it is written)."""
+    data = json.dumps(obj).encode()
+    os.write(fd, _HEADER.pack(len(data)))
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def _recv_exact(fd: int, n: int, deadline: float | None) -> bytes | None:
+    buf = b""
+    while len(buf) < n:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            ready_fds, _, _ = select.select([fd], [], [], left)
+            if not ready_fds:
+                raise TimeoutError
+        chunk = os.read(fd, n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return buf
+
+
+def recv(fd: int, deadline: float | None) -> Any:
+    """Read one message; None when the other end closed; TimeoutError past ``deadline`` (monotonic)."""
+    head = _recv_exact(fd, _HEADER.size, deadline)
+    if head is None:
+        return None
+    body = _recv_exact(fd, _HEADER.unpack(head)[0], deadline)
+    return None if body is None else json.loads(body)

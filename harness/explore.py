@@ -185,7 +185,7 @@ class Explorer:
                 raise AssertionError(f"{self.failed[key]['status']}: {self.failed[key]['message']}")
             return
         t0 = time.perf_counter()
-        rec = self.runner.executor.run(case, bundle_dir=None)
+        rec = self.runner.executor_for(case.framework).run(case, bundle_dir=None)
         self.example_s.append(time.perf_counter() - t0)
         self.statuses[rec["status"]] = self.statuses.get(rec["status"], 0) + 1
         if rec.get("export_s") is not None:
@@ -274,7 +274,7 @@ class Explorer:
         draw, case, rec = self.last_failure
         bundle_dir = str(self.repro_dir / self.target.id) if self.repro_dir else None
         if bundle_dir:  # run the minimal example once more, this time leaving a bundle
-            again = self.runner.executor.run(case, bundle_dir=bundle_dir)
+            again = self.runner.executor_for(case.framework).run(case, bundle_dir=bundle_dir)
             if again["status"] == rec["status"]:
                 rec = again
             else:

@@ -1,0 +1,75 @@
+"""The pytest plugin of the harness.
+
+Like pytest-xdist's own plugin module, this one only declares the options and,
+in ``pytest_configure``, freezes them into a :class:`HarnessConfig` and
+registers the plugin objects that hold the run's state and implement its hooks:
+
+* :class:`~.collection.CaseCollection` -- the matrix, case ids, shards (``collection.py``);
+* :class:`~.verdict.Verdicts` -- expected failures and the verdict per record (``verdict.py``);
+* :class:`~.lifecycle.RunnerLifecycle` -- runner masters and sessions (``lifecycle.py``);
+* :class:`~.summary.RunSummary` -- records, counts, reports; controller only (``summary.py``).
+
+Each is kept in ``config.stash`` under a typed key (see :data:`HARNESS`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from .collection import CaseCollection
+from .lifecycle import CaseRunner, RunnerLifecycle
+from .options import CONFIG, HarnessConfig, add_options, is_controller, make_config
+from .summary import RunSummary
+from .verdict import Verdicts, xfail
+
+__all__ = ["HARNESS", "Harness", "HarnessConfig", "CaseRunner", "xfail"]
+
+
+@dataclass
+class Harness:
+    """The plugin objects of one pytest process."""
+
+    config: HarnessConfig
+    collection: CaseCollection
+    verdicts: Verdicts
+    lifecycle: RunnerLifecycle
+    summary: RunSummary | None
+
+
+HARNESS = pytest.StashKey[Harness]()
+
+
+def pytest_addoption(parser):
+    """Declare the harness's command-line options (see :mod:`.options`)."""
+    add_options(parser)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    """Freeze the options and register the plugin objects; start the runners early."""
+    if not hasattr(config.option, "cases_dir"):
+        return
+    cfg = make_config(config)
+    config.stash[CONFIG] = cfg
+    collection = CaseCollection(config, cfg)
+    verdicts = Verdicts(config, cfg, collection)
+    lifecycle = RunnerLifecycle(config, cfg, collection, verdicts)
+    summary = RunSummary(config, cfg, collection) if is_controller(config) else None
+    pm = config.pluginmanager
+    pm.register(collection, "onnx-conformance-collection")
+    pm.register(verdicts, "onnx-conformance-verdicts")
+    pm.register(lifecycle, "onnx-conformance-lifecycle")
+    if summary is not None:
+        pm.register(summary, "onnx-conformance-summary")
+    config.stash[HARNESS] = Harness(cfg, collection, verdicts, lifecycle, summary)
+    lifecycle.start()
+
+
+@pytest.fixture(scope="session")
+def case_runner(request) -> CaseRunner:
+    """This process's :class:`CaseRunner` (its runner sessions start on first use)."""
+    lifecycle = request.config.stash[HARNESS].lifecycle
+    yield lifecycle.case_runner()
+    lifecycle.close()

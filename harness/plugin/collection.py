@@ -1,0 +1,225 @@
+"""Collection: the matrix expanded into test items, narrowed by case ids and shards.
+
+:class:`CaseCollection` is registered in ``pytest_configure``; it loads and
+expands the matrix once per process and owns every collection hook.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from .. import devices, environments, sharding
+from ..case import Case
+from ..matrix import Matrix, load_all
+from ..yamlsrc import MatrixError
+from .options import ROOT, HarnessConfig
+
+
+def case_of(item) -> Case | None:
+    """The :class:`Case` a test item runs, or None."""
+    # an empty selection (e.g. --smoke on a matrix without smoke entries) parametrizes with NOTSET
+    case = item.callspec.params.get("case") if hasattr(item, "callspec") else None
+    return case if isinstance(case, Case) else None
+
+
+def targets_conformance(config) -> bool:
+    """Whether the run's arguments include the conformance tests (``conformance/``)."""
+    cases_dir = (ROOT / "conformance").resolve()
+    targets = [Path(str(a).split("::", 1)[0]).resolve() for a in config.args]
+    return any(t == cases_dir or cases_dir in t.parents for t in targets)
+
+
+def _unrunnable(case: Case, present: tuple[str, ...]) -> Case:
+    """``case`` marked skipped when its device is absent or its framework's environment is missing."""
+    if case.skip:
+        return case
+    reason = devices.skip_reason(case.device, present) or environments.unavailable(case.framework)
+    return case if reason is None else replace(case, skip=reason)
+
+
+class CaseCollection:
+    """Plugin object: the expanded matrix of this process and the collection hooks."""
+
+    def __init__(self, config, cfg: HarnessConfig):
+        self.config = config
+        self.cfg = cfg
+        self._matrix: Matrix | None = None
+        self._explore: list | None = None
+
+    # -- the matrix -----------------------------------------------------------
+    @property
+    def matrix(self) -> Matrix:
+        """The expanded matrix, loaded once per process; bad input is a one-line usage error."""
+        if self._matrix is None:
+            cfg = self.cfg
+            try:
+                top = getattr(self.config, "workerinput", {}).get("harness_max_opset")
+                matrix = load_all(list(cfg.matrices), cfg.tolerances, cfg.scope, max_opset=top)
+            except MatrixError as exc:
+                raise pytest.UsageError(str(exc)) from None
+            matrix.cases = [_unrunnable(c, cfg.present) for c in matrix.cases]
+            self._matrix = matrix
+        return self._matrix
+
+    def explore_targets(self) -> list:
+        """Property-mode targets (entries with an ``explore:`` block), collected once per process."""
+        if self._explore is None:
+            from ..explore import collect_targets
+
+            try:
+                self._explore = collect_targets(self.cfg.matrices, self.matrix)
+            except MatrixError as exc:
+                raise pytest.UsageError(str(exc)) from None
+        return self._explore
+
+    def frameworks(self) -> tuple[str, ...]:
+        """The frameworks the matrix files name (a quick read: no validation or expansion)."""
+        import yaml
+
+        found = set()
+        for path in self.cfg.matrices:
+            try:
+                data = yaml.load(path.read_text(encoding="utf-8"),
+                                 Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+            except (OSError, UnicodeDecodeError, yaml.YAMLError):
+                continue  # the real load reports it
+            if not isinstance(data, dict) or not isinstance(data.get("framework"), str):
+                continue
+            if self.cfg.scope.frameworks and data["framework"] not in self.cfg.scope.frameworks:
+                continue
+            found.add(data["framework"])
+        return tuple(sorted(found))
+
+    def plugins(self) -> tuple[str, ...]:
+        """The extra modules (``plugins:`` of the matrix files) the runners must import."""
+        import yaml
+
+        out: list[str] = []
+        for path in self.cfg.matrices:
+            try:
+                data = yaml.load(path.read_text(encoding="utf-8"),
+                                 Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+            except (OSError, UnicodeDecodeError, yaml.YAMLError):
+                continue
+            if isinstance(data, dict):
+                out += [p for p in data.get("plugins") or () if isinstance(p, str) and p not in out]
+        return tuple(out) + self.cfg.extra_plugins
+
+    # -- hooks ----------------------------------------------------------------
+    def pytest_ignore_collect(self, collection_path, config):
+        """Without ``--explore`` the property tests are not even collected."""
+        if collection_path.name == "test_explore.py" and not self.cfg.explore:
+            return True
+        return None
+
+    def pytest_generate_tests(self, metafunc):
+        """Parametrize tests that take a ``case`` with every case of the matrix.
+
+        Tests that take an ``explore_target`` get one per explore target, only with ``--explore``.
+        """
+        cfg = self.cfg
+        if "explore_target" in metafunc.fixturenames:
+            targets = self.explore_targets() if cfg.explore else []
+            metafunc.parametrize("explore_target", targets, ids=[t.id for t in targets])
+            return
+        if "case" not in metafunc.fixturenames:
+            return
+        cases = self.matrix.cases
+        if cfg.case_ids is not None:  # generate only those: cheaper than deselecting thousands
+            missing = sorted(cfg.case_ids - {c.id for c in cases})
+            if missing:
+                raise pytest.UsageError(f"--case-ids: {len(missing)} id(s) match no case of this run, "
+                                        f"e.g. {missing[0]}")
+            cases = [c for c in cases if c.id in cfg.case_ids]
+        if cfg.special_values:
+            cases = [replace(c, spec={**c.spec, "special_values": True}) for c in cases]
+        # The xdist_group mark keeps the variants of one model on one worker under
+        # --dist loadgroup (its model, reference and Paddle save are cached there).
+        metafunc.parametrize("case", [pytest.param(c, id=c.id, marks=pytest.mark.xdist_group(c.model_key))
+                                      for c in cases])
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, session, config, items):
+        """Apply the mode, --case-ids and the shard (deselecting the rest); fix xdist group ids."""
+        self._select_mode(items)
+        self._narrow(items)
+        self._fix_xdist_group(items)
+
+    def _select_mode(self, items) -> None:
+        """--explore runs only the property tests; otherwise they produce no items."""
+        explore = self.cfg.explore
+        keep, drop = [], []
+        for it in items:
+            params = getattr(getattr(it, "callspec", None), "params", {})
+            is_explore = "explore_target" in getattr(it, "fixturenames", ())
+            is_case = "case" in params
+            (drop if (is_explore and not explore) or (is_case and explore) else keep).append(it)
+        if drop:
+            self.config.hook.pytest_deselected(items=drop)
+            items[:] = keep
+
+    def _narrow(self, items) -> None:
+        cfg = self.cfg
+        if cfg.case_ids is None and cfg.shard is None:
+            return
+        ids = {c.id for c in map(case_of, items) if c is not None}
+        if not ids:
+            return
+        if cfg.case_ids is not None:
+            missing = sorted(cfg.case_ids - ids)
+            if missing:
+                raise pytest.UsageError(f"--case-ids: {len(missing)} id(s) match no case of this run, "
+                                        f"e.g. {missing[0]}")
+        keep, drop = [], []
+        for it in items:
+            c = case_of(it)
+            ok = c is None or ((cfg.case_ids is None or c.id in cfg.case_ids)
+                               and (cfg.shard is None
+                                    or sharding.shard_of(c.model_key, cfg.shard[1]) == cfg.shard[0]))
+            (keep if ok else drop).append(it)
+        if drop:
+            self.config.hook.pytest_deselected(items=drop)
+            items[:] = keep
+
+    def _fix_xdist_group(self, items) -> None:
+        """Worker side of ``--dist loadgroup``: make the xdist_group suffix stick on pytest >= 9.2.
+
+        xdist 3.8 appends ``@<group>`` by assigning ``item._nodeid``, which pytest 9.2
+        no longer reads (node ids live in ``item._id``), so every case became its own
+        group. Where that happened, set the suffix the way this pytest stores it.
+        """
+        config = self.config
+        if not getattr(config.option, "loadgroup", False) or getattr(config, "workerinput", None) is None:
+            return
+        try:
+            from _pytest.nodeid import coerce_node_id
+        except ImportError:  # an older pytest, where xdist's own renaming works
+            return
+        for it in items:
+            mark = it.get_closest_marker("xdist_group")
+            if mark is None or "@" in it.nodeid.rsplit("]", 1)[-1] or not hasattr(it, "_id"):
+                continue
+            group = mark.args[0] if mark.args else mark.kwargs.get("name")
+            it._id = coerce_node_id(f"{it.nodeid}@{group}")
+
+    def pytest_report_header(self, config):
+        """Show the scope, the results file and the opsets left out."""
+        if getattr(config, "workerinput", None) is not None:
+            return None
+        cfg = self.cfg
+        try:
+            m = self.matrix
+        except pytest.UsageError:
+            return None
+        from ..matrix import testable_max_opset
+
+        lines = [f"onnx-conformance: {len(m.cases)} cases from {len(m.rows)} kernel rows; "
+                 f"opsets={cfg.scope.opsets} (testable 7~{testable_max_opset()}); results -> {cfg.results}"]
+        reasons = Counter(r for *_, r in m.skipped_opsets)
+        for reason, n in reasons.items():
+            lines.append(f"  opsets left out for {n} variant(s): {reason}")
+        return lines

@@ -1,0 +1,190 @@
+"""The runner lifecycle: one runner master per framework, sessions per pytest process.
+
+The pytest processes never import a framework. Each framework's master runs
+in that framework's interpreter (see :mod:`harness.environments`), imports only
+that framework (plus onnx and the default runtime) and warms it up once:
+
+* under xdist the controller starts the masters in ``pytest_configure``, so
+  their imports overlap the workers' start-up and collection, and every worker
+  opens its sessions on them (their addresses travel in ``workerinput``);
+* in a plain ``-n 0`` run (or a worker whose master is gone) the pytest process
+  starts its own, also before collection.
+
+:class:`CaseRunner` (the ``case_runner`` fixture) routes each case to its
+framework's session and hands it the next case early (``ahead``).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from .. import devices, environments, record, status
+from ..case import Case
+from ..isolation import Executor, Master
+from .collection import CaseCollection, case_of, targets_conformance
+from .options import HarnessConfig
+from .verdict import Verdicts
+
+
+def where_cases_run(config) -> str | None:
+    """"here" (a worker, or a plain -n 0 run of conformance/), "workers" (an xdist controller), or None."""
+    if config.option.collectonly or not targets_conformance(config):
+        return None  # e.g. the harness's own tests: no runner unless a case asks for one
+    if getattr(config, "workerinput", None) is not None:
+        return "here"
+    if getattr(config.option, "numprocesses", None) or getattr(config.option, "dist", "no") != "no":
+        return "workers"
+    return "here"
+
+
+class RunnerLifecycle:
+    """Plugin object: starts and stops the runner masters and this process's sessions."""
+
+    def __init__(self, config, cfg: HarnessConfig, collection: CaseCollection, verdicts: Verdicts):
+        self.config = config
+        self.cfg = cfg
+        self.collection = collection
+        self.verdicts = verdicts
+        #: framework -> the master this process started for the workers (xdist controller only)
+        self.masters: dict[str, Master] = {}
+        #: framework -> a session opened before collection, adopted by the first CaseRunner
+        self.early: dict[str, Executor] = {}
+        #: the case pytest runs after the current one (see pytest_runtest_protocol)
+        self.next_case: Case | None = None
+        self.runner: CaseRunner | None = None
+
+    def start(self) -> None:
+        """Start what this process needs before collection (imports overlap it)."""
+        where = where_cases_run(self.config)
+        if where is None:
+            return
+        frameworks = [fw for fw in self.collection.frameworks() if environments.unavailable(fw) is None]
+        plugins = self.collection.plugins()
+        if where == "workers":
+            for fw in frameworks:
+                self.masters[fw] = Master(plugins, (fw,), python=environments.interpreter(fw)).start()
+        else:
+            for fw in frameworks:
+                ex = self.executor(fw)
+                ex.start()
+                self.early[fw] = ex
+
+    def executor(self, framework: str) -> Executor:
+        """A new executor for ``framework``, on the controller's master for it where there is one."""
+        cfg = self.cfg
+        shared = getattr(self.config, "workerinput", {}).get("harness_masters", {}).get(framework)
+        return Executor(timeout=cfg.timeout, plugins=self.collection.plugins(),
+                        label=f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{framework}",
+                        frameworks=(framework,), repro_dir=str(cfg.repro_dir) if cfg.repro_dir else None,
+                        master=shared, python=environments.interpreter(framework))
+
+    def case_runner(self) -> "CaseRunner":
+        """This process's :class:`CaseRunner` (made on first use)."""
+        if self.runner is None:
+            self.runner = CaseRunner(self)
+        return self.runner
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node):
+        """xdist hook: every worker learns the results path, the masters and the devices."""
+        cfg = self.cfg
+        node.workerinput["harness_results"] = str(cfg.results)
+        node.workerinput["harness_masters"] = {fw: m.describe() for fw, m in self.masters.items()}
+        node.workerinput["harness_devices"] = {"present": list(cfg.present),
+                                               "providers": list(cfg.ort_providers)}
+        # probed once here: spares every worker importing onnx + onnxruntime to collect
+        from ..matrix import testable_max_opset
+
+        node.workerinput["harness_max_opset"] = testable_max_opset()
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_protocol(self, item, nextitem):
+        """Note the case that runs after this one, so the runner can be handed it early."""
+        self.next_case = case_of(nextitem) if nextitem is not None else None
+        return (yield)
+
+    def pytest_unconfigure(self, config):
+        """Stop this process's sessions and the masters it started."""
+        self.close()
+
+    def close(self) -> None:
+        """Stop every session and master this object started (idempotent)."""
+        if self.runner is not None:
+            self.runner.close()
+            self.runner = None
+        for ex in self.early.values():
+            ex.close()
+        self.early.clear()
+        for m in self.masters.values():
+            m.close()
+        self.masters.clear()
+
+
+class CaseRunner:
+    """Runs cases in isolation, each in its framework's session, and judges their records."""
+
+    def __init__(self, lifecycle: RunnerLifecycle):
+        self.lifecycle = lifecycle
+        self.cfg = lifecycle.cfg
+        self.verdicts = lifecycle.verdicts
+        self.expectations = lifecycle.verdicts.expectations
+        self.worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        self.executors: dict[str, Executor] = {}
+
+    def executor_for(self, framework: str) -> Executor:
+        """The executor of ``framework`` (adopting the session opened before collection)."""
+        ex = self.executors.get(framework)
+        if ex is None:
+            ex = self.lifecycle.early.pop(framework, None) or self.lifecycle.executor(framework)
+            self.executors[framework] = ex
+        return ex
+
+    def run(self, case: Case) -> dict:
+        """Run ``case`` and return its record (with the worker and shard that ran it)."""
+        if case.skip:  # nothing to run: no need to start (or wake) a runner process
+            rec = record.new(case, status.SKIPPED, message=case.skip, stage="matrix")
+        else:
+            nxt = self.lifecycle.next_case
+            ahead = None
+            if nxt is not None and not nxt.skip and nxt.framework == case.framework:
+                ahead = (nxt, self._device(nxt))
+            rec = self.executor_for(case.framework).run(case, device=self._device(case), ahead=ahead)
+        rec["worker"] = self.worker
+        if self.cfg.shard is not None:
+            rec["shard"] = list(self.cfg.shard)
+        return rec
+
+    def _device(self, case: Case) -> dict:
+        return devices.setting_for(case.device, self.cfg.ort_providers).to_dict()
+
+    def judge(self, case: Case, rec: dict) -> None:
+        """Pass, fail, skip or xfail the current test from the record (see :class:`Verdicts`)."""
+        self.verdicts.judge(case, rec)
+
+    def close(self) -> None:
+        """Stop the runner sessions."""
+        for ex in self.executors.values():
+            ex.close()
+        self.executors.clear()
+
+    def explore(self, target, config) -> dict:
+        """Run one property-mode target (see :mod:`harness.explore`) and return its record."""
+        from hypothesis import settings
+
+        from ..explore import Explorer
+        from ..matrix import load_tolerances
+
+        cfg = self.cfg
+        rules, defaults = load_tolerances(cfg.tolerances)
+        profile = settings.get_profile(cfg.hypothesis_profile)
+        kw = {"parent": profile}
+        if cfg.max_examples is not None:
+            kw["max_examples"] = cfg.max_examples
+        explorer = Explorer(target, self, rules, defaults, kw, special_values=cfg.special_values,
+                            repro_dir=cfg.repro_dir, profile=cfg.hypothesis_profile,
+                            shrink_budget_s=cfg.shrink_budget)
+        rec = explorer.run()
+        rec["worker"] = self.worker
+        return rec

@@ -1,0 +1,159 @@
+"""The harness's command-line options and the frozen :class:`HarnessConfig` made from them.
+
+Configuration flows one way: options -> one :class:`HarnessConfig` made in
+``pytest_configure`` (kept in ``config.stash[CONFIG]``) -> the plugin objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from .. import devices, sharding
+from ..matrix import Scope, matrix_files
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+@dataclass(frozen=True)
+class HarnessConfig:
+    """Everything the run needs, decided once from the command line."""
+
+    cases_dir: Path
+    matrices: tuple[Path, ...]
+    tolerances: Path
+    expected: Path
+    scope: Scope
+    timeout: float
+    results: Path
+    report: bool
+    reports_dir: Path
+    extra_plugins: tuple[str, ...] = field(default=())
+    #: failing cases leave a repro bundle under this folder (None: no bundles)
+    repro_dir: Path | None = None
+    #: property mode (``--explore``) and its settings
+    explore: bool = False
+    max_examples: int | None = None
+    shrink_budget: float | None = None
+    hypothesis_profile: str = "ci"
+    #: mix NaN, +-Inf, -0.0, huge and tiny values into float inputs
+    special_values: bool = False
+    #: devices present on this machine (cpu, cuda:N) and the ORT providers offered
+    present: tuple[str, ...] = ("cpu",)
+    ort_providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    #: (K, N) with --shard-id K --num-shards N, else None
+    shard: tuple[int, int] | None = None
+    #: the case ids of --case-ids FILE, else None
+    case_ids: frozenset[str] | None = None
+
+
+CONFIG = pytest.StashKey[HarnessConfig]()
+
+
+def add_options(parser) -> None:
+    """Declare the harness's command-line options."""
+    g = parser.getgroup("onnx-conformance", "ONNX export conformance harness")
+    g.addoption("--cases-dir", default=str(ROOT / "cases"),
+                help="folder with the YAML matrices, tolerances.yaml and expected_failures.yaml")
+    g.addoption("--matrix", action="append", default=[],
+                help="run only this matrix file (repeatable); default: every matrix in --cases-dir")
+    g.addoption("--framework", action="append", default=[],
+                help="run only this framework (repeatable), e.g. paddle or torch")
+    g.addoption("--exporter", action="append", default=[],
+                help="run only this exporter path (repeatable), e.g. dygraph, static")
+    g.addoption("--opsets", choices=("declared", "full"), default="declared",
+                help="declared: the opsets the support table claims (default); "
+                     "full: every opset from 7 to the highest onnx/onnxruntime support "
+                     "(failures outside the claimed range are reported as xfail)")
+    g.addoption("--smoke", action="store_true",
+                help="run only the smoke slice: entries marked smoke, lowest and highest opset")
+    g.addoption("--case-timeout", type=float, default=120.0,
+                help="seconds one case may take before it is recorded as 'timeout' (default 120)")
+    g.addoption("--results", default=None,
+                help="results file (JSON lines) to append to; default results/run-<UTC time>.jsonl")
+    g.addoption("--no-report", action="store_true",
+                help="do not regenerate reports/ at the end of the run")
+    g.addoption("--devices", default=None,
+                help="comma-separated devices to expand the matrix over, e.g. cpu,cuda:0 "
+                     "(default: cpu plus cuda:N for each GPU ONNX Runtime's CUDA provider can use); "
+                     "cases on an absent device are skipped")
+    g.addoption("--shard-id", type=int, default=None,
+                help="run only shard K (1..N) of the cases, partitioned by model key (with --num-shards)")
+    g.addoption("--num-shards", type=int, default=None,
+                help="number of shards for --shard-id")
+    g.addoption("--case-ids", default=None,
+                help="file with case ids, one per line: run only those (others are deselected)")
+    g.addoption("--reports-dir", default=str(ROOT / "reports"),
+                help="where the end-of-run report is written (default: reports/)")
+    g.addoption("--repro-dir", default=str(ROOT / "artifacts" / "repro"),
+                help="every failing case leaves a repro bundle in DIR/<case id>/ "
+                     "(default artifacts/repro; '' for none)")
+    g.addoption("--explore", action="store_true",
+                help="property mode: hypothesis draws configurations of every entry with an "
+                     "'explore:' block (one test per entry x exporter x opset); the matrix cases do not run")
+    g.addoption("--max-examples", type=int, default=None,
+                help="property mode: examples per test (overrides the hypothesis profile)")
+    g.addoption("--shrink-budget", type=float, default=None,
+                help="property mode: seconds of shrinking per failing test before the smallest "
+                     "failure found so far is kept (default: 60 with profile ci, 600 with nightly)")
+    g.addoption("--special-values", action="store_true",
+                help="mix NaN, +-Inf, -0.0, huge and tiny magnitudes into float inputs")
+    g.addoption("--explore-profile", choices=("ci", "nightly"), default="ci",
+                help="property mode: hypothesis profile; ci = few examples, derandomized so verdicts "
+                     "don't flake (default); nightly = many examples")
+
+
+def make_config(config) -> HarnessConfig:
+    """Freeze the options into a :class:`HarnessConfig`; bad values are a usage error."""
+    opt = config.option
+    if opt.explore:
+        from ..explore import register_profiles
+
+        register_profiles()
+    cases_dir = Path(opt.cases_dir)
+    matrices = tuple(Path(p) for p in opt.matrix) or tuple(matrix_files(cases_dir))
+    try:
+        shard = sharding.check(opt.shard_id, opt.num_shards)
+    except sharding.ShardError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    results = Path(opt.results) if opt.results else ROOT / "results" / (
+        "run-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        + (sharding.suffix(*shard) if shard else "") + ".jsonl")
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput and "harness_results" in workerinput:
+        results = Path(workerinput["harness_results"])
+    if workerinput and "harness_devices" in workerinput:  # the controller detected once
+        present = tuple(workerinput["harness_devices"]["present"])
+        providers = tuple(workerinput["harness_devices"]["providers"])
+    else:
+        providers = devices.ort_providers()
+        present = devices.detect(providers)
+    try:
+        wanted = devices.parse_devices(opt.devices) if opt.devices else present
+    except devices.DeviceError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    case_ids = None
+    if opt.case_ids:
+        try:
+            lines = Path(opt.case_ids).read_text().splitlines()
+        except OSError as exc:
+            raise pytest.UsageError(f"--case-ids: {exc}") from None
+        case_ids = frozenset(ln.strip() for ln in lines if ln.strip() and not ln.startswith("#"))
+    return HarnessConfig(
+        cases_dir=cases_dir, matrices=matrices, tolerances=cases_dir / "tolerances.yaml",
+        expected=cases_dir / "expected_failures.yaml",
+        scope=Scope(opsets=opt.opsets, frameworks=tuple(opt.framework),
+                    exporters=tuple(opt.exporter), devices=wanted, smoke=opt.smoke),
+        timeout=opt.case_timeout, results=results, report=not opt.no_report,
+        reports_dir=Path(opt.reports_dir), repro_dir=Path(opt.repro_dir) if opt.repro_dir else None,
+        explore=opt.explore, max_examples=opt.max_examples, shrink_budget=opt.shrink_budget,
+        hypothesis_profile=opt.explore_profile or "ci", special_values=opt.special_values,
+        present=present, ort_providers=providers, shard=shard, case_ids=case_ids)
+
+
+def is_controller(config) -> bool:
+    """True in the process that writes files: the xdist controller, or a plain pytest run."""
+    return getattr(config, "workerinput", None) is None

@@ -1,0 +1,95 @@
+"""The verdict: a case's record turned into pass, fail, skip or xfail, under strict expectations."""
+
+from __future__ import annotations
+
+import pytest
+
+from .. import status
+from ..case import Case
+from ..expectations import Expectations
+from ..yamlsrc import MatrixError
+from .collection import CaseCollection, targets_conformance
+from .options import HarnessConfig
+
+
+def xfail(reason: str):
+    """``pytest.xfail`` without a Python traceback in the report.
+
+    The verdict comes from the record, so a traceback into the harness says
+    nothing, and pytest builds one by parsing this module's source with ``ast``
+    for every expected failure (815 in the default run, 1793 with
+    ``--opsets full``), in the pytest process, on the critical path.
+    """
+    raise pytest.xfail.Exception(reason, pytrace=False)
+
+
+class Verdicts:
+    """Plugin object: the expected failures of the run, and the judge of each record."""
+
+    def __init__(self, config, cfg: HarnessConfig, collection: CaseCollection):
+        self.config = config
+        self.cfg = cfg
+        self.collection = collection
+        self._expectations: Expectations | None = None
+
+    @property
+    def expectations(self) -> Expectations:
+        """The expected-failure entries, loaded once; a bad file is a one-line usage error."""
+        if self._expectations is None:
+            try:
+                self._expectations = Expectations.load(self.cfg.expected)
+            except MatrixError as exc:
+                raise pytest.UsageError(str(exc)) from None
+        return self._expectations
+
+    def pytest_sessionstart(self, session):
+        """Controller: warn about expected-failure entries that match no case of the whole matrix.
+
+        Checked against the matrix the run's scope generates (also under xdist,
+        where the controller collects nothing), and only when the run is not
+        narrowed (--smoke, a filter, -k, --case-ids, a shard, node ids): a slice
+        leaves most entries unmatched without them being stale.
+        """
+        config = session.config
+        if getattr(config, "workerinput", None) is not None:
+            return
+        cfg, opt = self.cfg, config.option
+        narrowed = (cfg.scope.smoke or cfg.scope.frameworks or cfg.scope.exporters or opt.matrix
+                    or cfg.case_ids is not None or cfg.shard is not None or cfg.explore
+                    or getattr(opt, "keyword", "") or getattr(opt, "markexpr", "")
+                    or any("::" in str(a) for a in config.args) or not targets_conformance(config))
+        if narrowed:
+            return
+        try:
+            exp, ids = self.expectations, [c.id for c in self.collection.matrix.cases]
+        except pytest.UsageError:
+            return  # collection reports it
+        for e in exp.mark_collected(ids):
+            config.issue_config_time_warning(pytest.PytestWarning(
+                f"{exp.path}:{e.line}: expected failure {e.match!r} matches no case of the matrix"), 2)
+
+    def judge(self, case: Case, rec: dict) -> None:
+        """Pass, fail, skip or xfail the current test from the record (strict expectations)."""
+        st, msg = rec["status"], rec.get("message", "")
+        detail = f"{st}: {msg}" + (f"\n--- exporter log ---\n{rec['log']}" if rec.get("log") else "")
+        if rec.get("repro_bundle"):
+            detail += f"\nrepro bundle: {rec['repro_bundle']}  (python {rec['repro_bundle']}/repro.py)"
+        if st == status.SKIPPED:
+            pytest.skip(msg)
+        exp = self.expectations.find(case.id)
+        if exp is not None:
+            rec["expected"] = {"status": list(exp.status), "reason": exp.text()}
+            if st == status.PASS:
+                rec["unexpected_pass"] = True
+                pytest.fail(f"unexpected pass (strict): expected {'/'.join(exp.status)} because "
+                            f"{exp.text()} [{self.expectations.path}:{exp.line}]", pytrace=False)
+            if st in exp.status:
+                xfail(f"{st}: {exp.text()}")
+            pytest.fail(f"expected {'/'.join(exp.status)} ({exp.text()}) but got {detail}", pytrace=False)
+        if st == status.PASS:
+            return
+        if not case.declared.get("in_range", True):
+            rec["expected"] = {"status": [st], "reason": "outside the declared opset range"}
+            xfail(f"{st} at opset {case.opset}, outside the range the table declares "
+                  f"({case.declared['range']}): {msg}")
+        pytest.fail(detail, pytrace=False)

@@ -1,3 +1,4 @@
 """Root conftest: the harness plugin does the work (see harness/plugin.py)."""
 
-pytest_plugins = ["harness.plugin"]
+# pytester: the harness's own tests run pytest sessions with it (tests/conftest.py)
+pytest_plugins = ["harness.plugin", "pytester"]

@@ -115,7 +115,7 @@ def floor(ids_file: str, cases_dir: str, done_file: str | None = None) -> dict:
     import onnxruntime as ort
 
     from . import registry
-    from .pipeline import make_input_sets
+    from .inputs import make_input_sets
 
     ids = [ln.strip() for ln in Path(ids_file).read_text().splitlines() if ln.strip()]
     by_id = {c.id: c for c in sample_cases(Path(cases_dir), 10**9, min_opset=1, max_opset=64)}

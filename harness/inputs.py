@@ -49,3 +49,18 @@ def _draw(rng: np.random.Generator, spec: dict, shape: tuple) -> np.ndarray:
         hi_ = np.maximum(hi_, lo_ + (high - low) * 0.05)
         return np.concatenate([lo_, hi_], axis=-1).astype(dtype)
     return rng.uniform(low, high, size=shape).astype(dtype)
+
+
+def make_input_sets(case) -> list[list[np.ndarray]]:
+    """The input sets of a case: one per drawn input seed, else one per ``batches`` entry."""
+    seeds = case.spec.get("input_seeds")  # drawn by property mode
+    if seeds:
+        input_sets = [make_inputs(case.spec["inputs"], s) for s in seeds]
+    else:
+        batches = case.spec.get("batches") or [None]
+        input_sets = [make_inputs(case.spec["inputs"], case.seed + i, b) for i, b in enumerate(batches)]
+    if case.spec.get("special_values"):
+        from .strategies import inject_special_values
+
+        input_sets = [inject_special_values(xs, case.seed + i) for i, xs in enumerate(input_sets)]
+    return input_sets

@@ -219,7 +219,7 @@ def load_matrix(path: str | Path, rules: dict, default_rules: dict, scope: Scope
         shared_key = entry.get("shared_key", kernel)
         matrix.rows.append(Row(fw, kernel, entry["table"]["opsets"], entry["table"].get("note", ""),
                                unavailable, shared_key, source))
-        base = _merge(defaults, {k: v for k, v in entry.items() if k in schema._CASE_FIELDS})
+        base = _merge(defaults, {k: v for k, v in entry.items() if k in schema.CASE_FIELDS})
         variants = entry.get("variants") or {"default": {}}
         for vname, vfields in variants.items():
             vat = at + ("variants", vname)

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import devices, passes, record, registry, runtimes, status
 from .case import Case
-from .inputs import make_inputs
+from .inputs import make_input_sets
 from .tolerance import compare
 
 
@@ -67,21 +67,6 @@ def _prepare(case: Case, fw) -> Prepared | Exception:
         return Prepared(model, input_sets, refs, time.perf_counter() - t0)
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - reported as the case's status
         return ReferenceError_(f"{type(exc).__name__}: {exc}")
-
-
-def make_input_sets(case: Case) -> list[list[np.ndarray]]:
-    """The input sets of a case: one per drawn input seed, else one per ``batches`` entry."""
-    seeds = case.spec.get("input_seeds")  # drawn by property mode
-    if seeds:
-        input_sets = [make_inputs(case.spec["inputs"], s) for s in seeds]
-    else:
-        batches = case.spec.get("batches") or [None]
-        input_sets = [make_inputs(case.spec["inputs"], case.seed + i, b) for i, b in enumerate(batches)]
-    if case.spec.get("special_values"):
-        from .strategies import inject_special_values
-
-        input_sets = [inject_special_values(xs, case.seed + i) for i, xs in enumerate(input_sets)]
-    return input_sets
 
 
 def run_case(case: Case, workdir: str, cache: ModelCache, providers: list[str] | None = None,

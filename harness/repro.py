@@ -95,7 +95,7 @@ def _write_common(bundle_dir: str, case: Case, rec: dict, input_sets, references
 
 def write_bundle(bundle_dir: str, case: Case, rec: dict, ctx: dict) -> str:
     """Runner side: write the bundle of a failing case from the pipeline's context; return its path."""
-    from .pipeline import make_input_sets
+    from .inputs import make_input_sets
 
     _fresh_dir(bundle_dir)
     prep = ctx.get("prep")
@@ -112,7 +112,7 @@ def write_bundle(bundle_dir: str, case: Case, rec: dict, ctx: dict) -> str:
 
 def write_parent_bundle(bundle_dir: str, case: Case, rec: dict, plugins: tuple[str, ...] = ()) -> str:
     """Parent side (crash, timeout): case.json, repro.py and inputs, no model; return its path."""
-    from .pipeline import make_input_sets
+    from .inputs import make_input_sets
 
     _fresh_dir(bundle_dir)
     _write_common(bundle_dir, case, rec, make_input_sets(case), None, plugins)

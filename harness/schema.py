@@ -26,7 +26,7 @@ _INPUT = {
 }
 
 # What a variant may change; the entry carries the same keys as its base.
-_CASE_FIELDS = {
+CASE_FIELDS = {
     "args": {"type": "array"},
     "kwargs": {"type": "object"},
     "inputs": {"type": "array", "items": _INPUT, "minItems": 1},
@@ -69,7 +69,7 @@ _EXPLORE = {
     },
 }
 
-_VARIANT = {"type": "object", "additionalProperties": False, "properties": dict(_CASE_FIELDS)}
+_VARIANT = {"type": "object", "additionalProperties": False, "properties": dict(CASE_FIELDS)}
 
 _ENTRY = {
     "type": "object",
@@ -99,7 +99,7 @@ _ENTRY = {
             "propertyNames": {"pattern": "^[a-z0-9_]+$"},
             "additionalProperties": _VARIANT,
         },
-        **_CASE_FIELDS,
+        **CASE_FIELDS,
     },
 }
 
@@ -112,7 +112,7 @@ MATRIX = {
         "exporters": {"type": "array", "items": {"type": "string"}, "minItems": 1},
         "plugins": {"type": "array", "items": {"type": "string"}},
         "defaults": {"type": "object", "additionalProperties": False,
-                     "properties": dict(_CASE_FIELDS)},
+                     "properties": dict(CASE_FIELDS)},
         "entries": {"type": "array", "items": _ENTRY, "minItems": 1},
     },
 }

@@ -5,7 +5,6 @@ No GPU is needed: device detection is fed fake provider lists and fake
 ONNX Runtime, which silently drops a requested CUDA provider.
 """
 
-import dataclasses
 import json
 import re
 import subprocess
@@ -117,7 +116,7 @@ def test_cuda_cases_skip_without_gpu_and_cpu_cases_run(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     recs = {r["id"]: r for r in map(json.loads, results.read_text().splitlines())}
     assert len(recs) == 4
-    for rid, r in recs.items():
+    for r in recs.values():
         if r["device"] == "cpu":
             assert r["status"] == status.PASS, r
         else:

@@ -119,7 +119,8 @@ def test_duplicate_kernel_id(tmp_path):
           inputs: [{shape: [1]}]
         """), "  ")
     p = write(tmp_path, dup)
-    with pytest.raises(MatrixError, match=r"m.yaml:12: entries\[relu\].kernel: duplicate kernel id 'relu' \(first at line 5\)"):
+    dup_msg = r"m.yaml:12: entries\[relu\].kernel: duplicate kernel id 'relu' \(first at line 5\)"
+    with pytest.raises(MatrixError, match=dup_msg):
         expand(p)
 
 

@@ -1,8 +1,6 @@
 """Every status of the taxonomy, each produced by a small fake exporter or runtime."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -98,17 +96,17 @@ def test_runner_survives_a_crash(executor):
 
 
 @pytest.mark.parametrize("workers", ["0", "2"])
-def test_whole_run_keeps_every_record(tmp_path, workers):
+def test_whole_run_keeps_every_record(tmp_path, workers, run_conformance, fake_matrix):
     """A run with crashing, hanging and failing cases records each case exactly once."""
     results = tmp_path / "r.jsonl"
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "conformance", "--matrix", str(FAKE), "-n", workers,
-         "--results", str(results), "--no-report", "--case-timeout", "4", "-q", "-p", "no:randomly"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run = run_conformance("--matrix", FAKE, "-n", workers, "--results", results, "--no-report",
+                          "--case-timeout", "4", "-q")
+    assert run.ret == pytest.ExitCode.TESTS_FAILED, run.stdout.str()[-3000:]
+    n_skipped = sum(1 for c in fake_matrix.cases if c.skip)
+    n_pass = sum(1 for c in fake_matrix.cases if EXPECTED[c.variant] == status.PASS)
+    run.assert_outcomes(passed=n_pass, skipped=n_skipped, failed=len(fake_matrix.cases) - n_pass - n_skipped)
     recs = [json.loads(line) for line in results.read_text().splitlines()]
-    cases, m = fake_cases()
-    assert sorted(r["id"] for r in recs) == sorted(c.id for c in m.cases)
+    assert sorted(r["id"] for r in recs) == sorted(c.id for c in fake_matrix.cases)
     for r in recs:
         assert r["status"] == EXPECTED[r["variant"]], r
-    assert "per status:" in proc.stdout
+    run.stdout.fnmatch_lines(["*per status:*"])

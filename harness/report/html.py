@@ -39,7 +39,8 @@ def view(summary: Summary) -> tuple[list[dict], dict]:
             for o in summary.opsets:
                 c = cells.get((r.kernel, o))
                 if c is None:
-                    rcells.append({"status": NOT_RUN, "color": color(NOT_RUN), "text": "", "key": "", "exp": False, "title": f"{r.kernel} opset {o}: not run"})
+                    rcells.append({"status": NOT_RUN, "color": color(NOT_RUN), "text": "", "key": "", "exp": False,
+                                   "title": f"{r.kernel} opset {o}: not run"})
                     continue
                 s = cell_status(c["counts"])
                 n_bad = sum(n for k, n in c["counts"].items() if k not in (st.PASS, st.SKIPPED))
@@ -48,7 +49,8 @@ def view(summary: Summary) -> tuple[list[dict], dict]:
                     details[key] = {"group": "/".join(g), "kernel": r.kernel, "opset": o,
                                     "counts": dict(sorted(c["counts"].items())),
                                     "shown": len(c["fails"]),
-                                    "total": sum(n for k, n in c["counts"].items() if k != st.PASS), "cases": c["fails"]}
+                                    "total": sum(n for k, n in c["counts"].items() if k != st.PASS),
+                                    "cases": c["fails"]}
                 title = f"{r.kernel} opset {o}: " + ", ".join(f"{k} {n}" for k, n in sorted(c["counts"].items()))
                 expected_only = bool(n_bad) and not c["unexpected"]
                 if expected_only:

@@ -204,13 +204,15 @@ def _worker_label(pid: int) -> str | None:
 
 
 def _session_owner(pid: int) -> str | None:
-    """The worker a runner session serves: its fd 1 is that worker's ``runner-<name>.log``."""
+    """The worker a runner session serves: its fd 1 is that worker's ``runner-<worker>-<framework>.log``."""
     try:
         target = os.readlink(f"/proc/{pid}/fd/1")
     except OSError:
         return None
     name = os.path.basename(target)
-    return name[len("runner-"):-len(".log")] if name.startswith("runner-") and name.endswith(".log") else None
+    if not (name.startswith("runner-") and name.endswith(".log")):
+        return None
+    return name[len("runner-"):-len(".log")].split("-", 1)[0]
 
 
 class TreeSampler(threading.Thread):

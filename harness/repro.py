@@ -1,61 +1,225 @@
-"""Repro bundles: everything needed to replay one failing case without the harness.
+"""Repro bundles: everything needed to replay one failing case without the harness installed.
 
 A bundle is a folder (``artifacts/repro/<case id>/`` by default) with
 
-* ``model.onnx``     -- the exported model (absent when the export itself failed);
-* ``inputs.npz``     -- the input sets (``set<i>_x<j>``);
-* ``reference.npz``  -- the framework's outputs (``set<i>_y<k>``), when it ran;
-* ``actual.npz``     -- ONNX Runtime's outputs, when it ran;
-* ``case.json``      -- the case (spec, exporter, opset, tolerance rule, seed) and its record;
-* ``repro.py``       -- a standalone script (framework + onnx + onnxruntime only, no
-  harness import) that rebuilds the model from the spec, re-exports it with the same
-  exporter call and opset, runs ``onnx.checker`` and ONNX Runtime on the saved inputs
-  and compares with the saved reference under the case's rule. Exit code 1 when the
-  failure reproduces, 0 when it does not.
+* ``model.onnx``       -- the exported model (absent when the export itself failed);
+* ``inputs.npz``       -- the input sets (``set<i>_x<j>``);
+* ``reference.npz``    -- the framework's outputs (``set<i>_y<k>``), when it ran;
+* ``actual.npz``       -- ONNX Runtime's outputs, when it ran;
+* ``case.json``        -- the case (:meth:`Case.to_dict`), its record, and how to replay it
+  (``modules`` to import, ``runtime``, ``passes``, ``isolate``);
+* ``requirements.txt`` -- the pip packages the replay needs, pinned to the versions that ran;
+* ``repro.py``         -- a copy of :mod:`harness.replay`;
+* ``_vendor/``         -- copies of the harness modules the replay imports: the pipeline, its
+  tolerance rules and verdict, the case's framework adapter, exporter and builder module, and
+  every module they import from the harness (found by walking their imports).
 
-The case runner writes bundles (it has the model and the arrays); the parent writes
-them for crashes and timeouts (no model; ``repro.py`` re-runs the export in a child
-process so that an abort or a hang is reported, not suffered).
+No source is generated: ``repro.py`` runs the very files the harness ran. The vendored modules
+import only the standard library, numpy, onnx, onnxruntime and the framework at module level
+(``tests/test_repro.py`` checks it), so the bundle runs in an environment holding only those.
 
-Framework-specific parts of ``repro.py`` (how to build, run and export a model) come
-from a template registered per framework with :func:`register_template`.
+The case runner writes bundles (it has the model and the arrays); the parent writes them for
+crashes and timeouts (no model, no reference; ``repro.py`` re-runs the case in a child process
+so that an abort or a hang is reported, not suffered).
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
+import ast
+import importlib.util
 import json
 import os
 import shutil
-import textwrap
-from typing import Callable
+from importlib import metadata
+from pathlib import Path
 
 import numpy as np
 
+from . import registry, status
 from .case import Case
+from .inputs import make_input_sets
 
-#: framework -> function(case) returning the Python source that defines
-#: ``build(spec, seed)``, ``reference(model, inputs)`` and
-#: ``export(model, spec, exporter, opset, workdir) -> path``.
-TEMPLATES: dict[str, Callable[[Case], str]] = {}
+#: The replay script; copied into every bundle as ``repro.py``.
+SCRIPT = Path(__file__).with_name("replay.py")
+#: Folder of a bundle that holds the vendored modules (put first on ``sys.path`` by the replay).
+VENDOR = "_vendor"
+#: What every replay needs besides the framework's own packages.
+BASE_REQUIRES = ("numpy", "onnx", "onnxruntime")
+#: Name of the module-level tuple in a framework adapter listing its replay's pip packages.
+REQUIRES_NAME = "REPLAY_REQUIRES"
+#: The runtime a replay uses unless case.json names another (see :mod:`harness.replay`).
+DEFAULT_RUNTIME = "ort"
+
+_RECORD_KEYS = ("id", "status", "message", "stage", "max_abs", "max_rel", "failing_input",
+                "op_types", "model_opset", "special_values")
 
 
-def register_template(framework: str):
-    """Decorator: register the repro.py source generator of ``framework``."""
+def write_bundle(bundle_dir: str, case: Case, rec: dict, ctx: dict, plugins: tuple[str, ...] = ()) -> str:
+    """Runner side: write the bundle of a failing case from the pipeline's context; return its path."""
+    _fresh_dir(bundle_dir)
+    prep = ctx.get("prep")
+    input_sets = prep.input_sets if prep is not None else make_input_sets(case)
+    references = prep.references if prep is not None else None
+    model_path = ctx.get("model_path")
+    if model_path and os.path.exists(model_path):
+        shutil.copyfile(model_path, os.path.join(bundle_dir, "model.onnx"))
+    if ctx.get("actual"):
+        _save_sets(os.path.join(bundle_dir, "actual.npz"), ctx["actual"], "y")
+    _write_common(bundle_dir, case, rec, input_sets, references, plugins)
+    return os.path.abspath(bundle_dir)
 
-    def deco(fn):
-        TEMPLATES[framework] = fn
-        return fn
 
-    return deco
+def write_parent_bundle(bundle_dir: str, case: Case, rec: dict, plugins: tuple[str, ...] = ()) -> str:
+    """Parent side (crash, timeout): no model and no reference; the replay isolates the case."""
+    _fresh_dir(bundle_dir)
+    _write_common(bundle_dir, case, rec, make_input_sets(case), None, plugins)
+    return os.path.abspath(bundle_dir)
 
 
-def function_source(fn) -> str:
-    """Source of a module-level function without its decorators (for embedding)."""
-    lines = textwrap.dedent(inspect.getsource(fn)).splitlines()
-    start = next(i for i, ln in enumerate(lines) if ln.lstrip().startswith("def "))
-    return "\n".join(lines[start:]) + "\n"
+def render(bundle_dir: str, case: Case, plugins: tuple[str, ...] = ()) -> list[str]:
+    """Write the bundle's scripts (``repro.py``, ``_vendor/``, ``requirements.txt``); return the files.
+
+    ``plugins`` are extra modules (e.g. the fakes of the harness's tests) that may hold the
+    case's framework, exporter or builder.
+    """
+    modules = case_modules(case, plugins)
+    written = [str(Path(bundle_dir) / "repro.py")]
+    shutil.copyfile(SCRIPT, written[0])
+    os.chmod(written[0], 0o755)
+    own = {m for m in imported_modules(SCRIPT, "__main__", local={"harness"}) if m.split(".")[0] == "harness"}
+    roots = sorted(set(modules) | own)
+    for name, path in sorted(vendored_modules(roots).items()):
+        rel = Path(*name.split("."))
+        target = Path(bundle_dir) / VENDOR / (rel / "__init__.py" if path.name == "__init__.py" else
+                                              rel.with_suffix(".py"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+        written.append(str(target))
+    req = Path(bundle_dir) / "requirements.txt"
+    req.write_text("".join(f"{r}\n" for r in requirements(modules)), encoding="utf-8")
+    written.append(str(req))
+    return written
+
+
+def case_modules(case: Case, plugins: tuple[str, ...] = ()) -> list[str]:
+    """The modules that register the case's framework adapter, exporter and builder.
+
+    Read from the registry where they are registered (the case runner, or a plugin); else by
+    the convention of :mod:`harness.registry` (``harness.frameworks.<framework>``), so the
+    parent process never imports a framework.
+    """
+    registry.load_builders(case.framework, tuple(plugins))
+    fw = registry.FRAMEWORKS.get(case.framework)
+    exporter = registry.EXPORTERS.get((case.framework, case.exporter))
+    mods = [type(fw).__module__ if fw is not None else f"harness.frameworks.{case.framework}"]
+    if exporter is not None:
+        mods.append(type(exporter).__module__)
+    builder = None if case.spec.get("call") else case.spec.get("builder")
+    if builder and (case.framework, builder) in registry.BUILDERS:
+        mods.append(registry.BUILDERS[(case.framework, builder)].__module__)
+    return list(dict.fromkeys(mods))
+
+
+def requirements(modules: list[str]) -> list[str]:
+    """Pinned pip requirements of a replay: numpy, onnx, onnxruntime and the adapters' ``REPLAY_REQUIRES``."""
+    names = list(BASE_REQUIRES)
+    for mod in modules:
+        spec = importlib.util.find_spec(mod)
+        if spec is not None and spec.origin:
+            names += [n for n in _module_constant(Path(spec.origin), REQUIRES_NAME) if n not in names]
+    out = []
+    for name in names:
+        try:
+            out.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            out.append(name)
+    return out
+
+
+def vendored_modules(roots: list[str]) -> dict[str, Path]:
+    """Module name -> source file of ``roots`` and every module of their packages they import.
+
+    Imports are followed wherever they are written (module level or inside a function) when
+    their top-level package is one of the roots' (``harness``, or a plugin's package); the
+    packages' ``__init__.py`` files come along.
+    """
+    local = {r.split(".")[0] for r in roots}
+    found: dict[str, Path] = {}
+    todo = list(roots)
+    while todo:
+        name = todo.pop()
+        if name in found:
+            continue
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+            raise ImportError(f"cannot vendor {name}: no Python source found")
+        found[name] = Path(spec.origin)
+        parts = name.split(".")
+        todo += [".".join(parts[:i]) for i in range(1, len(parts))]
+        todo += [m for m in imported_modules(Path(spec.origin), name, spec.submodule_search_locations is not None,
+                                             local) if m.split(".")[0] in local]
+    return found
+
+
+def imported_modules(path: Path, name: str, is_package: bool = False, local: set[str] = frozenset()) -> set[str]:
+    """Absolute names of the modules that the file ``path`` (module ``name``) imports anywhere.
+
+    ``from pkg import x`` counts as ``pkg.x`` when ``pkg`` is in a ``local`` package and ``pkg.x``
+    is a module, else as ``pkg`` (nothing outside ``local`` is looked up, so no framework is
+    imported); relative imports are resolved against ``name``.
+    """
+    package = name if is_package else name.rpartition(".")[0]
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(up + ([node.module] if node.module else []))
+            for alias in node.names:
+                sub = f"{base}.{alias.name}"
+                out.add(sub if base.split(".")[0] in local and _is_module(sub) else base)
+    return out
+
+
+def module_level_imports(path: Path) -> set[str]:
+    """Top-level package names imported when the file ``path`` is loaded (not inside functions)."""
+    out: set[str] = set()
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    for node in _module_level(tree.body):
+        if isinstance(node, ast.Import):
+            out.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module != "__future__":
+            out.add(node.module.split(".")[0])
+    return out
+
+
+def _module_level(body):
+    """Statements run at import time: the body, into if/try/with blocks and class bodies."""
+    for node in body:
+        yield node
+        if isinstance(node, (ast.If, ast.Try, ast.With, ast.ClassDef)):
+            for field in ("body", "orelse", "finalbody"):
+                yield from _module_level(getattr(node, field, []))
+            for handler in getattr(node, "handlers", []):
+                yield from _module_level(handler.body)
+
+
+def _is_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError, AttributeError):
+        return False
+
+
+def _module_constant(path: Path, const: str) -> tuple:
+    """The literal value of a module-level ``const = (...)`` in ``path`` (``()`` when absent)."""
+    for node in ast.parse(path.read_text(encoding="utf-8"), str(path)).body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == const for t in node.targets):
+            return tuple(ast.literal_eval(node.value))
+    return ()
 
 
 def _save_sets(path: str, sets: list[list], letter: str) -> None:
@@ -70,15 +234,15 @@ def _fresh_dir(bundle_dir: str) -> str:
     return bundle_dir
 
 
-_RECORD_KEYS = ("id", "status", "message", "stage", "max_abs", "max_rel", "failing_input",
-                "op_types", "model_opset", "special_values")
+def case_json(case: Case, rec: dict, plugins: tuple[str, ...] = ()) -> dict:
+    """What ``case.json`` holds: the case's fields, its record and the replay's settings.
 
-
-def _case_json(case: Case, rec: dict) -> dict:
-    return {"id": case.id, "framework": case.framework, "kernel": case.kernel, "variant": case.variant,
-            "exporter": case.exporter, "opset": case.opset, "dtype": case.dtype, "device": case.device,
-            "seed": case.seed, "spec": case.spec, "tolerance": case.tolerance,
-            "record": {k: rec.get(k) for k in _RECORD_KEYS if k in rec}}
+    ``runtime`` and ``passes`` name the runtime that runs the model and the post-export passes
+    applied to it; the replay reads them with the defaults ``ort`` and none.
+    """
+    return {**case.to_dict(), "record": {k: rec.get(k) for k in _RECORD_KEYS if k in rec},
+            "modules": case_modules(case, plugins), "runtime": DEFAULT_RUNTIME, "passes": [],
+            "isolate": rec.get("status") in (status.CRASH, status.TIMEOUT)}
 
 
 def _write_common(bundle_dir: str, case: Case, rec: dict, input_sets, references,
@@ -87,375 +251,5 @@ def _write_common(bundle_dir: str, case: Case, rec: dict, input_sets, references
     if references is not None:
         _save_sets(os.path.join(bundle_dir, "reference.npz"), references, "y")
     with open(os.path.join(bundle_dir, "case.json"), "w", encoding="utf-8") as f:
-        json.dump(_case_json(case, rec), f, indent=2, sort_keys=True, default=str)
-    with open(os.path.join(bundle_dir, "repro.py"), "w", encoding="utf-8") as f:
-        f.write(render_script(case, plugins))
-    os.chmod(os.path.join(bundle_dir, "repro.py"), 0o755)
-
-
-def write_bundle(bundle_dir: str, case: Case, rec: dict, ctx: dict) -> str:
-    """Runner side: write the bundle of a failing case from the pipeline's context; return its path."""
-    from .inputs import make_input_sets
-
-    _fresh_dir(bundle_dir)
-    prep = ctx.get("prep")
-    input_sets = prep.input_sets if prep is not None else make_input_sets(case)
-    references = prep.references if prep is not None else None
-    model_path = ctx.get("model_path")
-    if model_path and os.path.exists(model_path):
-        shutil.copyfile(model_path, os.path.join(bundle_dir, "model.onnx"))
-    if ctx.get("actual"):
-        _save_sets(os.path.join(bundle_dir, "actual.npz"), ctx["actual"], "y")
-    _write_common(bundle_dir, case, rec, input_sets, references)
-    return os.path.abspath(bundle_dir)
-
-
-def write_parent_bundle(bundle_dir: str, case: Case, rec: dict, plugins: tuple[str, ...] = ()) -> str:
-    """Parent side (crash, timeout): case.json, repro.py and inputs, no model; return its path."""
-    from .inputs import make_input_sets
-
-    _fresh_dir(bundle_dir)
-    _write_common(bundle_dir, case, rec, make_input_sets(case), None, plugins)
-    return os.path.abspath(bundle_dir)
-
-
-def render_script(case: Case, plugins: tuple[str, ...] = ()) -> str:
-    """The standalone ``repro.py`` of ``case`` (``plugins`` may register its template on import)."""
-    if case.framework not in TEMPLATES:
-        for mod in plugins:
-            importlib.import_module(mod)
-    make = TEMPLATES.get(case.framework)
-    fw_src = make(case) if make else (
-        "def build(spec, seed):\n"
-        f"    raise SystemExit('no repro template for framework {case.framework}; use --saved')\n")
-    return _SCRIPT.replace("{{CASE_ID}}", case.id).replace("{{FRAMEWORK}}", case.framework) \
-        .replace("{{FRAMEWORK_SOURCE}}", fw_src)
-
-
-# -- the script ------------------------------------------------------------------------------
-
-_SCRIPT = '''#!/usr/bin/env python3
-"""Standalone repro of {{CASE_ID}} (written by the ONNX conformance harness).
-
-Needs only {{FRAMEWORK}}, onnx, onnxruntime and numpy. Rebuilds the model from
-case.json, re-exports it with the same exporter and opset, checks it with
-onnx.checker, runs ONNX Runtime on inputs.npz and compares with reference.npz
-under the case's tolerance rule.
-
-    python repro.py            # rebuild + re-export (the real repro)
-    python repro.py --saved    # judge the bundled model.onnx instead
-
-Exit code: 1 when the failure reproduces, 0 when it does not.
-"""
-import argparse
-import json
-import os
-import signal
-import sys
-import tempfile
-import time
-
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-import numpy as np  # noqa: E402
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-# ---- framework part: build(spec, seed), reference(model, inputs), export(...) ----
-{{FRAMEWORK_SOURCE}}
-# ---- tolerance rules (the harness's rule kinds, inlined) ----
-
-
-def figures(ref, act):
-    if ref.size == 0:
-        return 0.0, 0.0
-    r, a = ref.astype(np.float64), act.astype(np.float64)
-    with np.errstate(invalid="ignore", over="ignore"):
-        agree = (np.isnan(r) & np.isnan(a)) | (np.isinf(r) & (r == a))
-        diff = np.where(agree, 0.0, np.abs(r - a))
-        diff = np.where(np.isnan(diff), np.inf, diff)
-        max_abs = float(diff.max())
-        peak = float(np.abs(np.where(np.isfinite(r), r, 0.0)).max())
-    max_rel = max_abs / peak if peak > 0 else (0.0 if max_abs == 0 else float("inf"))
-    return max_abs, max_rel
-
-
-def judge(rule, ref, act):
-    """(ok, detail) of one output under the case's rule."""
-    kind = rule["kind"]
-    if kind == "range":
-        lo, hi = rule.get("low", -np.inf), rule.get("high", np.inf)
-        ok = bool(np.all((act >= lo) & (act <= hi))) if act.size else True
-        return ok, "" if ok else f"values outside [{lo}, {hi}]"
-    if kind == "exact":
-        ok = bool(np.array_equal(ref, act, equal_nan=ref.dtype.kind == "f"))
-        return ok, "" if ok else f"{int((ref != act).sum())} elements differ"
-    max_abs, max_rel = figures(ref, act)
-    if kind == "abs-or-rel":
-        ok = max_abs < rule["abs"] or max_rel < rule["rel"]
-    elif kind == "allclose":
-        ok = bool(np.allclose(act.astype(np.float64), ref.astype(np.float64),
-                              rtol=rule["rtol"], atol=rule["atol"], equal_nan=True))
-    else:
-        raise SystemExit(f"unknown rule kind {kind!r}")
-    return ok, f"max_abs={max_abs:.3g} max_rel={max_rel:.3g}"
-
-
-def first_difference(ref, act):
-    if ref.shape != act.shape or ref.size == 0:
-        return ""
-    r, a = ref.astype(np.float64), act.astype(np.float64)
-    with np.errstate(invalid="ignore"):
-        bad = ~(((np.isnan(r) & np.isnan(a))) | (r == a))
-    idx = np.argwhere(bad)
-    if idx.size == 0:
-        return ""
-    at = tuple(int(i) for i in idx[0])
-    return f"; first difference at index {at}: framework {r[at]:.9g}, ONNX Runtime {a[at]:.9g}"
-
-
-def load_sets(name, letter):
-    path = os.path.join(HERE, name)
-    if not os.path.exists(path):
-        return None
-    data = np.load(path)
-    sets = {}
-    for key in data.files:
-        s, k = key.split("_")
-        sets.setdefault(int(s[3:]), {})[int(k[1:])] = data[key]
-    return [[sets[i][j] for j in sorted(sets[i])] for i in sorted(sets)]
-
-
-def reproduced(what):
-    print(f"REPRODUCED: {what}")
-    return 1
-
-
-def export_isolated(model, case, workdir, timeout):
-    """Export in a forked child: an abort or a hang becomes a message, not our death."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            path = export(model, case["spec"], case["exporter"], case["opset"], workdir)
-            with open(os.path.join(workdir, "exported.txt"), "w") as f:
-                f.write(path)
-            os._exit(0)
-        except BaseException as exc:  # noqa: BLE001
-            print(f"export raised {type(exc).__name__}: {exc}", flush=True)
-            os._exit(3)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        done, code = os.waitpid(pid, os.WNOHANG)
-        if done:
-            if os.WIFSIGNALED(code):
-                raise ChildProcessError(f"the export died with {signal.Signals(os.WTERMSIG(code)).name}")
-            if os.WEXITSTATUS(code) != 0:
-                raise ChildProcessError("the export raised (see above)")
-            with open(os.path.join(workdir, "exported.txt")) as f:
-                return f.read()
-        time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-    raise TimeoutError(f"the export did not finish within {timeout:g} s")
-
-
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--saved", action="store_true", help="judge the bundled model.onnx, do not re-export")
-    ap.add_argument("--isolate", action="store_true",
-                    help="export in a child process (default for crash and timeout cases)")
-    ap.add_argument("--timeout", type=float, default=120.0, help="export time limit with --isolate")
-    args = ap.parse_args()
-    with open(os.path.join(HERE, "case.json")) as f:
-        case = json.load(f)
-    spec, rule, opset = case["spec"], case["tolerance"], case["opset"]
-    original = case.get("record", {})
-    print(f"case {case['id']}: originally {original.get('status')}: {original.get('message', '')[:300]}")
-    inputs = load_sets("inputs.npz", "x")
-    refs = load_sets("reference.npz", "y")
-    workdir = tempfile.mkdtemp(prefix="repro-")
-    if args.saved:
-        path = os.path.join(HERE, "model.onnx")
-        if not os.path.exists(path):
-            raise SystemExit("this bundle has no model.onnx (the export failed); run without --saved")
-    else:
-        try:
-            model = build(spec, case["seed"])
-            fresh = [reference(model, xs) for xs in inputs]
-        except Exception as exc:  # noqa: BLE001
-            return reproduced(f"the framework cannot run its own model: {type(exc).__name__}: {exc}")
-        if refs is None:
-            refs = fresh
-        else:
-            same = all(np.array_equal(np.asarray(a), np.asarray(b), equal_nan=np.asarray(a).dtype.kind == "f")
-                       for fs, rs in zip(fresh, refs) for a, b in zip(fs, rs))
-            if not same:
-                print("note: the rebuilt model's outputs differ from reference.npz "
-                      "(weights not reproduced exactly); comparing with reference.npz")
-        isolate = args.isolate or original.get("status") in ("crash", "timeout")
-        try:
-            if isolate and hasattr(os, "fork"):
-                path = export_isolated(model, case, workdir, args.timeout)
-            else:
-                path = export(model, spec, case["exporter"], opset, workdir)
-        except Exception as exc:  # noqa: BLE001
-            return reproduced(f"export failed: {type(exc).__name__}: {exc}")
-        if not path or not os.path.exists(path):
-            return reproduced("the exporter returned without writing a model")
-    import onnx
-    import onnxruntime as ort
-
-    try:
-        proto = onnx.load(path)
-        onnx.checker.check_model(proto, full_check=True)
-    except Exception as exc:  # noqa: BLE001
-        return reproduced(f"invalid model: {type(exc).__name__}: {str(exc)[:2000]}")
-    declared = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
-    print("model ops:", ", ".join(sorted({n.op_type for n in proto.graph.node})), f"| opset {declared}")
-    problems = []
-    if declared != opset:
-        problems.append(f"opset not honored: requested {opset}, model declares {declared}")
-    try:
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        sess = ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # noqa: BLE001
-        return reproduced(f"ONNX Runtime cannot load the model: {type(exc).__name__}: {str(exc)[:2000]}")
-    for n, (xs, rs) in enumerate(zip(inputs, refs)):
-        try:
-            outs = sess.run(None, {i.name: x for i, x in zip(sess.get_inputs(), xs)})
-        except Exception as exc:  # noqa: BLE001
-            return reproduced(f"ONNX Runtime failed on input set {n}: {type(exc).__name__}: {exc}")
-        if len(outs) != len(rs):
-            problems.append(f"input set {n}: {len(outs)} outputs, reference has {len(rs)}")
-            continue
-        for k, (r, a) in enumerate(zip(rs, outs)):
-            r, a = np.asarray(r), np.asarray(a)
-            if r.shape != a.shape:
-                problems.append(f"input set {n}, output {k}: shape {a.shape}, reference {r.shape}")
-            elif r.dtype != a.dtype:
-                problems.append(f"input set {n}, output {k}: dtype {a.dtype}, reference {r.dtype}")
-            else:
-                ok, detail = judge(rule, r, a)
-                if not ok:
-                    problems.append(f"input set {n}, output {k}: mismatch {detail} under rule "
-                                    f"{rule.get('name')}{first_difference(r, a)}")
-    if problems:
-        return reproduced("; ".join(problems))
-    print("NOT REPRODUCED: the model exports, checks, runs and matches the reference")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-'''
-
-
-# -- framework templates ---------------------------------------------------------------------
-
-_PADDLE = '''
-import importlib
-
-import paddle
-import paddle2onnx
-from paddle.static import InputSpec
-
-paddle.set_device("cpu")
-
-
-def resolve(dotted):
-    mod, _, attr = dotted.rpartition(".")
-    return getattr(importlib.import_module(mod), attr)
-
-
-class _Call(paddle.nn.Layer):
-    def __init__(self, fn, args, kwargs, pack):
-        super().__init__()
-        self.fn, self.args, self.kwargs, self.pack = fn, list(args), dict(kwargs), pack
-
-    def _apply(self, *xs):
-        xs = [list(xs)] if self.pack == "list" else list(xs)
-        return self.fn(*xs, *self.args, **self.kwargs)
-
-
-class _Call1(_Call):
-    def forward(self, x):
-        return self._apply(x)
-
-
-class _Call2(_Call):
-    def forward(self, x, y):
-        return self._apply(x, y)
-
-
-class _Call3(_Call):
-    def forward(self, x, y, z):
-        return self._apply(x, y, z)
-
-
-class _Call4(_Call):
-    def forward(self, x, y, z, w):
-        return self._apply(x, y, z, w)
-
-
-{{BUILDER_SOURCE}}
-
-def build(spec, seed):
-    paddle.seed(seed)
-    np.random.seed(seed % (2**32))
-    if spec.get("call"):
-        arity = {1: _Call1, 2: _Call2, 3: _Call3, 4: _Call4}[len(spec["inputs"])]
-        layer = arity(resolve(spec["call"]), spec.get("args", []), spec.get("kwargs", {}), spec.get("pack"))
-    else:
-        layer = BUILDER(spec)
-    layer.eval()
-    return layer
-
-
-def flatten(out):
-    if isinstance(out, (list, tuple)):
-        return [a for o in out for a in flatten(o)]
-    if isinstance(out, paddle.Tensor):
-        return [out.numpy()]
-    return [np.asarray(out)]
-
-
-def reference(model, inputs):
-    with paddle.no_grad():
-        return flatten(model(*[paddle.to_tensor(x) for x in inputs]))
-
-
-def input_specs(spec):
-    return [InputSpec([None if ax in inp.get("dynamic", [0]) else d for ax, d in enumerate(inp["shape"])],
-                      inp["dtype"], inp.get("name", f"x{i}")) for i, inp in enumerate(spec["inputs"])]
-
-
-def export(model, spec, exporter, opset, workdir):
-    if exporter == "dygraph":  # paddle.onnx.export on the dynamic-graph layer
-        prefix = os.path.join(workdir, "model")
-        paddle.onnx.export(model, prefix, input_spec=input_specs(spec), opset_version=opset)
-        return prefix + ".onnx"
-    if exporter == "static":  # paddle.jit.save, then paddle2onnx at exactly this opset
-        saved = os.path.join(workdir, "static", "model")
-        paddle.jit.save(model, saved, input_spec=input_specs(spec))
-        out = os.path.join(workdir, "model.onnx")
-        paddle2onnx.export(saved + ".json", saved + ".pdiparams", save_file=out,
-                           opset_version=opset, auto_upgrade_opset=False)
-        return out
-    raise SystemExit(f"unknown paddle exporter {exporter!r}")
-'''
-
-
-@register_template("paddle")
-def paddle_template(case: Case) -> str:
-    """Paddle: the call wrapper inline, or the builder's own source embedded."""
-    from . import registry
-
-    builder = case.spec.get("builder")
-    src = "BUILDER = None\n"
-    if builder and not case.spec.get("call"):
-        registry.load_builders("paddle")
-        fn = registry.BUILDERS[("paddle", builder)]
-        src = function_source(fn) + f"\n\nBUILDER = {fn.__name__}\n"
-    return _PADDLE.replace("{{BUILDER_SOURCE}}", src)
+        json.dump(case_json(case, rec, plugins), f, indent=2, sort_keys=True, default=str)
+    render(bundle_dir, case, plugins)

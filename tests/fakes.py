@@ -99,41 +99,6 @@ def relu(spec):
     return spec
 
 
-# -- repro.py template of the fake framework (tests of repro bundles) -------------------------
-
-from harness import repro as _repro  # noqa: E402
-
-
-@_repro.register_template("fake")
-def _fake_template(case):
-    """The fake model is its behaviour string; export writes :func:`build_onnx`'s model."""
-    return ("import onnx\nfrom onnx import TensorProto, helper\n\n\n"
-            + _repro.function_source(_model) + "\n\n" + _repro.function_source(build_onnx) + '''
-
-def build(spec, seed):
-    behavior = spec.get("kwargs", {}).get("behavior", "good")
-    if behavior == "reference-raises":
-        raise RuntimeError("the framework cannot run this op")
-    return behavior
-
-
-def reference(model, inputs):
-    return [np.maximum(inputs[0], 0)]
-
-
-def export(model, spec, exporter, opset, workdir):
-    if model == "raises":
-        raise RuntimeError("fake exporter refuses")
-    if model == "aborts":
-        os.abort()
-    if model == "hangs":
-        time.sleep(3600)
-    path = os.path.join(workdir, "model.onnx")
-    onnx.save(build_onnx(model, opset), path)
-    return path
-''')
-
-
 # -- a second fake framework for property mode: y = relu(x) + k ----------------------------
 # Its exporter is right unless the drawn kwarg ``k`` exceeds THRESHOLD: then it adds k + 1.
 # Property mode must find that and shrink it to k = THRESHOLD + 1.
@@ -184,23 +149,3 @@ class FakeExploreExporter:
 def relu_add(spec):
     """The fake builder (the fake framework builds from the spec itself)."""
     return spec
-
-
-@_repro.register_template("fakex")
-def _fakex_template(case):
-    return ("import onnx\nfrom onnx import TensorProto, helper\n\n\n"
-            + _repro.function_source(build_explore_onnx) + f'''
-
-def build(spec, seed):
-    return {{**spec, "kwargs": {{"threshold": {EXPLORE_THRESHOLD}, **spec.get("kwargs", {{}})}}}}
-
-
-def reference(model, inputs):
-    return [(np.maximum(inputs[0], 0) + np.float32(model["kwargs"]["k"])).astype(inputs[0].dtype)]
-
-
-def export(model, spec, exporter, opset, workdir):
-    path = os.path.join(workdir, "model.onnx")
-    onnx.save(build_explore_onnx(model, opset), path)
-    return path
-''')

@@ -20,6 +20,12 @@ from paddle.static import InputSpec
 
 from .. import registry
 
+#: pip distributions a standalone repro of a Paddle case needs besides numpy, onnx and
+#: onnxruntime (read from this file's source by :mod:`harness.repro`, never imported there):
+#: paddle2onnx folds constants with polygraphy, which otherwise pip-installs onnx_graphsurgeon
+#: at run time.
+REPLAY_REQUIRES = ("paddlepaddle", "paddle2onnx", "polygraphy", "onnx-graphsurgeon")
+
 paddle.set_device("cpu")
 logging.getLogger("paddle2onnx").setLevel(logging.ERROR)
 

@@ -35,6 +35,11 @@ import torch
 from .. import registry
 from ..inputs import make_inputs
 
+#: pip distributions a standalone repro of a torch case needs besides numpy, onnx and
+#: onnxruntime (read from this file's source by :mod:`harness.repro`): the dynamo exporter
+#: translates with onnxscript.
+REPLAY_REQUIRES = ("torch", "onnxscript")
+
 torch.set_num_threads(1)
 for _name in ("torch.onnx", "torch.export", "torch._export", "torch._dynamo", "torch.fx",
               "onnxscript", "onnx_ir", "torch.onnx._internal.exporter"):

@@ -123,27 +123,23 @@ def _use_vendor(here: str):
         raise CannotRun(f"bad bundle: {vendor}/harness is missing")
     sys.path.insert(0, vendor)
     for name, why in BASE_PACKAGES.items():
-        _require(name, why)
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            raise CannotRun(_missing(exc, why, here)) from None
     try:
         import harness
         from harness import pipeline, registry
         from harness.case import Case
     except ModuleNotFoundError as exc:
-        raise CannotRun(_missing(exc, "to run the harness's pipeline")) from None
+        raise CannotRun(_missing(exc, "to run the harness's pipeline", here)) from None
     if not os.path.abspath(harness.__file__).startswith(vendor + os.sep):
         raise CannotRun(f"bad bundle: harness was imported from {harness.__file__}, not from {vendor}")
     return pipeline, registry, Case
 
 
-def _require(name: str, why: str) -> None:
-    try:
-        importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        raise CannotRun(_missing(exc, why)) from None
-
-
-def _missing(exc: ModuleNotFoundError, why: str) -> str:
-    if (exc.name or "").split(".")[0] == "harness":
+def _missing(exc: ModuleNotFoundError, why: str, here: str) -> str:
+    if os.path.isdir(os.path.join(here, VENDOR, (exc.name or "").split(".")[0])):
         return f"bad bundle: {VENDOR}/ lacks {exc.name}"
     return f"{exc.name} is not installed in this Python (needed {why})"
 
@@ -173,7 +169,7 @@ def _run_here(here: str, data: dict) -> dict:
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as exc:
-            raise CannotRun(_missing(exc, "to rebuild the model")) from None
+            raise CannotRun(_missing(exc, "to rebuild the model", here)) from None
     case = _case(data, case_cls)
     registry.load_framework(case.framework)
     inputs = load_sets(os.path.join(here, "inputs.npz"), "x")

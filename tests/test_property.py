@@ -139,75 +139,7 @@ def test_property_mode_passes_when_the_exporter_is_right(tmp_path):
     assert not (tmp_path / "repro").exists()
 
 
-# -- repro bundles ----------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def bundles(tmp_path_factory):
-    """Run a few fake cases with bundles on; yield (records by variant, repro dir)."""
-    m = load_all([DATA / "fake.yaml"], TOL, Scope(opsets="declared"))
-    cases = {c.variant: c for c in m.cases if c.opset == 13}
-    repro = tmp_path_factory.mktemp("repro")
-    ex = Executor(timeout=4, plugins=m.plugins, workdir=str(tmp_path_factory.mktemp("ex")),
-                  frameworks=("fake",), repro_dir=str(repro))
-    recs = {v: ex.run(cases[v]) for v in ("good", "wrong_values", "checker_rejects", "raises", "aborts")}
-    ex.close()
-    yield recs, repro
-
-
-def _repro(bundle, *args):
-    return subprocess.run([PY, "-I", "repro.py", *args], cwd=bundle, capture_output=True, text=True, timeout=120)
-
-
-def test_no_bundle_for_a_passing_case(bundles):
-    recs, repro = bundles
-    assert recs["good"]["status"] == status.PASS and "repro_bundle" not in recs["good"]
-    assert not (repro / recs["good"]["id"]).exists()
-
-
-def test_bundle_of_a_mismatch_has_every_file_and_reproduces(bundles):
-    recs, repro = bundles
-    rec = recs["wrong_values"]
-    bundle = Path(rec["repro_bundle"])
-    assert bundle == repro / rec["id"]
-    assert sorted(p.name for p in bundle.iterdir()) == ["actual.npz", "case.json", "inputs.npz", "model.onnx",
-                                                        "reference.npz", "repro.py"]
-    text = (bundle / "repro.py").read_text()
-    assert "import harness" not in text and "from harness" not in text
-    x = np.load(bundle / "inputs.npz")["set0_x0"]
-    assert np.array_equal(np.load(bundle / "reference.npz")["set0_y0"], np.maximum(x, 0))
-    assert np.array_equal(np.load(bundle / "actual.npz")["set0_y0"], np.abs(x))
-    for args in ((), ("--saved",)):
-        run = _repro(bundle, *args)
-        assert run.returncode == 1 and "REPRODUCED" in run.stdout and "mismatch" in run.stdout, run.stdout + run.stderr
-
-
-def test_repro_exits_0_when_the_failure_is_gone(bundles, tmp_path):
-    """The same bundle, with the exporter fixed (behaviour 'good'), does not reproduce."""
-    import shutil
-
-    recs, _ = bundles
-    bundle = tmp_path / "b"
-    shutil.copytree(recs["wrong_values"]["repro_bundle"], bundle)
-    case = json.loads((bundle / "case.json").read_text())
-    case["spec"]["kwargs"]["behavior"] = "good"
-    (bundle / "case.json").write_text(json.dumps(case))
-    run = _repro(bundle)
-    assert run.returncode == 0 and "NOT REPRODUCED" in run.stdout, run.stdout + run.stderr
-
-
-@pytest.mark.parametrize("variant, words", [("checker_rejects", "invalid model"),
-                                            ("raises", "export failed"),
-                                            ("aborts", "SIGABRT")])
-def test_bundles_of_other_failures_reproduce(bundles, variant, words):
-    recs, _ = bundles
-    rec = recs[variant]
-    bundle = Path(rec["repro_bundle"])
-    names = {p.name for p in bundle.iterdir()}
-    assert {"case.json", "inputs.npz", "repro.py"} <= names
-    assert ("model.onnx" in names) == (variant == "checker_rejects")
-    run = _repro(bundle)
-    assert run.returncode == 1 and words in run.stdout, run.stdout + run.stderr
-
+# -- repro bundles (their replay is tested in test_repro.py) ------------------------------------
 
 def test_failure_message_shows_the_bundle(tmp_path):
     proc = _pytest(["conformance", "--matrix", str(DATA / "fake.yaml"), "-k", "wrong_values and opset13",

@@ -12,8 +12,9 @@ the framework, onnx, onnxruntime and numpy (``pip install -r requirements.txt``)
 It runs the harness's own pipeline (:func:`harness.pipeline.run_case`) from ``_vendor/``: the
 framework adapter builds the model with the case's seed, the registered exporter exports it at
 the case's opset, ``onnx.checker`` checks it, the opset it declares is compared with the one
-requested, and ONNX Runtime runs it on the saved inputs; outputs are compared with the saved
-reference in shape, dtype, then value under the case's tolerance rule.
+requested, the case's post-export pass (``post_pass``, none by default) transforms it and the
+case's runtime (``runtime``, ONNX Runtime by default) runs it on the saved inputs; outputs are
+compared with the saved reference in shape, dtype, then value under the case's tolerance rule.
 
 Exit code and last line of output:
 
@@ -41,9 +42,6 @@ VENDOR = "_vendor"
 #: Packages every replay needs, and what for (the framework's come from the adapter's import).
 BASE_PACKAGES = {"numpy": "to read the saved arrays", "onnx": "to check the model",
                  "onnxruntime": "to run the model"}
-#: Runtimes and post-export passes this replay knows; case.json's ``runtime`` and ``passes``.
-RUNTIMES = ("ort",)
-PASSES: tuple[str, ...] = ()
 
 
 class CannotRun(Exception):
@@ -152,10 +150,6 @@ def _case(data: dict, case_cls):
 # -- the replay --------------------------------------------------------------------------------
 
 def _replay(here: str, data: dict, args) -> dict:
-    runtime, passes = data.get("runtime") or "ort", list(data.get("passes") or [])
-    if runtime not in RUNTIMES or any(p not in PASSES for p in passes):
-        raise CannotRun(f"this replay knows runtime(s) {', '.join(RUNTIMES)} and no post-export pass; "
-                        f"the bundle asks for runtime {runtime!r} and passes {passes}")
     original = data.get("record", {}).get("status")
     if args.isolate or data.get("isolate") or original in ("crash", "timeout"):
         return _isolated(here, data, args.timeout)

@@ -6,13 +6,14 @@ A bundle is a folder (``artifacts/repro/<case id>/`` by default) with
 * ``inputs.npz``       -- the input sets (``set<i>_x<j>``);
 * ``reference.npz``    -- the framework's outputs (``set<i>_y<k>``), when it ran;
 * ``actual.npz``       -- ONNX Runtime's outputs, when it ran;
-* ``case.json``        -- the case (:meth:`Case.to_dict`), its record, and how to replay it
-  (``modules`` to import, ``runtime``, ``passes``, ``isolate``);
+* ``case.json``        -- the case (:meth:`Case.to_dict`, with its ``runtime`` and ``post_pass``), its
+  record, and how to replay it (``modules`` to import, ``isolate``);
 * ``requirements.txt`` -- the pip packages the replay needs, pinned to the versions that ran;
 * ``repro.py``         -- a copy of :mod:`harness.replay`;
 * ``_vendor/``         -- copies of the harness modules the replay imports: the pipeline, its
-  tolerance rules and verdict, the case's framework adapter, exporter and builder module, and
-  every module they import from the harness (found by walking their imports).
+  tolerance rules and verdict, the case's framework adapter, exporter, builder module, runtime
+  and post-export pass, and every module they import from the harness (found by walking their
+  imports).
 
 No source is generated: ``repro.py`` runs the very files the harness ran. The vendored modules
 import only the standard library, numpy, onnx, onnxruntime and the framework at module level
@@ -35,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import registry, status
+from . import passes, registry, runtimes, status
 from .case import Case
 from .inputs import make_input_sets
 
@@ -47,8 +48,6 @@ VENDOR = "_vendor"
 BASE_REQUIRES = ("numpy", "onnx", "onnxruntime")
 #: Name of the module-level tuple in a framework adapter listing its replay's pip packages.
 REQUIRES_NAME = "REPLAY_REQUIRES"
-#: The runtime a replay uses unless case.json names another (see :mod:`harness.replay`).
-DEFAULT_RUNTIME = "ort"
 
 _RECORD_KEYS = ("id", "status", "message", "stage", "max_abs", "max_rel", "failing_input",
                 "op_types", "model_opset", "special_values")
@@ -102,11 +101,12 @@ def render(bundle_dir: str, case: Case, plugins: tuple[str, ...] = ()) -> list[s
 
 
 def case_modules(case: Case, plugins: tuple[str, ...] = ()) -> list[str]:
-    """The modules that register the case's framework adapter, exporter and builder.
+    """The modules that register the case's framework adapter, exporter, builder, runtime and pass.
 
-    Read from the registry where they are registered (the case runner, or a plugin); else by
-    the convention of :mod:`harness.registry` (``harness.frameworks.<framework>``), so the
-    parent process never imports a framework.
+    Read from the registries where they are registered (the case runner, or a plugin); else by
+    the conventions of :mod:`harness.registry`, :mod:`harness.runtimes` and :mod:`harness.passes`
+    (``harness.frameworks.<framework>``, ``harness.runtimes.<name>``, ``harness.passes.<name>``),
+    so the parent process never imports a framework.
     """
     registry.load_builders(case.framework, tuple(plugins))
     fw = registry.FRAMEWORKS.get(case.framework)
@@ -117,6 +117,12 @@ def case_modules(case: Case, plugins: tuple[str, ...] = ()) -> list[str]:
     builder = None if case.spec.get("call") else case.spec.get("builder")
     if builder and (case.framework, builder) in registry.BUILDERS:
         mods.append(registry.BUILDERS[(case.framework, builder)].__module__)
+    for name in (case.runtime, runtimes.DEFAULT):  # the default too: its library is always required
+        runtime = runtimes.RUNTIMES.get(name)
+        mods.append(type(runtime).__module__ if runtime is not None else f"harness.runtimes.{name}")
+    if case.post_pass != passes.NONE:
+        done = passes.PASSES.get(case.post_pass)
+        mods.append(type(done).__module__ if done is not None else f"harness.passes.{case.post_pass}")
     return list(dict.fromkeys(mods))
 
 
@@ -237,11 +243,13 @@ def _fresh_dir(bundle_dir: str) -> str:
 def case_json(case: Case, rec: dict, plugins: tuple[str, ...] = ()) -> dict:
     """What ``case.json`` holds: the case's fields, its record and the replay's settings.
 
-    ``runtime`` and ``passes`` name the runtime that runs the model and the post-export passes
-    applied to it; the replay reads them with the defaults ``ort`` and none.
+    The case's ``runtime`` and ``post_pass`` fields name the runtime that runs the model and the
+    pass applied to it after export (a case.json without them gets :class:`Case`'s defaults,
+    ``ort`` and ``none``); ``modules`` are imported by the replay to register the case's
+    framework, exporter, builder, runtime and pass; ``isolate`` replays in a child process.
     """
     return {**case.to_dict(), "record": {k: rec.get(k) for k in _RECORD_KEYS if k in rec},
-            "modules": case_modules(case, plugins), "runtime": DEFAULT_RUNTIME, "passes": [],
+            "modules": case_modules(case, plugins),
             "isolate": rec.get("status") in (status.CRASH, status.TIMEOUT)}
 
 

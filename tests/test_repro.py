@@ -79,7 +79,7 @@ def test_bundle_scripts_compile_define_every_name_and_import_only_what_the_repla
     vendor = tmp_path / repro.VENDOR
     rel = {p.relative_to(vendor).as_posix() for p in scripts if vendor in p.parents}
     assert {"harness/__init__.py", "harness/pipeline.py", "harness/tolerance.py", "harness/registry.py",
-            f"harness/frameworks/{fw}.py"} <= rel
+            f"harness/frameworks/{fw}.py", "harness/runtimes/ort.py"} <= rel
     if builder != "call":
         module = registry.BUILDERS[(fw, builder)].__module__
         assert module.replace(".", "/") + ".py" in rel
@@ -129,6 +129,9 @@ def bundles(tmp_path_factory):
     ex = Executor(timeout=4, plugins=m.plugins, workdir=str(tmp_path_factory.mktemp("ex")),
                   frameworks=("fake",), repro_dir=str(out))
     recs = {v: ex.run(cases[v]) for v in ("good", "wrong_values", "checker_rejects", "raises", "aborts", "hangs")}
+    # a runtime and a pass added through their extension points (tests/fake_backends.py)
+    recs["runtime"] = ex.run(dataclasses.replace(cases["good"], runtime="fake-wrong-relu"))
+    recs["pass"] = ex.run(dataclasses.replace(cases["good"], post_pass="fake-drop-node"))
     ex.close()
     yield recs, out
 
@@ -157,7 +160,8 @@ def test_bundle_of_a_mismatch_has_every_file_and_reproduces(bundles):
     assert sorted(p.name for p in bundle.iterdir()) == ["_vendor", "actual.npz", "case.json", "inputs.npz",
                                                         "model.onnx", "reference.npz", "repro.py", "requirements.txt"]
     data = json.loads((bundle / "case.json").read_text())
-    assert data["modules"] == ["tests.fakes"] and data["runtime"] == "ort" and data["passes"] == []
+    assert data["modules"] == ["tests.fakes", "harness.runtimes.ort"]
+    assert data["runtime"] == "ort" and data["post_pass"] == "none"
     assert data["record"]["status"] == status.MISMATCH and data["id"] == rec["id"]
     assert (bundle / "_vendor" / "tests" / "fakes.py").read_bytes() == (ROOT / "tests" / "fakes.py").read_bytes()
     x = np.load(bundle / "inputs.npz")["set0_x0"]
@@ -206,6 +210,21 @@ def test_bundles_of_other_failures_reproduce(bundles, variant, words, files):
     assert run.returncode == 1 and _last(run).startswith(words), run.stdout + run.stderr
 
 
+@pytest.mark.parametrize("axis, module", [("runtime", "tests.fake_backends"), ("pass", "tests.fake_backends")])
+def test_a_bundle_replays_with_the_case_s_runtime_and_pass(bundles, tmp_path, axis, module):
+    rec = bundles[0][axis]
+    assert rec["status"] == status.MISMATCH, rec
+    bundle = Path(rec["repro_bundle"])
+    data = json.loads((bundle / "case.json").read_text())
+    assert module in data["modules"] and (bundle / "_vendor" / "tests" / "fake_backends.py").exists()
+    run = _replay(bundle)
+    assert run.returncode == 1 and _last(run).startswith("REPRODUCED: mismatch: output 0:"), run.stdout + run.stderr
+    good = _copy(rec, tmp_path)
+    _edit(good, runtime="ort", post_pass="none")
+    run = _replay(good)
+    assert run.returncode == 0 and _last(run).startswith("NOT REPRODUCED"), run.stdout + run.stderr
+
+
 def test_a_hang_is_reported_not_suffered(bundles):
     rec = bundles[0]["hangs"]
     assert rec["status"] == status.TIMEOUT
@@ -228,8 +247,8 @@ def test_the_isolated_replay_says_not_reproduced_too(bundles, tmp_path):
     (lambda b: (b / "case.json").write_text("{\n  nope"), "CANNOT RUN: bad bundle: "),
     (lambda b: shutil.rmtree(b / "_vendor"), "CANNOT RUN: bad bundle: "),
     (lambda b: (b / "_vendor" / "tests" / "fakes.py").unlink(), "CANNOT RUN: bad bundle: _vendor/ lacks tests.fakes"),
-    (lambda b: _edit(b, runtime="openvino"), "CANNOT RUN: this replay knows runtime(s) ort"),
-    (lambda b: _edit(b, passes=["fold-constants"]), "CANNOT RUN: this replay knows runtime(s) ort"),
+    (lambda b: _edit(b, runtime="openvino"), "CANNOT RUN: runtime openvino not available here"),
+    (lambda b: _edit(b, post_pass="fold-everything"), "CANNOT RUN: post-export pass fold-everything not available"),
     (lambda b: (b / "inputs.npz").unlink(), "CANNOT RUN: bad bundle: "),
 ])
 def test_a_replay_that_cannot_run_exits_2_with_one_line(bundles, tmp_path, damage, words):

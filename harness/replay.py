@@ -159,13 +159,13 @@ def _replay(here: str, data: dict, args) -> dict:
 def _run_here(here: str, data: dict) -> dict:
     """Load the framework from the vendored adapter and run the case through the pipeline."""
     pipeline, registry, case_cls = _use_vendor(here)
-    for mod in data.get("modules", []):
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            raise CannotRun(_missing(exc, "to rebuild the model", here)) from None
     case = _case(data, case_cls)
-    registry.load_framework(case.framework)
+    try:
+        for mod in data.get("modules", []):
+            importlib.import_module(mod)
+        registry.load_framework(case.framework)
+    except ModuleNotFoundError as exc:
+        raise CannotRun(_missing(exc, "to rebuild the model", here)) from None
     inputs = load_sets(os.path.join(here, "inputs.npz"), "x")
     if inputs is None:
         raise CannotRun(f"bad bundle: {os.path.join(here, 'inputs.npz')} is missing")

@@ -30,6 +30,7 @@ import argparse
 import importlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -50,7 +51,6 @@ class CannotRun(Exception):
 
 def main(argv: list[str] | None = None) -> int:
     """Replay the bundle this file lives in (or ``--bundle``); return the exit code."""
-    sys.dont_write_bytecode = True  # leave the bundle as it was written
     args = _parser().parse_args(argv)
     here = os.path.abspath(args.bundle or os.path.dirname(os.path.abspath(__file__)))
     try:
@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         return _say(CANNOT_RUN, f"CANNOT RUN: {exc}")
     except Exception as exc:  # noqa: BLE001 - the replay's own error is a "cannot run", never a verdict
         return _say(CANNOT_RUN, f"CANNOT RUN: the repro script failed: {type(exc).__name__}: {exc}")
+    finally:
+        _tidy(here)
     code, line = outcome(rec, data.get("record", {}).get("status"))
     return _say(code, line)
 
@@ -101,6 +103,14 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds the isolated replay may take")
     ap.add_argument("--child", metavar="RESULT", help=argparse.SUPPRESS)
     return ap
+
+
+def _tidy(here: str) -> None:
+    """Leave the bundle as it was written: drop the bytecode caches the replay's imports left in it."""
+    for folder, dirs, _ in os.walk(os.path.join(here, VENDOR)):
+        if "__pycache__" in dirs:
+            shutil.rmtree(os.path.join(folder, "__pycache__"), ignore_errors=True)
+            dirs.remove("__pycache__")
 
 
 def _say(code: int, line: str) -> int:

@@ -69,7 +69,9 @@ def _fresh_venv(where: Path, requirements: Path) -> Path:
     made = _run([sys.executable, "-m", "venv", str(where)], timeout=300)
     assert made.returncode == 0, made.stderr[-3000:]
     py = where / "bin" / "python"
-    pip = _run([str(py), "-m", "pip", "install", "-q", "-r", str(requirements)], timeout=900)
+    # --no-compile: byte-compiling every file of torch or paddle costs more CPU than the install
+    # itself; the first replay compiles only what it imports.
+    pip = _run([str(py), "-m", "pip", "install", "-q", "--no-compile", "-r", str(requirements)], timeout=900)
     assert pip.returncode == 0, pip.stdout[-3000:] + pip.stderr[-3000:]
     return py
 

@@ -257,3 +257,10 @@ def test_a_replay_that_cannot_run_exits_2_with_one_line(bundles, tmp_path, damag
     run = _replay(bundle)
     assert run.returncode == 2 and _last(run).startswith(words), run.stdout + run.stderr
     assert "Traceback" not in run.stdout + run.stderr
+
+
+@pytest.mark.parametrize("adapter", sorted((ROOT / "harness" / "frameworks").glob("[!_]*.py")), ids=lambda p: p.stem)
+def test_every_framework_adapter_names_what_its_replay_needs(adapter):
+    """A bundle's requirements.txt comes from the adapter's REPLAY_REQUIRES (read from its source)."""
+    names = repro.requirements([f"harness.frameworks.{adapter.stem}"])
+    assert len(names) > len(repro.BASE_REQUIRES), f"{adapter}: no REPLAY_REQUIRES"

@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "bench-report": "harness.report.cmd_bench",
     "suggest-expectations": "harness.suggest",
     "bench": "harness.bench",
+    "shards": "harness.cmd_shards",
 }
 
 

@@ -66,7 +66,7 @@ class CaseCollection:
         return self._matrix
 
     def explore_targets(self) -> list:
-        """Property-mode targets (entries with an ``explore:`` block), collected once per process."""
+        """Property-mode targets (every entry x exporter x device), collected once per process."""
         if self._explore is None:
             from ..explore import collect_targets
 
@@ -174,12 +174,15 @@ class CaseCollection:
             if missing:
                 raise pytest.UsageError(f"--case-ids: {len(missing)} id(s) match no case of this run, "
                                         f"e.g. {missing[0]}")
+        part = None
+        if cfg.shard is not None:  # balanced over every collected model: the same in every job
+            part = sharding.Partition(cfg.shard[1], cfg.shard_costs).assign(
+                c.model_key for c in map(case_of, items) if c is not None)
         keep, drop = [], []
         for it in items:
             c = case_of(it)
             ok = c is None or ((cfg.case_ids is None or c.id in cfg.case_ids)
-                               and (cfg.shard is None
-                                    or sharding.shard_of(c.model_key, cfg.shard[1]) == cfg.shard[0]))
+                               and (part is None or part.shard_of(c.model_key) == cfg.shard[0]))
             (keep if ok else drop).append(it)
         if drop:
             self.config.hook.pytest_deselected(items=drop)

@@ -6,6 +6,8 @@ Configuration flows one way: options -> one :class:`HarnessConfig` made in
 
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -44,8 +46,10 @@ class HarnessConfig:
     #: devices present on this machine (cpu, cuda:N) and the ORT providers offered
     present: tuple[str, ...] = ("cpu",)
     ort_providers: tuple[str, ...] = ("CPUExecutionProvider",)
-    #: (K, N) with --shard-id K --num-shards N, else None
+    #: (K, N) with --shard-id K|auto --num-shards N, else None
     shard: tuple[int, int] | None = None
+    #: model key -> seconds from --shard-durations (None: crc32 shards)
+    shard_costs: dict | None = field(default=None, hash=False, compare=False)
     #: the case ids of --case-ids FILE, else None
     case_ids: frozenset[str] | None = None
 
@@ -80,10 +84,16 @@ def add_options(parser) -> None:
                 help="comma-separated devices to expand the matrix over, e.g. cpu,cuda:0 "
                      "(default: cpu plus cuda:N for each GPU ONNX Runtime's CUDA provider can use); "
                      "cases on an absent device are skipped")
-    g.addoption("--shard-id", type=int, default=None,
-                help="run only shard K (1..N) of the cases, partitioned by model key (with --num-shards)")
+    g.addoption("--shard-id", default=None,
+                help="run only shard K (1..N) of the cases, partitioned by model key (with --num-shards); "
+                     "'auto': K and N from the CI's variables (SHARD_INDEX/SHARD_TOTAL set by the "
+                     "workflow, GitLab's CI_NODE_INDEX/CI_NODE_TOTAL, Kubernetes' "
+                     "JOB_COMPLETION_INDEX/JOB_COMPLETIONS)")
     g.addoption("--num-shards", type=int, default=None,
                 help="number of shards for --shard-id")
+    g.addoption("--shard-durations", default=None, metavar="RESULTS",
+                help="balance the shards by the wall time each model took in this earlier results "
+                     "file (default: crc32 of the model key)")
     g.addoption("--case-ids", default=None,
                 help="file with case ids, one per line: run only those (others are deselected)")
     g.addoption("--reports-dir", default=str(ROOT / "reports"),
@@ -92,8 +102,9 @@ def add_options(parser) -> None:
                 help="every failing case leaves a repro bundle in DIR/<case id>/ "
                      "(default artifacts/repro; '' for none)")
     g.addoption("--explore", action="store_true",
-                help="property mode: hypothesis draws configurations of every entry with an "
-                     "'explore:' block (one test per entry x exporter x opset); the matrix cases do not run")
+                help="property mode: hypothesis draws configurations of every matrix entry (variant, "
+                     "opset, attributes in combination, shapes; refined by an 'explore:' block), one "
+                     "test per entry x exporter x device; the matrix cases do not run")
     g.addoption("--max-examples", type=int, default=None,
                 help="property mode: examples per test (overrides the hypothesis profile)")
     g.addoption("--shrink-budget", type=float, default=None,
@@ -116,7 +127,10 @@ def make_config(config) -> HarnessConfig:
     cases_dir = Path(opt.cases_dir)
     matrices = tuple(Path(p) for p in opt.matrix) or tuple(matrix_files(cases_dir))
     try:
-        shard = sharding.check(opt.shard_id, opt.num_shards)
+        shard = sharding.resolve(opt.shard_id, opt.num_shards, os.environ)
+        if opt.shard_durations and shard is None:
+            raise sharding.ShardError("--shard-durations needs --shard-id")
+        shard_costs = sharding.load_costs(opt.shard_durations) if opt.shard_durations else None
     except sharding.ShardError as exc:
         raise pytest.UsageError(str(exc)) from None
     results = Path(opt.results) if opt.results else ROOT / "results" / (
@@ -151,7 +165,7 @@ def make_config(config) -> HarnessConfig:
         reports_dir=Path(opt.reports_dir), repro_dir=Path(opt.repro_dir) if opt.repro_dir else None,
         explore=opt.explore, max_examples=opt.max_examples, shrink_budget=opt.shrink_budget,
         hypothesis_profile=opt.explore_profile or "ci", special_values=opt.special_values,
-        present=present, ort_providers=providers, shard=shard, case_ids=case_ids)
+        present=present, ort_providers=providers, shard=shard, shard_costs=shard_costs, case_ids=case_ids)
 
 
 def is_controller(config) -> bool:

@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "suggest-expectations": "harness.suggest",
     "bench": "harness.bench",
     "shards": "harness.cmd_shards",
+    "pin-example": "harness.pin",
 }
 
 

@@ -1,31 +1,35 @@
-"""Property mode (``pytest --explore``): hypothesis draws configurations from ``explore:`` blocks.
+"""Property mode (``pytest --explore``): hypothesis draws configurations of every matrix entry.
 
-One test per matrix entry with an ``explore:`` block x exporter x opset, e.g.
-``explore-paddle-dygraph-conv2d-opset13``. Each example is one drawn model
-configuration (shapes, kwargs, dtype) plus several drawn input seeds: the model
-is exported once and every input set is compared (the pipeline's
-``input_seeds``). Every example runs as an ordinary :class:`~harness.case.Case`
-through the same isolated runner and verdict pipeline as the matrix cases; the
-drawn configuration gets its own variant name (``x<hash>``), hence its own
-model-cache key.
+One test per entry x exporter x device, e.g. ``explore-paddle-dygraph-conv2d-cpu``.
+The strategy is derived from the entry itself (:mod:`harness.derive`): a
+variant, an opset and a dtype of its cases, every attribute drawn in
+combination from the values its variants use, shapes around the declared
+ones; an ``explore:`` block refines it. Each example is one drawn model
+configuration plus several drawn input seeds: the model is exported once and
+every input set is compared (the pipeline's ``input_seeds``). Every example
+runs as an ordinary :class:`~harness.case.Case` through the same isolated
+runner and verdict pipeline as the matrix cases; the drawn configuration gets
+its own variant name (``x<hash>``), hence its own model-cache key and seed.
 
 On a failure hypothesis shrinks; the record keeps the minimal example, the
 exact spec, a replay command line and hypothesis's reproduce blob, and the
 minimal example is run once more to leave a repro bundle.
+``python -m harness pin-example`` turns it into a fixed variant of its entry.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from . import status
-from .case import Case
+from . import record, status
+from .case import DEFAULT_PASS, DEFAULT_RUNTIME, Case
+from .derive import Domain
 from .matrix import Matrix, validate
 from .schema import MATRIX
-from .strategies import ExploreError, apply_draw, draw_key, explore_strategy
+from .strategies import ExploreError, draw_key
 from .yamlsrc import MatrixError, load_yaml
 
 #: Hypothesis profiles registered by the plugin (``--explore-profile``).
@@ -42,24 +46,34 @@ SHRINK_BUDGET_S = {"ci": 60.0, "nightly": 600.0}
 
 @dataclass(frozen=True)
 class ExploreTarget:
-    """One property test: an entry's ``explore:`` block at one exporter, opset and device."""
+    """One property test: an entry at one exporter and device, opsets drawn among its cases'."""
 
     framework: str
     kernel: str
     exporter: str
-    opset: int
     device: str
-    base_spec: dict = field(hash=False, compare=False)
-    explore: dict = field(hash=False, compare=False)
+    #: the entry's matrix cases on this exporter and device (what the strategy is derived from)
+    cases: tuple = field(hash=False, compare=False)
+    explore: dict | None = field(default=None, hash=False, compare=False)
     tolerance: str | None = None
-    declared: dict = field(default_factory=dict, hash=False, compare=False)
     source: str = ""
     matrix: str = ""
+    #: why the entry cannot be explored here (no Paddle 3 API, absent device, ...), else None
+    skip: str | None = None
 
     @property
     def id(self) -> str:
-        """E.g. ``explore-paddle-dygraph-conv2d-opset13``."""
-        return f"explore-{self.framework}-{self.exporter}-{self.kernel}-opset{self.opset}"
+        """E.g. ``explore-paddle-dygraph-conv2d-cpu``."""
+        return f"explore-{self.framework}-{self.exporter}-{self.kernel}-{self.device}"
+
+    @property
+    def declared(self) -> dict:
+        """The entry's declared range (of its first case)."""
+        return self.cases[0].declared if self.cases else {}
+
+    def domain(self) -> Domain:
+        """The derived (and block-refined) domain of this target's draws."""
+        return Domain(list(self.cases), self.explore)
 
 
 def register_profiles() -> None:
@@ -79,38 +93,47 @@ def register_profiles() -> None:
 
 
 def collect_targets(matrix_paths: tuple[Path, ...], matrix: Matrix) -> list[ExploreTarget]:
-    """Targets of every entry with an ``explore:`` block, within the scope of ``matrix``.
+    """One target per entry x exporter x device of ``matrix`` (its scope: --framework, --opsets, ...).
 
-    The exporters, opsets and devices are those of the entry's expanded cases
-    (so ``--framework``, ``--exporter``, ``--opsets`` apply); a bad block is a MatrixError.
+    Every entry is explored, with or without an ``explore:`` block; an entry
+    whose cases all skip gets a target that skips with the same reason. A block
+    that cannot refine the entry is a MatrixError naming its line.
     """
     out = []
+    by_entry: dict[tuple[str, str], list[Case]] = {}
+    for c in matrix.cases:
+        if c.runtime == DEFAULT_RUNTIME and c.post_pass == DEFAULT_PASS:
+            by_entry.setdefault((c.framework, c.kernel), []).append(c)
     for path in matrix_paths:
         doc = load_yaml(path)
         validate(doc, MATRIX)
         fw = doc.data["framework"]
         for i, entry in enumerate(doc.data["entries"]):
-            if "explore" not in entry or entry.get("unavailable"):
-                continue
             kernel = entry["kernel"]
-            cases = [c for c in matrix.cases if c.framework == fw and c.kernel == kernel and not c.skip]
-            if not cases:
-                continue
-            try:
-                explore_strategy(entry["explore"], cases[0].spec["inputs"])
-            except ExploreError as exc:
-                raise MatrixError(doc.path, doc.line_of(("entries", i, "explore")),
-                                  f"entries[{kernel}].explore", str(exc)) from None
-            seen = set()
-            for c in cases:
-                key = (c.exporter, c.opset, c.device)
-                if key in seen:
-                    continue
-                seen.add(key)
-                out.append(ExploreTarget(fw, kernel, c.exporter, c.opset, c.device, c.spec,
-                                         entry["explore"], entry.get("tolerance"), c.declared,
-                                         c.source, str(path)))
+            groups: dict[tuple[str, str], list[Case]] = {}
+            for c in by_entry.get((fw, kernel), []):
+                groups.setdefault((c.exporter, c.device), []).append(c)
+            for (exporter, device), cases in groups.items():
+                runnable = tuple(c for c in cases if not c.skip)
+                target = ExploreTarget(fw, kernel, exporter, device, runnable or (cases[0],),
+                                       entry.get("explore"), entry.get("tolerance"), cases[0].source,
+                                       str(path), skip=None if runnable else cases[0].skip)
+                if runnable and entry.get("explore"):
+                    try:
+                        target.domain()
+                    except ExploreError as exc:
+                        raise MatrixError(doc.path, doc.line_of(("entries", i, "explore")),
+                                          f"entries[{kernel}].explore", str(exc)) from None
+                out.append(target)
     return out
+
+
+def skipped_record(target: ExploreTarget) -> dict:
+    """The record of a target that cannot run (every case of the entry skips here)."""
+    rec = record.new(replace(target.cases[0], variant="explore"), status.SKIPPED, message=target.skip,
+                     stage="matrix")
+    rec.update(id=target.id, mode="explore")
+    return rec
 
 
 def _reproduce_blob(exc: BaseException) -> str | None:
@@ -146,27 +169,34 @@ class Explorer:
         self.statuses: dict[str, int] = {}
         self.rejected = 0
         self.last_failure: tuple[dict, Case, dict] | None = None
+        self.domain = target.domain()
+        self.opsets: set[int] = set()
 
     def case_of(self, draw: dict) -> Case:
         """The Case of one drawn configuration."""
-        t = self.target
-        spec = apply_draw(t.base_spec, draw)
+        spec, base = self.domain.apply(draw)
         if self.special_values:
             spec["special_values"] = True
-        rule = self.rules[t.tolerance or self.default_rules[draw["dtype"]]]
-        return Case(framework=t.framework, kernel=t.kernel, variant="x" + draw_key(draw),
-                    exporter=t.exporter, opset=t.opset, dtype=draw["dtype"], device=t.device,
-                    spec=spec, tolerance=rule, declared=t.declared, shared_key=t.kernel,
-                    source=t.source)
+        rule = base.tolerance if draw["dtype"] == base.dtype else \
+            self.rules[self.target.tolerance or self.default_rules[draw["dtype"]]]
+        return replace(base, variant="x" + draw_key(draw), dtype=draw["dtype"], spec=spec, tolerance=rule,
+                       skip=None, smoke=False)
 
-    def _is_failure(self, case: Case, rec: dict) -> bool:
+    def _is_failure(self, case: Case, rec: dict, base: Case) -> bool:
+        """A failure no expected-failure entry covers.
+
+        The drawn case's own id is looked up, then the id of the matrix case the
+        draw started from: a draw failing like its starting variant already
+        fails, at the same opset, shows nothing the fixed matrix does not.
+        """
         st = rec["status"]
         if st not in status.FAILURES:
             return False
-        exp = self.runner.expectations.find(case.id)
-        if exp is not None and st in exp.status:
-            rec["expected"] = {"status": list(exp.status), "reason": exp.text()}
-            return False
+        for cid, how in ((case.id, ""), (base.id, f" (as its starting case {base.id})")):
+            exp = self.runner.expectations.find(cid)
+            if exp is not None and st in exp.status:
+                rec["expected"] = {"status": list(exp.status), "reason": exp.text() + how}
+                return False
         return True
 
     def _check(self, draw: dict) -> None:
@@ -185,6 +215,7 @@ class Explorer:
                 raise AssertionError(f"{self.failed[key]['status']}: {self.failed[key]['message']}")
             return
         t0 = time.perf_counter()
+        self.opsets.add(case.opset)
         rec = self.runner.executor_for(case.framework).run(case, bundle_dir=None)
         self.example_s.append(time.perf_counter() - t0)
         self.statuses[rec["status"]] = self.statuses.get(rec["status"], 0) + 1
@@ -196,7 +227,7 @@ class Explorer:
         if rec["status"] == status.EXPORT_ERROR and rec.get("stage") == "reference":
             self.rejected += 1  # the framework rejects this configuration itself: not a finding
             reject()
-        if self._is_failure(case, rec):
+        if self._is_failure(case, rec, self.domain.variants[draw["variant"]].case(draw["opset"], draw["dtype"])):
             if self.first_failure_at is None:
                 self.first_failure_at = time.perf_counter()
                 self.examples_before_failure = self.examples
@@ -208,7 +239,7 @@ class Explorer:
         """Search, shrink, bundle; return the target's record."""
         from hypothesis import given, settings
 
-        strategy = explore_strategy(self.target.explore, self.target.base_spec["inputs"])
+        strategy = self.domain.strategy()
 
         def explore_property(draw):
             self._check(draw)
@@ -244,6 +275,7 @@ class Explorer:
                  if len(self.example_s) > 1 and sum(self.example_s[1:]) > 0 else None,
                  "profile": self.profile, "max_examples": settings(**self.settings_kw).max_examples,
                  "special_values": self.special_values, "shrink_budget_s": self.shrink_budget_s,
+                 "opsets": sorted(self.opsets), "block": bool(self.target.explore),
                  "shrink_budget_hit": self.budget_hit}
         if self.last_failure is None:
             return self._summary(status.PASS if error is None else status.EXPORT_ERROR, stats,
@@ -253,21 +285,15 @@ class Explorer:
             rec["search_error"] = error
         return rec
 
-    def _pseudo_case(self, dtype: str) -> Case:
-        t = self.target
-        return Case(t.framework, t.kernel, "explore", t.exporter, t.opset, dtype, t.device,
-                    spec=t.base_spec, tolerance={"name": t.tolerance}, declared=t.declared,
-                    shared_key=t.kernel, source=t.source)
+    def _pseudo_case(self) -> Case:
+        """The target as one case: its highest explored opset, variant ``explore``."""
+        first = self.target.cases[0]
+        opset = max(self.opsets or {c.opset for c in self.target.cases})
+        return replace(first, variant="explore", opset=opset, skip=None)
 
     def _summary(self, st: str, stats: dict, message: str) -> dict:
-        from . import record
-
-        dtype = (self.target.explore.get("dtypes") or [self.target.base_spec["inputs"][0].get("dtype",
-                                                                                               "float32")])[0]
-        rec = record.new(self._pseudo_case(dtype), st, message=message, stage="explore" if message else "")
+        rec = record.new(self._pseudo_case(), st, message=message, stage="explore" if message else "")
         rec.update(id=self.target.id, mode="explore", explore=stats)
-        if self.special_values:
-            rec["special_values"] = True
         return rec
 
     def _failure_record(self, stats: dict, blob: str | None) -> dict:
@@ -281,10 +307,13 @@ class Explorer:
                 rec["repro_bundle_error"] = (f"the minimal example gave {again['status']} on its replay "
                                              f"(was {rec['status']})")
         failing = rec.get("failing_input")
-        minimal = {"kwargs": draw["kwargs"], "dims": draw["dims"], "shapes": draw["shapes"],
+        minimal = {"variant": draw["variant"], "opset": draw["opset"], "kwargs": draw["kwargs"],
+                   "dims": draw["dims"], "shapes": draw["shapes"],
                    "dtype": draw["dtype"], "input_seeds": draw["input_seeds"],
                    "failing_input_seed": draw["input_seeds"][failing] if failing is not None else None,
-                   "case_id": case.id, "spec": case.spec}
+                   "case_id": case.id, "case_variant": case.variant, "spec": case.spec}
+        if "args" in draw:
+            minimal["args"] = draw["args"]
         cmd = (f"python -m pytest conformance/test_explore.py --explore --matrix {self.target.matrix} "
                f"--explore-profile {self.profile} -k '{self.target.id}'")
         replay = {"pytest": cmd, "reproduce_failure": blob}
@@ -292,6 +321,7 @@ class Explorer:
             replay["repro"] = f"python {rec['repro_bundle']}/repro.py"
         out = dict(rec)
         out.update(id=self.target.id, variant="explore", mode="explore", case_id=case.id,
+                   matrix=self.target.matrix,
                    explore=stats, minimal_example=minimal, replay=replay)
         return out
 
@@ -301,8 +331,11 @@ def failure_message(rec: dict) -> str:
     m = rec.get("minimal_example") or {}
     lines = [f"{rec['status']}: {rec.get('message', '')}"]
     if m:
-        lines.append(f"minimal example ({rec['explore']['examples']} examples tried): kwargs={m['kwargs']} "
-                     f"shapes={m['shapes']} dtype={m['dtype']} input_seed={m['failing_input_seed']}")
+        lines.append(f"minimal example ({rec['explore']['examples']} examples tried): from variant "
+                     f"{m.get('variant')} at opset {m.get('opset')}: kwargs={m['kwargs']}"
+                     + (f" args={m['args']}" if "args" in m else "")
+                     + f" shapes={m['shapes']} dtype={m['dtype']} input_seed={m['failing_input_seed']}")
+        lines.append(f"pin it as a fixed variant: python -m harness pin-example RESULTS {rec['id']}")
     if rec.get("repro_bundle"):
         lines.append(f"repro bundle: {rec['repro_bundle']}  (python {rec['repro_bundle']}/repro.py)")
     replay = rec.get("replay") or {}

@@ -42,6 +42,8 @@ CASE_FIELDS = {
     "smoke": {"type": "boolean"},
     # run only these of the file's exporters (the others are left out and reported)
     "exporters": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+    # one input set per seed instead of the case's own seed (a variant pinned from property mode)
+    "input_seeds": {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1},
 }
 
 # Property-based exploration (``pytest --explore``): ranges to draw configurations from.

@@ -70,7 +70,7 @@ def compile_constraint(text: str, names: set[str]) -> Callable[[dict], bool]:
     def predicate(env: dict) -> bool:
         try:
             return bool(_eval(tree.body, env))
-        except (ZeroDivisionError, OverflowError, TypeError):
+        except (ZeroDivisionError, OverflowError, TypeError, KeyError):  # KeyError: a kwarg not passed
             return False
 
     predicate.__doc__ = text

@@ -107,9 +107,9 @@ EXPLORE_THRESHOLD = 5
 
 
 def build_explore_onnx(spec: dict, opset: int) -> onnx.ModelProto:
-    """ONNX model of ``relu(x) + k`` (wrong, ``+ k + 1``, when ``k`` > the threshold)."""
+    """ONNX model of ``relu(x) + k`` (wrong, ``+ k + 1``, when ``k`` > the threshold or ``p == q == 1``)."""
     k = spec["kwargs"]["k"]
-    wrong = k > spec["kwargs"].get("threshold", 5)
+    wrong = k > spec["kwargs"].get("threshold", 5) or spec["kwargs"].get("p") == spec["kwargs"].get("q") == 1
     rank = len(spec["inputs"][0]["shape"])
     dims = [f"d{i}" for i in range(rank)]
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)

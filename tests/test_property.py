@@ -111,7 +111,7 @@ def test_property_mode_finds_and_shrinks_the_minimal_failing_attribute(tmp_path)
                     "--repro-dir", str(repro), "--explore-profile", "ci"], tmp_path)
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-2000:]
     (rec,) = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
-    assert rec["id"] == "explore-fakex-fakex-relu_add-opset13" and rec["mode"] == "explore"
+    assert rec["id"] == "explore-fakex-fakex-relu_add-cpu" and rec["mode"] == "explore"
     assert rec["status"] == status.MISMATCH
     m = rec["minimal_example"]
     assert m["kwargs"]["k"] == EXPLORE_THRESHOLD + 1

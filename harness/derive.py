@@ -99,7 +99,7 @@ def _free_axes(inp: dict) -> set[int]:
 def shape_template(inputs: list[dict], protected: set[int]) -> tuple[list[list], dict[str, tuple[int, int]]]:
     """(template per input, named dims with their ranges) of one variant's declared inputs."""
     free = []
-    for i, inp in enumerate(inputs):
+    for inp in inputs:
         axes = _free_axes(inp)
         free.append([a in axes and s > 1 and s not in protected for a, s in enumerate(inp["shape"])])
     dims: dict[str, tuple[int, int]] = {}

@@ -211,3 +211,32 @@ def test_pin_example_usage_errors(tmp_path):
     out = subprocess.run([PY, "-m", "harness", "pin-example", str(res), "explore-x"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "no property-mode failure with id or case_id 'explore-x'" in out.stderr
+
+
+def test_failures_the_fixed_matrix_already_shows_are_not_findings(tmp_path):
+    """Expected for the starting case, or a structural status the entry's fixed cases expect at that opset."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from harness.expectations import Expectations
+    from harness.explore import Explorer, ExploreTarget
+
+    cases, _ = _cases(tmp_path, MATRIX)
+    exp = tmp_path / "expected.yaml"
+    exp.write_text(
+        "expected_failures:\n"
+        "- {match: fakex-fakex-relu_add-p1-*, opsets: 13~13, status: [crash, mismatch], reason: measured p1 abort}\n")
+    runner = SimpleNamespace(expectations=Expectations.load(exp))
+    target = ExploreTarget("fakex", "relu_add", "fakex", "cpu", tuple(cases))
+    ex = Explorer(target, runner, {}, {}, {})
+    draw = {"variant": "base", "opset": 13, "dtype": "float32", "kwargs": {"k": 0, "p": 1, "q": ABSENT,
+            "size": ABSENT}, "dims": {}, "shapes": [[1, 3, 8, 6]], "input_seeds": [1, 2]}
+    case = ex.case_of(draw)
+    base = ex.domain.variants["base"].case(13, "float32")
+    p1 = ex.domain.variants["p1"].case(13, "float32")
+    crash, mismatch = {"status": "crash", "message": ""}, {"status": "mismatch", "message": ""}
+    assert not ex._is_failure(case, dict(crash), base)      # p1 crashes at opset 13 too: the same limitation
+    assert ex._is_failure(case, dict(mismatch), base)       # values: a finding unless its own start expects it
+    assert not ex._is_failure(case, dict(mismatch), p1)     # ... as here
+    assert ex._is_failure(replace(case, opset=14), dict(crash), base)  # not expected at opset 14
+    assert not ex._is_failure(case, {"status": "pass", "message": ""}, base)

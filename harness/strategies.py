@@ -11,8 +11,8 @@ configuration may be drawn from::
       dtypes: [float32]
       input_seeds: 3
 
-:func:`explore_strategy` turns it into a strategy of *draws* (plain dicts);
-:func:`apply_draw` merges a draw into the entry's base spec. Constraints are
+:class:`harness.derive.Domain` refines the strategy it derives from the
+entry with it (a strategy of *draws*, plain dicts). Constraints are
 parsed once by :func:`compile_constraint`, which accepts only arithmetic,
 comparisons, boolean operators, names and numbers (and ``min``/``max``/``abs``
 calls) -- nothing else is ever evaluated.
@@ -134,61 +134,9 @@ def validate_explore(explore: dict, base_inputs: list[dict]) -> list[Callable[[d
     return [compile_constraint(c, names) for c in explore.get("constraints", [])]
 
 
-def explore_strategy(explore: dict, base_inputs: list[dict]):
-    """A strategy of draws ``{"dims", "kwargs", "shapes", "dtype", "input_seeds"}``.
-
-    Arguments are validated before any strategy is built (an :class:`ExploreError`
-    at collection, not a confusing failure mid-search).
-    """
-    from hypothesis import strategies as st
-
-    constraints = validate_explore(explore, base_inputs)
-    dims = explore.get("dims", {})
-    kw_domains = explore.get("kwargs", {})
-
-    def domain(dom):
-        return st.integers(dom["min"], dom["max"]) if isinstance(dom, dict) else st.sampled_from(dom)
-
-    named = st.fixed_dictionaries({n: domain(r) for n, r in sorted(dims.items())})
-    kwargs = st.fixed_dictionaries({n: domain(d) for n, d in sorted(kw_domains.items())})
-
-    def satisfied(pair) -> bool:
-        env = {**pair[0], **pair[1]}
-        return all(c(env) for c in constraints)
-
-    def with_shapes(pair):
-        d, kw = pair
-        shape_specs = explore.get("inputs") or [{"shape": i["shape"]} for i in base_inputs]
-        per_input = []
-        for inp in shape_specs:
-            per_input.append(st.tuples(*[
-                st.just(d[x]) if isinstance(x, str) else
-                st.integers(x["min"], x["max"]) if isinstance(x, dict) else st.just(x)
-                for x in inp["shape"]]).map(list))
-        return st.fixed_dictionaries({
-            "dims": st.just(d), "kwargs": st.just(kw), "shapes": st.tuples(*per_input).map(list),
-            "dtype": st.sampled_from(explore.get("dtypes") or [base_inputs[0].get("dtype", "float32")]),
-            "input_seeds": st.lists(st.integers(0, 2**31 - 1), min_size=explore.get("input_seeds", 2),
-                                    max_size=explore.get("input_seeds", 2)),
-        })
-
-    return st.tuples(named, kwargs).filter(satisfied).flatmap(with_shapes)
-
-
 def draw_key(draw: dict) -> str:
     """Short stable hash of a draw (the model-cache key holds it: cached inputs depend on the seeds too)."""
     return hashlib.sha1(json.dumps(draw, sort_keys=True, default=str).encode()).hexdigest()[:10]
-
-
-def apply_draw(base_spec: dict, draw: dict) -> dict:
-    """The case spec of a draw: the entry's base spec with drawn kwargs, shapes, dtype, seeds."""
-    spec = json.loads(json.dumps(base_spec))
-    spec["kwargs"] = {**spec.get("kwargs", {}), **draw["kwargs"]}
-    spec["inputs"] = [{**inp, "shape": list(shape), "dtype": draw["dtype"]}
-                      for inp, shape in zip(spec["inputs"], draw["shapes"])]
-    spec["input_seeds"] = list(draw["input_seeds"])
-    spec.pop("batches", None)
-    return spec
 
 
 # -- special-value input profile ------------------------------------------------------------

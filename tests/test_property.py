@@ -13,8 +13,9 @@ from hypothesis import given, settings
 from harness import status
 from harness.isolation import Executor
 from harness.matrix import Scope, load_all
-from harness.strategies import (ExploreError, apply_draw, compile_constraint, describe_special_disagreement,
-                                explore_strategy, inject_special_values)
+from harness.case import Case
+from harness.derive import Domain
+from harness.strategies import ExploreError, compile_constraint, describe_special_disagreement, inject_special_values
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
@@ -53,17 +54,26 @@ EXPLORE = {
 }
 
 
+def _one_case(shape, kwargs=None, **spec) -> list[Case]:
+    return [Case("f", "k", "default", "e", 13, "float32", "cpu",
+                 spec={"inputs": [{"shape": shape, "dtype": "float32"}], "kwargs": kwargs or {}, **spec},
+                 tolerance={"name": "exact"}, declared={})]
+
+
+BASE = _one_case([1, 1, 1], {"k": 0, "x": 1}, batches=[1, 2])
+
+
 @settings(max_examples=60, deadline=None)
-@given(explore_strategy(EXPLORE, [{"shape": [1, 1, 1]}]))
+@given(Domain(BASE, EXPLORE).strategy())
 def test_draws_respect_ranges_ties_and_constraints(draw):
     c, g = draw["dims"]["C"], draw["kwargs"]["groups"]
     assert c % g == 0 and 1 <= c <= 6 and 0 <= draw["kwargs"]["k"] <= 9
     n, c1, c2 = draw["shapes"][0]
     assert 1 <= n <= 3 and c1 == c2 == c
     assert draw["dtype"] in ("float32", "float64") and len(draw["input_seeds"]) == 3
-    spec = apply_draw({"inputs": [{"shape": [1, 1, 1], "dtype": "float32"}], "kwargs": {"k": 0, "x": 1},
-                       "batches": [1, 2]}, draw)
+    spec, _ = Domain(BASE, EXPLORE).apply(draw)
     assert spec["inputs"][0]["shape"] == draw["shapes"][0] and spec["kwargs"]["x"] == 1
+    assert spec["inputs"][0]["dtype"] == draw["dtype"]
     assert spec["input_seeds"] == draw["input_seeds"] and "batches" not in spec
 
 
@@ -76,7 +86,7 @@ def test_draws_respect_ranges_ties_and_constraints(draw):
 ])
 def test_bad_explore_blocks_fail_early(bad, words):
     with pytest.raises(ExploreError, match=words):
-        explore_strategy(bad, [{"shape": [1]}])
+        Domain(_one_case([1]), bad)
 
 
 def test_bad_explore_block_is_a_usage_error(tmp_path):

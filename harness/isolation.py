@@ -122,8 +122,11 @@ class Executor:
     def __init__(self, timeout: float = 120.0, plugins: tuple[str, ...] = (),
                  workdir: str | None = None, env: dict | None = None, label: str = "main",
                  frameworks: tuple[str, ...] = (), repro_dir: str | None = None,
-                 master: dict | None = None, python: str | None = None):
+                 master: dict | None = None, python: str | None = None, startup_timeout: float = 300.0):
         self.timeout = timeout
+        #: seconds a session may take to say hello (its master may still import and warm up);
+        #: never counted against a case's ``timeout``
+        self.startup_timeout = startup_timeout
         #: the interpreter of a master this executor starts itself
         self.python = python or sys.executable
         #: failing cases leave a repro bundle in ``<repro_dir>/<case id>/`` (None: no bundles)
@@ -281,9 +284,13 @@ class Executor:
         try:
             reply = {}
             if self.pid is None:  # the session's hello (the master may still be warming up)
-                reply = wire.recv(self.conn.fileno(), t0 + timeout)
+                try:
+                    reply = wire.recv(self.conn.fileno(), t0 + self.startup_timeout)
+                except TimeoutError:
+                    return self._startup_failed(case, t0)
                 self.pid = reply.get("pid") if reply else None
                 self.master_pid = reply.get("master") if reply else None
+                t0 = time.monotonic()  # the case's clock starts once its runner is up
             if reply is not None:
                 if not self._queue:
                     self._send_case(case, bundle_dir, device)
@@ -319,6 +326,18 @@ class Executor:
             if reply.get("message", "").startswith("the exporter called sys.exit"):
                 reply["message"] += _key_lines(reply["log"])
         return reply
+
+
+    def _startup_failed(self, case: Case, t0: float) -> dict:
+        """The record of a case whose runner did not start in time (the case itself never ran)."""
+        self._kill()
+        self.restarts += 1
+        log = self._log_tail(0)
+        rec = _failure(case, status.TIMEOUT, f"the runner did not start within {self.startup_timeout:g} s "
+                       f"(imports and warm-up; --startup-timeout); the case did not run", log,
+                       time.monotonic() - t0)
+        rec["stage"] = "startup"
+        return rec
 
 
 @dataclass

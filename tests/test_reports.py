@@ -271,7 +271,8 @@ def test_explore_records_stay_out_of_the_support_tables(tmp_path):
     assert loaded.explore == 1
 
 
-HOSTILE = "<script>alert(1)</script> <img src=x onerror=alert(2)> [x](javascript:alert(3)) ![i](http://t/p.png) `code` a|b &amp; *em*"
+HOSTILE = ("<script>alert(1)</script> <img src=x onerror=alert(2)> [x](javascript:alert(3)) "
+           "![i](http://t/p.png) `code` a|b &amp; *em*")
 
 
 def _inert(md: str) -> None:

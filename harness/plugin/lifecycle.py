@@ -75,7 +75,7 @@ class RunnerLifecycle:
         """A new executor for ``framework``, on the controller's master for it where there is one."""
         cfg = self.cfg
         shared = getattr(self.config, "workerinput", {}).get("harness_masters", {}).get(framework)
-        return Executor(timeout=cfg.timeout, plugins=self.collection.plugins(),
+        return Executor(timeout=cfg.timeout, startup_timeout=cfg.startup_timeout, plugins=self.collection.plugins(),
                         label=f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{framework}",
                         frameworks=(framework,), repro_dir=str(cfg.repro_dir) if cfg.repro_dir else None,
                         master=shared, python=environments.interpreter(framework))

@@ -32,7 +32,11 @@ class FakeFramework:
         return [np.maximum(inputs[0], 0)]
 
     def warm_up(self, workdir):
-        """Sleep ``HARNESS_FAKE_WARM_UP_S`` seconds: slow imports, for the tests of start-up limits."""
+        """Sleep ``HARNESS_FAKE_WARM_UP_S`` seconds (slow imports, for the tests of start-up limits);
+        touch ``HARNESS_FAKE_WARM_UP_MARK`` (tests that a usage error starts no runner)."""
+        mark = os.environ.get("HARNESS_FAKE_WARM_UP_MARK")
+        if mark:
+            open(mark, "a").close()
         time.sleep(float(os.environ.get("HARNESS_FAKE_WARM_UP_S", "0")))
 
 

@@ -115,3 +115,38 @@ def test_a_full_disk_stops_the_run_in_one_line_with_whole_records(fault_run, bas
     assert 0 < len(recs) < len(fault_ids) and len({r["id"] for r in recs}) == len(recs)
     assert harness_main(["diff", str(baseline), str(path)]) == 1  # the records that could not be written
     assert harness_main(["diff", str(baseline), str(path), "--allow-vanished"]) == 0
+
+
+@pytest.fixture
+def snapshot_guard():
+    """The committed reports/ snapshot must come out of a partial run untouched (restored if not)."""
+    files = {p: p.read_bytes() for p in (ROOT / "reports").glob("support.*")}
+    yield
+    changed = [p.name for p, data in files.items() if not p.exists() or p.read_bytes() != data]
+    for p, data in files.items():
+        p.write_bytes(data)
+    assert not changed, f"a partial run overwrote the committed snapshot: {changed}"
+
+
+def test_partial_runs_write_reports_beside_their_results(run_conformance, tmp_path, snapshot_guard):
+    results = tmp_path / "narrow.jsonl"
+    res = run_conformance("--matrix", FAULTS, "-n", "0", "-k", "good", "--results", results, "-q")
+    assert res.ret == 0, res.stdout.str()[-2000:]
+    res.stdout.fnmatch_lines(["reports: a partial run (--matrix, -k): written beside the results*"])
+    assert (tmp_path / "narrow-reports" / "support.md").exists()
+    # asked for explicitly: written where asked
+    res = run_conformance("--matrix", FAULTS, "-n", "0", "-k", "good", "--results", tmp_path / "asked.jsonl",
+                          "--reports-dir", tmp_path / "asked", "-q")
+    assert res.ret == 0 and (tmp_path / "asked" / "support.md").exists()
+
+
+def test_an_interrupted_run_writes_reports_beside_its_results(run_conformance, tmp_path, snapshot_guard):
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    (cases / "tolerances.yaml").write_bytes((ROOT / "cases" / "tolerances.yaml").read_bytes())
+    (cases / "fake.yaml").write_bytes((ROOT / "tests" / "data" / "fake.yaml").read_bytes())
+    results = tmp_path / "stopped.jsonl"
+    res = run_conformance("--cases-dir", cases, "-n", "0", "-x", "--results", results, "--case-timeout", "5", "-q")
+    assert res.ret == pytest.ExitCode.TESTS_FAILED, res.stdout.str()[-2000:]
+    res.stdout.fnmatch_lines(["reports: a partial run (interrupted): written beside the results*"])
+    assert (tmp_path / "stopped-reports" / "support.md").exists()

@@ -131,3 +131,37 @@ def test_indented_comment_in_case_ids_is_a_comment(run_conformance, tmp_path, mo
                           "--no-report", "-q")
     res.assert_outcomes(passed=2)
     assert marker.exists()  # the control for the other tests: a run that does start a runner leaves it
+
+
+def _entry_point_site(tmp_path) -> Path:
+    """A site folder declaring pyproject.toml's pytest11 entry points, as ``pip install -e .`` does."""
+    import tomllib
+
+    eps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]["pytest11"]
+    info = tmp_path / "site" / "harness_entry_point-0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: harness-entry-point\nVersion: 0\n")
+    (info / "entry_points.txt").write_text("[pytest11]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items()))
+    return info.parent
+
+
+@pytest.mark.parametrize("where", ["repo", "elsewhere"])
+def test_space_form_paths_outside_the_repo_work_from_any_folder(tmp_path, cases_dir, where):
+    """``--cases-dir DIR --results FILE`` (space form, paths outside the repo) parse, from any folder."""
+    import os
+    import subprocess
+    import sys
+
+    site = _entry_point_site(tmp_path)
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    args = ["--cases-dir", str(cases_dir), "--results", str(tmp_path / "r.jsonl"), "-n", "0", "--no-report",
+            "-q", "-k", "opset7", "-p", "no:randomly"]
+    if where == "elsewhere":
+        args = [str(ROOT / "conformance"), *args]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(site)])}
+    res = subprocess.run([sys.executable, "-m", "pytest", *args], cwd=ROOT if where == "repo" else elsewhere,
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    assert "unrecognized arguments" not in res.stderr and "already registered" not in res.stderr
+    assert "1 passed" in res.stdout

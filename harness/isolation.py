@@ -39,6 +39,47 @@ from pathlib import Path
 from . import record, status, wire
 from .case import Case
 
+#: temporary folders of the runners: ``onnx-conf-[master-|warm-]<owner pid>-<random>``
+TEMP_PREFIX = "onnx-conf-"
+_TEMP_NAME = re.compile(r"^onnx-conf-(?:master-|warm-)?(\d+)-")
+
+
+def temp_dir(kind: str = "") -> str:
+    """A new temporary folder whose name carries this process's pid (see :func:`sweep_stale_temp_dirs`)."""
+    return tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{kind + '-' if kind else ''}{os.getpid()}-")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def sweep_stale_temp_dirs(where: str | None = None) -> list[str]:
+    """Remove the runner folders whose owner process is gone (a killed run leaves them); return them.
+
+    Only folders named by :func:`temp_dir` are touched, and only when the pid in
+    their name is not a live process: folders of runs going on beside this one stay.
+    """
+    where = where or tempfile.gettempdir()
+    removed = []
+    try:
+        names = os.listdir(where)
+    except OSError:
+        return removed
+    for name in names:
+        m = _TEMP_NAME.match(name)
+        if m and int(m.group(1)) != os.getpid() and not _alive(int(m.group(1))):
+            path = os.path.join(where, name)
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 #: environment of the processes that run cases: one thread per library, quiet native logs
 RUNNER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
               "PYTHONUNBUFFERED": "1", "GLOG_minloglevel": "2"}
@@ -60,7 +101,7 @@ class Master:
         self.python = python or sys.executable
         self.plugins = tuple(plugins)
         self.frameworks = tuple(frameworks)
-        self._dir = tempfile.mkdtemp(prefix="onnx-conf-master-")
+        self._dir = temp_dir("master")
         self.address = os.path.join(self._dir, "runner.sock")
         self.log_path = Path(log_path) if log_path else Path(self._dir) / "master.log"
         self.env = env or {}
@@ -134,7 +175,7 @@ class Executor:
         self.plugins = tuple(plugins)
         self.frameworks = tuple(frameworks)
         #: exported models and the runner logs; a folder made here is removed by :meth:`close`
-        self.workdir = workdir or tempfile.mkdtemp(prefix="onnx-conf-")
+        self.workdir = workdir or temp_dir()
         self._owns_workdir = workdir is None
         self.env = env or {}
         self.label = label

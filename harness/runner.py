@@ -60,7 +60,7 @@ def _warm_up(adapter) -> None:
     import shutil
     import tempfile
 
-    workdir = tempfile.mkdtemp(prefix="onnx-conf-warm-")
+    workdir = tempfile.mkdtemp(prefix=f"onnx-conf-warm-{os.getpid()}-")  # see isolation.temp_dir
     try:
         warm(workdir)
     except Exception as exc:  # noqa: BLE001 - only a lost optimisation; cases still run

@@ -150,3 +150,46 @@ def test_an_interrupted_run_writes_reports_beside_its_results(run_conformance, t
     assert res.ret == pytest.ExitCode.TESTS_FAILED, res.stdout.str()[-2000:]
     res.stdout.fnmatch_lines(["reports: a partial run (interrupted): written beside the results*"])
     assert (tmp_path / "stopped-reports" / "support.md").exists()
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_sweep_removes_only_folders_of_dead_owners(tmp_path):
+    from harness.isolation import sweep_stale_temp_dirs
+
+    dead = _dead_pid()
+    names = {f"onnx-conf-{dead}-a": False, f"onnx-conf-master-{dead}-b": False, f"onnx-conf-warm-{dead}-c": False,
+             f"onnx-conf-{os.getpid()}-d": True, "onnx-conf-1-e": True,  # live owners
+             "onnx-conf-oldstyle": True, f"other-{dead}-f": True}  # not ours to judge
+    for n in names:
+        (tmp_path / n).mkdir()
+        (tmp_path / n / "runner.log").write_text("x")
+    removed = sweep_stale_temp_dirs(str(tmp_path))
+    assert sorted(os.path.basename(p) for p in removed) == sorted(n for n, keep in names.items() if not keep)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(n for n, keep in names.items() if keep)
+
+
+@pytest.fixture
+def short_tmp():
+    """A temporary folder with a short path (Unix socket paths are limited to ~100 bytes)."""
+    import shutil
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(prefix="oct", dir="/tmp"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_a_run_sweeps_what_killed_runs_left(run_conformance, tmp_path, monkeypatch, short_tmp):
+    tmp = short_tmp
+    stale = tmp / f"onnx-conf-master-{_dead_pid()}-x"
+    stale.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    res = run_conformance("--matrix", FAULTS, "-n", "0", "-k", "opset7", "--results", tmp_path / "r.jsonl",
+                          "--no-report", "-q")
+    assert res.ret == 0 and not stale.exists()
+    assert not [p for p in tmp.iterdir() if p.name.startswith("onnx-conf-")]  # and its own are gone too

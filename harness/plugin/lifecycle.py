@@ -22,7 +22,7 @@ import pytest
 
 from .. import devices, environments, record, status
 from ..case import Case
-from ..isolation import Executor, Master
+from ..isolation import Executor, Master, sweep_stale_temp_dirs
 from .collection import CaseCollection, case_of, targets_conformance
 from .options import HarnessConfig
 from .verdict import Verdicts
@@ -60,6 +60,8 @@ class RunnerLifecycle:
         where = where_cases_run(self.config)
         if where is None:
             return
+        if getattr(self.config, "workerinput", None) is None:
+            sweep_stale_temp_dirs()  # left by runs that were killed
         frameworks = [fw for fw in self.collection.frameworks() if environments.unavailable(fw) is None]
         plugins = self.collection.plugins()
         if where == "workers":

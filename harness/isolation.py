@@ -163,8 +163,13 @@ class Executor:
     def __init__(self, timeout: float = 120.0, plugins: tuple[str, ...] = (),
                  workdir: str | None = None, env: dict | None = None, label: str = "main",
                  frameworks: tuple[str, ...] = (), repro_dir: str | None = None,
-                 master: dict | None = None, python: str | None = None, startup_timeout: float = 300.0):
+                 master: dict | None = None, python: str | None = None, startup_timeout: float = 300.0,
+                 check_calls: tuple[str, ...] = ()):
         self.timeout = timeout
+        #: ``call:`` targets the first session resolves (see :meth:`wait_ready`)
+        self.check_calls = tuple(check_calls)
+        #: targets the session could not resolve (target -> why), once it said hello
+        self.bad_calls: dict[str, str] = {}
         #: seconds a session may take to say hello (its master may still import and warm up);
         #: never counted against a case's ``timeout``
         self.startup_timeout = startup_timeout
@@ -225,7 +230,8 @@ class Executor:
             self.shared = None
             conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             conn.connect(self._master_address())
-        wire.send(conn.fileno(), wire.hello(str(self.log_path), self.env))
+        wire.send(conn.fileno(), wire.hello(str(self.log_path), self.env, list(self.check_calls)))
+        self.check_calls = ()  # resolved once, by the first session
         self.conn, self.pid, self._free_at = conn, None, None
         self._queue.clear()
         self.started += 1
@@ -326,11 +332,9 @@ class Executor:
             reply = {}
             if self.pid is None:  # the session's hello (the master may still be warming up)
                 try:
-                    reply = wire.recv(self.conn.fileno(), t0 + self.startup_timeout)
+                    reply = self._hello(t0 + self.startup_timeout)
                 except TimeoutError:
                     return self._startup_failed(case, t0)
-                self.pid = reply.get("pid") if reply else None
-                self.master_pid = reply.get("master") if reply else None
                 t0 = time.monotonic()  # the case's clock starts once its runner is up
             if reply is not None:
                 if not self._queue:
@@ -368,6 +372,26 @@ class Executor:
                 reply["message"] += _key_lines(reply["log"])
         return reply
 
+
+    def _hello(self, deadline: float) -> dict | None:
+        """Read the session's :func:`~harness.wire.ready` (None: it closed); TimeoutError past ``deadline``."""
+        reply = wire.recv(self.conn.fileno(), deadline)
+        self.pid = reply.get("pid") if reply else None
+        self.master_pid = reply.get("master") if reply else None
+        self.bad_calls.update(wire.bad_calls(reply))
+        return reply
+
+    def wait_ready(self) -> dict[str, str]:
+        """Open the session if needed and wait for its hello (start-up limit); return the bad ``call:`` targets.
+
+        Raises TimeoutError when the runner does not start in time, OSError when it cannot be reached.
+        """
+        if self.conn is None:
+            self._start()
+        if self.pid is None and self._hello(time.monotonic() + self.startup_timeout) is None:
+            self._kill()
+            raise OSError("the runner closed the connection before it was ready")
+        return dict(self.bad_calls)
 
     def _startup_failed(self, case: Case, t0: float) -> dict:
         """The record of a case whose runner did not start in time (the case itself never ran)."""

@@ -27,7 +27,7 @@ def cases_dir(tmp_path):
     return d
 
 
-def _usage_error(run_conformance, tmp_path, monkeypatch, *args, workers="2"):
+def _usage_error(run_conformance, tmp_path, monkeypatch, *args, workers="2", runner_starts=False):
     marker = tmp_path / "warmed-up"
     monkeypatch.setenv("HARNESS_FAKE_WARM_UP_MARK", str(marker))
     results = tmp_path / "r.jsonl"
@@ -36,7 +36,8 @@ def _usage_error(run_conformance, tmp_path, monkeypatch, *args, workers="2"):
     err = [line for line in res.stderr.str().splitlines() if line.strip()]
     assert res.ret == pytest.ExitCode.USAGE_ERROR, res.stdout.str()[-2000:] + res.stderr.str()[-2000:]
     assert "Traceback" not in res.stdout.str() + res.stderr.str()
-    assert not results.exists() and not marker.exists(), "a case ran or a runner started"
+    assert not results.exists(), "a case ran"
+    assert marker.exists() == runner_starts, "a runner started" if marker.exists() else "no runner started"
     return err
 
 
@@ -165,3 +166,15 @@ def test_space_form_paths_outside_the_repo_work_from_any_folder(tmp_path, cases_
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     assert "unrecognized arguments" not in res.stderr and "already registered" not in res.stderr
     assert "1 passed" in res.stdout
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_a_call_target_that_does_not_resolve_is_a_configuration_error(run_conformance, tmp_path, monkeypatch,
+                                                                      cases_dir, workers):
+    """Resolved in the warm runner (importing a framework in the controller costs seconds), before any case."""
+    m = cases_dir / "faults.yaml"
+    m.write_text(m.read_text().replace("builder: relu", "call: numpy.maximum_nope"))
+    err = _usage_error(run_conformance, tmp_path, monkeypatch, "--cases-dir", cases_dir, workers=workers,
+                       runner_starts=True)
+    assert err == [f"ERROR: {m}:9: entries[relu].call: 'numpy.maximum_nope' does not resolve in fake "
+                   f"(AttributeError: module 'numpy' has no attribute 'maximum_nope')"], err

@@ -193,3 +193,13 @@ def test_a_run_sweeps_what_killed_runs_left(run_conformance, tmp_path, monkeypat
                           "--no-report", "-q")
     assert res.ret == 0 and not stale.exists()
     assert not [p for p in tmp.iterdir() if p.name.startswith("onnx-conf-")]  # and its own are gone too
+
+
+def test_a_run_appending_to_a_torn_file_repairs_it_first(run_conformance, tmp_path):
+    """A killed run's torn last line is cut (and said so) before the next run appends: never glued."""
+    results = tmp_path / "r.jsonl"
+    results.write_text('{"id": "fake-fake-relu-good-opset8-float32-cpu", "status": "pa')
+    res = run_conformance("--matrix", FAULTS, "-n", "0", "-k", "opset7", "--results", results, "--no-report", "-q")
+    assert res.ret == 0
+    res.stdout.fnmatch_lines([f"onnx-conformance: {results}: cut off a torn last line*"])
+    assert [r["id"] for r in records(results)] == ["fake-fake-relu-good-opset7-float32-cpu"]

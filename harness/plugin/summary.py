@@ -57,8 +57,9 @@ class RunSummary:
             return
         if self.writer is None:
             self.writer = ResultsWriter(self.cfg.results)
-            if self.writer.repaired:
-                self.config.get_terminal_writer().line(f"onnx-conformance: {self.writer.repaired}")
+            tr = self.config.pluginmanager.get_plugin("terminalreporter")
+            if self.writer.repaired and tr is not None:
+                tr.write_line(f"onnx-conformance: {self.writer.repaired}")
         rec = dict(rec)
         rec["outcome"] = outcome
         rec["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -51,19 +51,31 @@ class RunSummary:
         self.stopped: str | None = None
         self.write_failed = False
 
+    def open(self) -> None:
+        """Open the results file for appending (a torn last line left by a killed run is repaired first)."""
+        self.writer = ResultsWriter(self.cfg.results)
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        if self.writer.repaired and tr is not None:
+            tr.write_line(f"onnx-conformance: {self.writer.repaired}")
+
+    def pytest_sessionstart(self, session):
+        """Appending to an existing results file: check its tail now, before any case ends."""
+        if self.cfg.results.exists():
+            try:
+                self.open()
+            except WriteFailed as exc:
+                raise pytest.UsageError(f"--results {exc.strerror}") from None
+
     def write(self, rec: dict, outcome: str) -> None:
         """Append ``rec`` to the results file and count it; a failed write stops the run (one line)."""
         if self.write_failed:
             return
-        if self.writer is None:
-            self.writer = ResultsWriter(self.cfg.results)
-            tr = self.config.pluginmanager.get_plugin("terminalreporter")
-            if self.writer.repaired and tr is not None:
-                tr.write_line(f"onnx-conformance: {self.writer.repaired}")
         rec = dict(rec)
         rec["outcome"] = outcome
         rec["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         try:
+            if self.writer is None:
+                self.open()
             self.writer.write(rec)
         except WriteFailed as exc:
             self.stopped, self.write_failed = "results file not writable", True

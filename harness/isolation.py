@@ -39,6 +39,47 @@ from pathlib import Path
 from . import record, status, wire
 from .case import Case
 
+#: temporary folders of the runners: ``onnx-conf-[master-|warm-]<owner pid>-<random>``
+TEMP_PREFIX = "onnx-conf-"
+_TEMP_NAME = re.compile(r"^onnx-conf-(?:master-|warm-)?(\d+)-")
+
+
+def temp_dir(kind: str = "") -> str:
+    """A new temporary folder whose name carries this process's pid (see :func:`sweep_stale_temp_dirs`)."""
+    return tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{kind + '-' if kind else ''}{os.getpid()}-")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def sweep_stale_temp_dirs(where: str | None = None) -> list[str]:
+    """Remove the runner folders whose owner process is gone (a killed run leaves them); return them.
+
+    Only folders named by :func:`temp_dir` are touched, and only when the pid in
+    their name is not a live process: folders of runs going on beside this one stay.
+    """
+    where = where or tempfile.gettempdir()
+    removed = []
+    try:
+        names = os.listdir(where)
+    except OSError:
+        return removed
+    for name in names:
+        m = _TEMP_NAME.match(name)
+        if m and int(m.group(1)) != os.getpid() and not _alive(int(m.group(1))):
+            path = os.path.join(where, name)
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 #: environment of the processes that run cases: one thread per library, quiet native logs
 RUNNER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
               "PYTHONUNBUFFERED": "1", "GLOG_minloglevel": "2"}
@@ -60,7 +101,7 @@ class Master:
         self.python = python or sys.executable
         self.plugins = tuple(plugins)
         self.frameworks = tuple(frameworks)
-        self._dir = tempfile.mkdtemp(prefix="onnx-conf-master-")
+        self._dir = temp_dir("master")
         self.address = os.path.join(self._dir, "runner.sock")
         self.log_path = Path(log_path) if log_path else Path(self._dir) / "master.log"
         self.env = env or {}
@@ -122,8 +163,16 @@ class Executor:
     def __init__(self, timeout: float = 120.0, plugins: tuple[str, ...] = (),
                  workdir: str | None = None, env: dict | None = None, label: str = "main",
                  frameworks: tuple[str, ...] = (), repro_dir: str | None = None,
-                 master: dict | None = None, python: str | None = None):
+                 master: dict | None = None, python: str | None = None, startup_timeout: float = 300.0,
+                 check_calls: tuple[str, ...] = ()):
         self.timeout = timeout
+        #: ``call:`` targets the first session resolves (see :meth:`wait_ready`)
+        self.check_calls = tuple(check_calls)
+        #: targets the session could not resolve (target -> why), once it said hello
+        self.bad_calls: dict[str, str] = {}
+        #: seconds a session may take to say hello (its master may still import and warm up);
+        #: never counted against a case's ``timeout``
+        self.startup_timeout = startup_timeout
         #: the interpreter of a master this executor starts itself
         self.python = python or sys.executable
         #: failing cases leave a repro bundle in ``<repro_dir>/<case id>/`` (None: no bundles)
@@ -131,7 +180,7 @@ class Executor:
         self.plugins = tuple(plugins)
         self.frameworks = tuple(frameworks)
         #: exported models and the runner logs; a folder made here is removed by :meth:`close`
-        self.workdir = workdir or tempfile.mkdtemp(prefix="onnx-conf-")
+        self.workdir = workdir or temp_dir()
         self._owns_workdir = workdir is None
         self.env = env or {}
         self.label = label
@@ -181,7 +230,8 @@ class Executor:
             self.shared = None
             conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             conn.connect(self._master_address())
-        wire.send(conn.fileno(), wire.hello(str(self.log_path), self.env))
+        wire.send(conn.fileno(), wire.hello(str(self.log_path), self.env, list(self.check_calls)))
+        self.check_calls = ()  # resolved once, by the first session
         self.conn, self.pid, self._free_at = conn, None, None
         self._queue.clear()
         self.started += 1
@@ -281,9 +331,11 @@ class Executor:
         try:
             reply = {}
             if self.pid is None:  # the session's hello (the master may still be warming up)
-                reply = wire.recv(self.conn.fileno(), t0 + timeout)
-                self.pid = reply.get("pid") if reply else None
-                self.master_pid = reply.get("master") if reply else None
+                try:
+                    reply = self._hello(t0 + self.startup_timeout)
+                except TimeoutError:
+                    return self._startup_failed(case, t0)
+                t0 = time.monotonic()  # the case's clock starts once its runner is up
             if reply is not None:
                 if not self._queue:
                     self._send_case(case, bundle_dir, device)
@@ -319,6 +371,38 @@ class Executor:
             if reply.get("message", "").startswith("the exporter called sys.exit"):
                 reply["message"] += _key_lines(reply["log"])
         return reply
+
+
+    def _hello(self, deadline: float) -> dict | None:
+        """Read the session's :func:`~harness.wire.ready` (None: it closed); TimeoutError past ``deadline``."""
+        reply = wire.recv(self.conn.fileno(), deadline)
+        self.pid = reply.get("pid") if reply else None
+        self.master_pid = reply.get("master") if reply else None
+        self.bad_calls.update(wire.bad_calls(reply))
+        return reply
+
+    def wait_ready(self) -> dict[str, str]:
+        """Open the session if needed and wait for its hello (start-up limit); return the bad ``call:`` targets.
+
+        Raises TimeoutError when the runner does not start in time, OSError when it cannot be reached.
+        """
+        if self.conn is None:
+            self._start()
+        if self.pid is None and self._hello(time.monotonic() + self.startup_timeout) is None:
+            self._kill()
+            raise OSError("the runner closed the connection before it was ready")
+        return dict(self.bad_calls)
+
+    def _startup_failed(self, case: Case, t0: float) -> dict:
+        """The record of a case whose runner did not start in time (the case itself never ran)."""
+        self._kill()
+        self.restarts += 1
+        log = self._log_tail(0)
+        rec = _failure(case, status.TIMEOUT, f"the runner did not start within {self.startup_timeout:g} s "
+                       f"(imports and warm-up; --startup-timeout); the case did not run", log,
+                       time.monotonic() - t0)
+        rec["stage"] = "startup"
+        return rec
 
 
 @dataclass

@@ -131,6 +131,10 @@ def _dotted(doc: SourcedDoc, at: tuple) -> str:
 
 def validate(doc: SourcedDoc, json_schema: dict) -> None:
     """Validate ``doc`` against ``json_schema``; raise the first error as a MatrixError."""
+    if json_schema.get("type") == "object" and not isinstance(doc.data, dict):
+        keys = ", ".join(f"{k}:" for k in json_schema.get("required", ()))
+        got = "the file is empty" if doc.data is None else f"the file holds a {_kind(doc.data)}"
+        raise MatrixError(doc.path, doc.line_of(()), "<file>", f"{got}; expected a mapping with the keys {keys}")
     validator = jsonschema.Draft202012Validator(json_schema)
     errors = sorted(validator.iter_errors(doc.data), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
     if not errors:
@@ -145,6 +149,11 @@ def validate(doc: SourcedDoc, json_schema: dict) -> None:
             at = at + (extra[0],)
             message = f"unknown key {extra[0]!r} (allowed: {', '.join(sorted(allowed))})"
     raise MatrixError(doc.path, doc.line_of(at), _dotted(doc, at), message)
+
+
+def _kind(value) -> str:
+    return {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}.get(
+        type(value), type(value).__name__)
 
 
 def load_tolerances(path: str | Path) -> tuple[dict, dict]:
@@ -234,7 +243,8 @@ def load_matrix(path: str | Path, rules: dict, default_rules: dict, scope: Scope
             if "opsets" in spec:
                 rlo, rhi = spec["opsets"].get("min", 1), spec["opsets"].get("max", 64)
                 if rlo > rhi:
-                    raise MatrixError(doc.path, doc.line_of(vat + ("opsets",)) or doc.line_of(at + ("opsets",)),
+                    raise MatrixError(doc.path, doc.first_line(vat + ("opsets",), at + ("opsets",),
+                                                               ("defaults", "opsets")),
                                       f"entries[{kernel}].opsets",
                                       f"impossible opset range min={rlo} > max={rhi}")
             olo, ohi = max(lo, rlo), min(hi, rhi)
@@ -255,7 +265,8 @@ def load_matrix(path: str | Path, rules: dict, default_rules: dict, scope: Scope
             if only:
                 unknown = sorted(set(only) - set(data["exporters"]))
                 if unknown:
-                    raise MatrixError(doc.path, doc.line_of(vat + ("exporters",)) or doc.line_of(at + ("exporters",)),
+                    raise MatrixError(doc.path, doc.first_line(vat + ("exporters",), at + ("exporters",),
+                                                               ("defaults", "exporters")),
                                       f"entries[{kernel}].exporters",
                                       f"unknown exporter {unknown[0]!r} (the file lists "
                                       f"{', '.join(data['exporters'])})")
@@ -268,8 +279,15 @@ def load_matrix(path: str | Path, rules: dict, default_rules: dict, scope: Scope
             for dtype in spec.get("dtypes", ["float32"]):
                 name = tol_name or default_rules.get(dtype)
                 if name not in rules:
-                    raise MatrixError(doc.path, doc.line_of(vat + ("tolerance",)) or doc.line_of(at + ("tolerance",)),
-                                      f"entries[{kernel}].tolerance", f"unknown tolerance rule {name!r}")
+                    if tol_name is None:
+                        raise MatrixError(doc.path, doc.first_line(vat + ("dtypes",), at + ("dtypes",),
+                                                                   ("defaults", "dtypes")),
+                                          f"entries[{kernel}].dtypes", f"no 'tolerance:' given and the "
+                                          f"tolerance file has no default rule for dtype {dtype!r}")
+                    raise MatrixError(doc.path, doc.first_line(vat + ("tolerance",), at + ("tolerance",),
+                                                               ("defaults", "tolerance")),
+                                      f"entries[{kernel}].tolerance", f"unknown tolerance rule {name!r} "
+                                      f"(known: {', '.join(sorted(rules))})")
                 cspec = {k: v for k, v in spec.items()
                          if k not in ("dtypes", "tolerance", "smoke", "skip", "exporters")}
                 cspec["inputs"] = [{"dtype": dtype, **inp} for inp in spec.get("inputs", [])]
@@ -315,7 +333,9 @@ def load_all(paths: list[Path], tolerances_path: Path, scope: Scope,
         m = load_matrix(path, rules, defaults, scope, max_opset)
         for c in m.cases:
             if c.id in seen:
-                raise MatrixError(path, None, "kernel", f"case id {c.id} also produced by {seen[c.id]}")
+                where, _, line = c.source.rpartition(":")
+                raise MatrixError(where or path, int(line) if line.isdigit() else None, f"entries[{c.kernel}]",
+                                  f"case id {c.id} also produced by {seen[c.id]}")
             seen[c.id] = c.source
         out.cases += m.cases
         out.rows += m.rows

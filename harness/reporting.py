@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 
-def end_of_run(cfg, matrix) -> list[str]:
-    """Regenerate reports from ``cfg.results`` into ``cfg.reports_dir``; return lines for the terminal.
+def end_of_run(cfg, matrix, out_dir=None) -> list[str]:
+    """Regenerate reports from ``cfg.results`` into ``out_dir`` (default ``cfg.reports_dir``); return lines.
 
     Never raises: a failure becomes one line, so reporting cannot break the run.
     """
@@ -21,7 +21,8 @@ def end_of_run(cfg, matrix) -> list[str]:
         exporters: dict[str, set] = {}
         for c in matrix.cases:
             exporters.setdefault(c.framework, set()).add(c.exporter)
-        paths = build_reports(loaded, cfg.reports_dir, matrix.rows, {k: sorted(v) for k, v in exporters.items()})
+        paths = build_reports(loaded, out_dir or cfg.reports_dir, matrix.rows,
+                              {k: sorted(v) for k, v in exporters.items()})
         return lines + [f"reports: wrote {p}" for p in paths]
     except Exception as exc:  # noqa: BLE001 - reporting must not crash the run
         return [f"reports: failed ({type(exc).__name__}: {exc}); results are intact in {cfg.results}"]

@@ -52,6 +52,39 @@ def _serve(fd: int, plugins: tuple[str, ...]) -> None:
         wire.send(fd, rec)
 
 
+def resolve_call(dotted: str):
+    """``'paddle.nn.functional.relu6'`` -> the object (nested attributes allowed); raises if absent."""
+    parts = dotted.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise ImportError(f"no module of {dotted!r} can be imported")
+
+
+def check_calls(targets) -> dict[str, str]:
+    """The ``call:`` targets that do not resolve here (target -> why).
+
+    A target whose top-level package is not installed is left out: its cases
+    are skipped as "framework not installed", which is not a typo.
+    """
+    bad = {}
+    for target in targets:
+        try:
+            importlib.import_module(target.split(".", 1)[0])
+        except ImportError:
+            continue
+        try:
+            resolve_call(target)
+        except (ImportError, AttributeError) as exc:
+            bad[target] = f"{type(exc).__name__}: {exc}"
+    return bad
+
+
 def _warm_up(adapter) -> None:
     """Run the adapter's optional ``warm_up(workdir)`` so forked servers inherit a warm process."""
     warm = getattr(adapter, "warm_up", None)
@@ -60,7 +93,7 @@ def _warm_up(adapter) -> None:
     import shutil
     import tempfile
 
-    workdir = tempfile.mkdtemp(prefix="onnx-conf-warm-")
+    workdir = tempfile.mkdtemp(prefix=f"onnx-conf-warm-{os.getpid()}-")  # see isolation.temp_dir
     try:
         warm(workdir)
     except Exception as exc:  # noqa: BLE001 - only a lost optimisation; cases still run
@@ -86,7 +119,7 @@ def _session(conn: socket.socket, plugins: tuple[str, ...]) -> None:
     except OSError as exc:
         print(f"session {os.getpid()}: cannot open log {hello.get('log')!r}: {exc}", flush=True)
     os.environ.update(hello.get("env") or {})
-    wire.send(fd, wire.ready(os.getpid(), os.getppid()))
+    wire.send(fd, wire.ready(os.getpid(), os.getppid(), check_calls(hello.get("check_calls") or ())))
     if os.environ.get("HARNESS_NO_FORK") == "1":
         _serve(fd, plugins)
     while True:

@@ -4,7 +4,8 @@
 by framework, exporter, kernel, status and cause, folds their opsets into
 ranges, and prints YAML entries whose reasons quote what the exporter or the
 runtime said. Nothing is written: review the draft, then paste what you accept
-into ``cases/expected_failures.yaml``.
+into ``cases/expected_failures.yaml``. An input that is missing, not a
+results file or without any valid record is refused with one line (exit 2).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from collections import defaultdict
 import yaml
 
 from .matrix import format_opsets
-from .results import read_results
 from .status import FAILURES
 
 _PATH = re.compile(r"(/[\w.\-]+)+")
@@ -48,7 +48,7 @@ def suggest(records: list[dict], declared_only: bool = True) -> list[dict]:
     """Expected-failure entries (dicts) covering every failing record."""
     variants_at: dict[tuple, set] = defaultdict(set)
     for r in records:
-        variants_at[(r["framework"], r["exporter"], r["kernel"], r["opset"])].add(r["variant"])
+        variants_at[(r["framework"], r["exporter"], r["kernel"], r["opset"])].add(r.get("variant", "default"))
     groups: dict[tuple, dict] = {}
     for r in records:
         if r["status"] not in FAILURES:
@@ -56,7 +56,7 @@ def suggest(records: list[dict], declared_only: bool = True) -> list[dict]:
         if declared_only and not (r.get("declared") or {}).get("in_range", True):
             continue
         g = groups.setdefault(_group_key(r), {"cells": set(), "example": r, "records": []})
-        g["cells"].add((r["variant"], r["opset"]))
+        g["cells"].add((r.get("variant", "default"), r["opset"]))
         g["records"].append(r)
     out = []
     for (fw, exp, kernel, st, _), g in sorted(groups.items()):
@@ -94,14 +94,23 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     ap = argparse.ArgumentParser(prog="python -m harness suggest-expectations", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("results", nargs="+", help="results files (JSON lines)")
+    ap.add_argument("results", nargs="+", help="results files (JSON lines) or folders of them")
     ap.add_argument("--all-opsets", action="store_true",
                     help="include failures outside the declared range too")
     args = ap.parse_args(argv)
-    bad: list = []
-    records = [r for p in args.results for r in read_results(p, bad)]
-    for b in bad:
-        print(f"error: {b}", file=sys.stderr)
+    from .report.cmd_report import print_problems
+    from .report.inputs import InputError, load
+
+    try:
+        loaded = load(args.results)
+    except (InputError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print_problems(loaded)
+    records = loaded.records
+    if not records:
+        print(f"error: no valid record in {', '.join(loaded.files)}; nothing drafted", file=sys.stderr)
+        return 2
     entries = suggest(records, declared_only=not args.all_opsets)
     yaml.safe_dump({"expected_failures": entries}, sys.stdout, sort_keys=False, width=110,
                    allow_unicode=True)

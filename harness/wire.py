@@ -4,9 +4,10 @@ Both ends (:mod:`harness.isolation` in the pytest process, :mod:`harness.runner`
 in the session and server) use only this module to talk. A message is a JSON
 value framed by a 4-byte big-endian length. The conversation on one connection:
 
-1. owner -> session: :func:`hello` (where to log, extra environment);
+1. owner -> session: :func:`hello` (where to log, extra environment, and
+   optionally the matrix's ``call:`` targets to resolve);
 2. session -> owner: :func:`ready` (the session's pid, which is also its process
-   group, and its master's pid);
+   group, its master's pid, and the targets that did not resolve);
 3. owner -> server: :func:`run_case`, at most two outstanding (one sent ahead);
 4. server -> owner: the case's record (a plain dict, see :mod:`harness.record`),
    or, from the session when the server died, :func:`crashed`;
@@ -28,14 +29,24 @@ _HEADER = struct.Struct("!I")
 STOP = None
 
 
-def hello(log: str, env: dict[str, str]) -> dict:
-    """First message of an owner: the log file the session writes to and extra environment."""
-    return {"hello": True, "log": log, "env": env}
+def hello(log: str, env: dict[str, str], check_calls: list[str] | None = None) -> dict:
+    """First message of an owner: the log file the session writes to and extra environment.
+
+    ``check_calls``: dotted ``call:`` targets of the matrix the session resolves
+    in its warm framework before anything runs (a typo is a configuration
+    error, not a failing case); see :func:`ready`.
+    """
+    return {"hello": True, "log": log, "env": env, "check_calls": list(check_calls or ())}
 
 
-def ready(pid: int, master: int) -> dict:
-    """The session's answer to :func:`hello`."""
-    return {"pid": pid, "master": master}
+def ready(pid: int, master: int, bad_calls: dict[str, str] | None = None) -> dict:
+    """The session's answer to :func:`hello`; ``bad_calls``: target -> why it does not resolve."""
+    return {"pid": pid, "master": master, "bad_calls": dict(bad_calls or {})}
+
+
+def bad_calls(msg: dict) -> dict[str, str]:
+    """The targets a :func:`ready` message reports as unresolvable (target -> why)."""
+    return dict(msg.get("bad_calls") or {}) if isinstance(msg, dict) else {}
 
 
 def run_case(case: dict, bundle_dir: str | None, device: dict | None, workdir: str) -> dict:

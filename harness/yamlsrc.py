@@ -43,6 +43,17 @@ class SourcedDoc:
             key_path = key_path[:-1]
         return self.lines.get((), None)
 
+    def first_line(self, *key_paths: tuple) -> int | None:
+        """The line of the first of ``key_paths`` present in the file (else the nearest of the first).
+
+        A value merged from several places (variant, entry, file defaults) is
+        reported at the line that actually wrote it.
+        """
+        for key_path in key_paths:
+            if tuple(key_path) in self.lines:
+                return self.lines[tuple(key_path)]
+        return self.line_of(key_paths[0]) if key_paths else None
+
 
 def _walk(node: yaml.Node, path: tuple, lines: dict, src: Path) -> Any:
     lines[path] = node.start_mark.line + 1
@@ -77,15 +88,23 @@ def load_yaml(path: str | Path) -> SourcedDoc:
     """Parse ``path`` into a :class:`SourcedDoc`; a syntax error becomes a MatrixError."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise MatrixError(path, None, "<file>", f"cannot read: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise MatrixError(path, line, "<encoding>", f"not UTF-8 text (byte {raw[exc.start]:#04x} at "
+                          f"offset {exc.start}); save the file as UTF-8") from None
     try:
         node = yaml.compose(text, Loader=_FAST_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
+        if line is None and isinstance(getattr(exc, "position", None), int):  # reader errors
+            line = text[:exc.position].count("\n") + 1
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
         raise MatrixError(path, line, "<syntax>", problem) from None
     lines: dict[tuple, int] = {}
     data = None if node is None else _walk(node, (), lines, path)

@@ -31,6 +31,14 @@ class FakeFramework:
     def reference(self, model, inputs):
         return [np.maximum(inputs[0], 0)]
 
+    def warm_up(self, workdir):
+        """Sleep ``HARNESS_FAKE_WARM_UP_S`` seconds (slow imports, for the tests of start-up limits);
+        touch ``HARNESS_FAKE_WARM_UP_MARK`` (tests that a usage error starts no runner)."""
+        mark = os.environ.get("HARNESS_FAKE_WARM_UP_MARK")
+        if mark:
+            open(mark, "a").close()
+        time.sleep(float(os.environ.get("HARNESS_FAKE_WARM_UP_S", "0")))
+
 
 def _model(nodes, out_type=TensorProto.FLOAT, out_shape=("N", 3), opset=13, inits=()):
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])
@@ -42,7 +50,7 @@ def _model(nodes, out_type=TensorProto.FLOAT, out_shape=("N", 3), opset=13, init
 def build_onnx(behavior: str, opset: int) -> onnx.ModelProto:
     """The ONNX model a fake exporter writes for ``behavior``."""
     relu = helper.make_node("Relu", ["x"], ["y"])
-    if behavior in ("good", "good-or-wrong"):
+    if behavior in ("good", "good-or-wrong", "slow"):
         return _model([relu], opset=opset)
     if behavior == "wrong-values":
         return _model([helper.make_node("Abs", ["x"], ["y"])], opset=opset)
@@ -86,6 +94,8 @@ class FakeExporter:
             os.abort()
         if model == "hangs":
             time.sleep(3600)
+        if model == "slow":  # a case still running when a fault test kills something
+            time.sleep(float(os.environ.get("HARNESS_FAKE_SLOW_S", "1")))
         if model == "no-file":
             return os.path.join(workdir, "never-written.onnx")
         path = os.path.join(workdir, case.id + ".onnx")

@@ -151,3 +151,60 @@ def test_real_matrices_load():
 
     m = load_all(matrix_files(ROOT / "cases"), TOL, Scope())
     assert m.cases and m.rows
+
+
+# Each message points at the line that wrote the faulty value (entry, variant or file defaults).
+FIELD_LINES = [
+    ("    inputs:", "    opsets: {min: 12, max: 9}\n    inputs:", 8, "entries[relu].opsets", "impossible opset range"),
+    ("    inputs:", "    tolerance: nope\n    inputs:", 8, "entries[relu].tolerance", "unknown tolerance rule 'nope'"),
+    ("    inputs:", "    exporters: [nope]\n    inputs:", 8, "entries[relu].exporters", "unknown exporter 'nope'"),
+    ("entries:", "defaults:\n  tolerance: nope\nentries:", 5, "entries[relu].tolerance", "unknown tolerance rule"),
+    ("a: {kwargs: {behavior: good}}", "a: {kwargs: {behavior: good}, exporters: [nope]}", 10,
+     "entries[relu].exporters", "unknown exporter"),
+]
+
+
+@pytest.mark.parametrize("old, new, line, field, message", FIELD_LINES, ids=[f"{e[3]}@{e[2]}" for e in FIELD_LINES])
+def test_messages_point_at_the_line_of_the_field(tmp_path, old, new, line, field, message):
+    p = write(tmp_path, BASE.replace(old, new))
+    with pytest.raises(MatrixError) as err:
+        expand(p)
+    assert str(err.value).startswith(f"{p}:{line}: {field}: {message}"), str(err.value)
+
+
+def test_duplicate_across_files_names_both_lines(tmp_path):
+    a, b = write(tmp_path, BASE, "a.yaml"), write(tmp_path, "# second copy\n" + BASE, "b.yaml")
+    with pytest.raises(MatrixError) as err:
+        load_all([a, b], TOL, Scope(), max_opset=22)
+    assert str(err.value).startswith(f"{b}:6: entries[relu]: case id fake-fake-relu-a-opset7-float32-cpu "
+                                     f"also produced by {a}:5"), str(err.value)
+
+
+def test_non_utf8_file_is_named(tmp_path):
+    p = tmp_path / "m.yaml"
+    p.write_bytes(BASE.replace("    builder: relu\n", "    builder: relu  # caf\xe9\n").encode("latin-1"))
+    with pytest.raises(MatrixError, match=r"m.yaml:7: <encoding>: not UTF-8 text \(byte 0xe9"):
+        expand(p)
+
+
+@pytest.mark.parametrize("text, got", [("", "the file is empty"), ("# nothing yet\n", "the file is empty"),
+                                       ("- relu\n", "the file holds a list")])
+def test_empty_or_non_mapping_files_say_what_was_expected(tmp_path, text, got):
+    from harness.expectations import Expectations
+
+    m = write(tmp_path, text)
+    with pytest.raises(MatrixError) as err:
+        expand(m)
+    assert f"{got}; expected a mapping with the keys framework:, exporters:, entries:" in str(err.value)
+    assert "None is not of type" not in str(err.value)
+    tol = write(tmp_path, text, "tol.yaml")
+    with pytest.raises(MatrixError, match=f"{got}; expected a mapping with the keys rules:, defaults:"):
+        load_tolerances(tol)
+    with pytest.raises(MatrixError, match=f"{got}; expected a mapping with the keys expected_failures:"):
+        Expectations.load(write(tmp_path, text, "xf.yaml"))
+
+
+def test_control_character_names_the_line(tmp_path):
+    p = write(tmp_path, BASE.replace("builder: relu", "builder: re\x07lu"))
+    with pytest.raises(MatrixError, match=r"m.yaml:7: <syntax>: unacceptable character"):
+        expand(p)

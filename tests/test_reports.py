@@ -170,9 +170,38 @@ def test_corrupt_lines_are_named_and_valid_records_kept(tmp_path, capsys):
     assert len(doc["records"]) == n
     assert len(doc["inputs"]["bad_lines"]) == 4
     assert f"{src}:{n + 1}" in (d / "support.md").read_text()
+    assert f"error: 4 invalid line(s) left out; {n} valid record(s) kept" in err
     only_bad = write(tmp_path / "bad.jsonl", [], extra_lines=["garbage\n"])
     assert main(["report", str(only_bad), "--out", str(tmp_path / "x"), "--no-matrix"]) == 2
+    assert "not a results file: line 1 is not a result record" in capsys.readouterr().err
+    empty = write(tmp_path / "empty.jsonl", [])
+    assert main(["report", str(empty), "--out", str(tmp_path / "x"), "--no-matrix"]) == 2
     assert "no valid record" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad, field", [({"status": "great"}, "unknown status 'great'"),
+                                        ({"device": None}, "field 'device'"), ({"dtype": 7}, "field 'dtype'")])
+def test_records_with_unknown_values_are_left_out_and_counted(tmp_path, capsys, bad, field):
+    src = write(tmp_path / "r.jsonl", sample() + [rec(kernel="odd", **bad)])
+    doc = json.loads((report(tmp_path, src) / "support.json").read_text())
+    err = capsys.readouterr().err
+    assert field in err and f"error: 1 invalid line(s) left out; {len(sample())} valid record(s) kept" in err
+    assert "odd" not in {r["kernel"] for r in doc["records"]} and len(doc["inputs"]["bad_lines"]) == 1
+
+
+def test_inputs_that_are_not_results_are_refused_in_one_line(tmp_path, capsys):
+    d = report(tmp_path, write(tmp_path / "r.jsonl", sample()))
+    capsys.readouterr()
+    blob = tmp_path / "blob.jsonl"
+    blob.write_bytes(bytes(range(256)) * 4)
+    for given, why in [(d / "support.json", "one JSON document"), (d / "support.png", "binary data"),
+                       (blob, "binary data")]:
+        for cmd in (["report", str(given), "--out", str(tmp_path / "x"), "--no-matrix"],
+                    ["suggest-expectations", str(given)], ["merge", str(tmp_path / "m.jsonl"), str(given)]):
+            assert main(cmd) == 2, cmd
+            out, err = capsys.readouterr()
+            assert err.count("\n") == 1 and why in err and str(given) in err, (cmd, err)
+    assert not (tmp_path / "x").exists() and not (tmp_path / "m.jsonl").exists()
 
 
 def test_folder_input_merges_every_jsonl(tmp_path):
@@ -240,3 +269,69 @@ def test_explore_records_stay_out_of_the_support_tables(tmp_path):
     loaded = load([p], include_explore=False)
     assert [r["id"] for r in loaded.records] == ["paddle-dygraph-relu6-default-opset13-float32-cpu"]
     assert loaded.explore == 1
+
+
+HOSTILE = ("<script>alert(1)</script> <img src=x onerror=alert(2)> [x](javascript:alert(3)) "
+           "![i](http://t/p.png) `code` a|b &amp; *em*")
+
+
+def _inert(md: str) -> None:
+    """No raw HTML tag, link, image or code span survives outside what the harness wrote itself."""
+    assert not re.search(r"<\s*(script|img|a|iframe)\b", md, re.I), md
+    assert "](" not in md.replace("\\](", ""), "a link or image survived"
+    assert "`code`" not in md and "&amp;amp;" in md
+
+
+def _cells(row: str) -> int:
+    return len(re.findall(r"(?<!\\)\|", row)) - 1
+
+
+def test_untrusted_strings_stay_text_in_support_md(tmp_path):
+    bad = [rec(opset=13, status="mismatch", message=HOSTILE, variant="v", kernel="k" + HOSTILE, shared_key=HOSTILE)]
+    src = write(tmp_path / "r`<b>`.jsonl", sample() + bad, extra_lines=[HOSTILE + "\n"])
+    md = (report(tmp_path, src) / "support.md").read_text()
+    _inert(md)
+    rows = [line for line in md.splitlines() if line.startswith("| k")]
+    assert rows and all(_cells(r) == 5 for r in rows)
+
+
+def test_untrusted_strings_stay_text_in_diff_markdown(tmp_path, capsys):
+    old = sample()
+    new = [dict(r) for r in old]
+    victim = next(r for r in new if r["status"] == "pass")
+    victim.update(status="mismatch", message=HOSTILE, id=victim["id"])
+    a, b = write(tmp_path / "old.jsonl", old), write(tmp_path / "new<i>.jsonl", new)
+    md = tmp_path / "summary.md"
+    assert main(["diff", str(a), str(b), "--markdown", str(md)]) == 1
+    text = md.read_text()
+    _inert(text)
+    row = next(line for line in text.splitlines() if line.startswith(f"| {victim['id']}"))
+    assert _cells(row) == 4
+
+
+def test_diff_fails_on_a_vanished_case_unless_allowed(tmp_path, capsys):
+    old = sample()
+    lost = next(r for r in old if r["status"] == "pass")
+    a = write(tmp_path / "old.jsonl", old)
+    b = write(tmp_path / "new.jsonl", [r for r in old if r is not lost])
+    assert main(["diff", str(a), str(b)]) == 1
+    out = capsys.readouterr().out
+    assert "no regression" in out and "**1 vanished case(s)**" in out and lost["id"] in out
+    assert main(["diff", str(a), str(b), "--allow-vanished"]) == 0
+    assert main(["diff", str(b), str(a)]) == 0  # a new case is no failure
+
+
+def test_suggest_expectations_refuses_bad_input_in_one_line(tmp_path, capsys):
+    good = write(tmp_path / "r.jsonl", sample())
+    assert main(["suggest-expectations", str(good)]) == 0
+    assert "expected_failures:" in capsys.readouterr().out
+    cases = [(tmp_path / "missing.jsonl", "no such results file"),
+             (write(tmp_path / "empty.jsonl", []), "no valid record"),
+             (write(tmp_path / "s.jsonl", [{**rec(), "opset": "9"}]), "not a results file: line 1")]
+    for path, why in cases:
+        assert main(["suggest-expectations", str(path)]) == 2, path
+        out, err = capsys.readouterr()
+        assert why in err and "Traceback" not in err and not out, (path, err)
+    mixed = write(tmp_path / "m.jsonl", sample() + [{**rec(status="mismatch"), "opset": "9"}])
+    assert main(["suggest-expectations", str(mixed)]) == 0
+    assert "field 'opset' must be a positive integer" in capsys.readouterr().err

@@ -211,3 +211,29 @@ def test_a_hung_server_dies_with_its_owner(fake, master, tmp_path):
         assert master.alive()
     finally:
         ex.close()
+
+
+def test_start_up_is_not_counted_against_the_first_case(fake, tmp_path):
+    """A slow import and warm-up (3 s) must not time out a 1 s case: start-up has its own limit."""
+    plugins, case = fake
+    ex = Executor(timeout=1, startup_timeout=30, plugins=plugins, workdir=str(tmp_path), frameworks=("fake",),
+                  env={"HARNESS_FAKE_WARM_UP_S": "3"})
+    try:
+        t = time.monotonic()
+        rec = ex.run(case("good"))
+        assert rec["status"] == status.PASS, rec
+        assert time.monotonic() - t >= 3 and rec["wall_s"] < 1  # the wait was start-up, not the case
+    finally:
+        ex.close()
+
+
+def test_a_runner_that_does_not_start_in_time_says_so(fake, tmp_path):
+    plugins, case = fake
+    ex = Executor(timeout=30, startup_timeout=1, plugins=plugins, workdir=str(tmp_path), frameworks=("fake",),
+                  env={"HARNESS_FAKE_WARM_UP_S": "10"})
+    try:
+        rec = ex.run(case("good"))
+        assert rec["status"] == status.TIMEOUT and rec["stage"] == "startup", rec
+        assert "the runner did not start within 1 s (imports and warm-up; --startup-timeout)" in rec["message"]
+    finally:
+        ex.close()

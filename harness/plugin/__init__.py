@@ -18,9 +18,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from .collection import CaseCollection
+from .collection import CaseCollection, targets_conformance
 from .lifecycle import CaseRunner, RunnerLifecycle
 from .options import CONFIG, HarnessConfig, add_options, is_controller, make_config
+from .preflight import preflight
 from .summary import RunSummary
 from .verdict import Verdicts, xfail
 
@@ -48,7 +49,7 @@ def pytest_addoption(parser):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
-    """Freeze the options and register the plugin objects; start the runners early."""
+    """Freeze the options, check them and the input files, register the plugin objects, start the runners."""
     if not hasattr(config.option, "cases_dir"):
         return
     cfg = make_config(config)
@@ -56,6 +57,8 @@ def pytest_configure(config):
     collection = CaseCollection(config, cfg)
     verdicts = Verdicts(config, cfg, collection)
     lifecycle = RunnerLifecycle(config, cfg, collection, verdicts)
+    if is_controller(config) and targets_conformance(config):
+        preflight(cfg, collection, verdicts)  # usage and configuration faults: one line, exit 4
     summary = RunSummary(config, cfg, collection) if is_controller(config) else None
     pm = config.pluginmanager
     pm.register(collection, "onnx-conformance-collection")

@@ -49,6 +49,7 @@ class CaseCollection:
         self.cfg = cfg
         self._matrix: Matrix | None = None
         self._explore: list | None = None
+        self._by_id: dict[str, Case] | None = None
 
     # -- the matrix -----------------------------------------------------------
     @property
@@ -64,6 +65,12 @@ class CaseCollection:
             matrix.cases = [_unrunnable(c, cfg.present) for c in matrix.cases]
             self._matrix = matrix
         return self._matrix
+
+    def case_by_id(self, case_id: str) -> Case | None:
+        """The case of this run's matrix with id ``case_id``, or None."""
+        if self._by_id is None:
+            self._by_id = {c.id: c for c in self.matrix.cases}
+        return self._by_id.get(case_id)
 
     def explore_targets(self) -> list:
         """Property-mode targets (every entry x exporter x device), collected once per process."""

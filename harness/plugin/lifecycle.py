@@ -22,7 +22,7 @@ import pytest
 
 from .. import devices, environments, record, status
 from ..case import Case
-from ..isolation import Executor, Master
+from ..isolation import Executor, Master, sweep_stale_temp_dirs
 from .collection import CaseCollection, case_of, targets_conformance
 from .options import HarnessConfig
 from .verdict import Verdicts
@@ -51,6 +51,8 @@ class RunnerLifecycle:
         self.masters: dict[str, Master] = {}
         #: framework -> a session opened before collection, adopted by the first CaseRunner
         self.early: dict[str, Executor] = {}
+        #: framework -> a session that only resolves the matrix's ``call:`` targets (xdist controller)
+        self.checkers: dict[str, Executor] = {}
         #: the case pytest runs after the current one (see pytest_runtest_protocol)
         self.next_case: Case | None = None
         self.runner: CaseRunner | None = None
@@ -60,25 +62,75 @@ class RunnerLifecycle:
         where = where_cases_run(self.config)
         if where is None:
             return
+        if getattr(self.config, "workerinput", None) is None:
+            sweep_stale_temp_dirs()  # left by runs that were killed
         frameworks = [fw for fw in self.collection.frameworks() if environments.unavailable(fw) is None]
         plugins = self.collection.plugins()
+        calls = self.call_targets()
         if where == "workers":
             for fw in frameworks:
                 self.masters[fw] = Master(plugins, (fw,), python=environments.interpreter(fw)).start()
+                if calls.get(fw):
+                    self.checkers[fw] = self.executor(fw, self.masters[fw].describe(), calls[fw])
+                    self.checkers[fw].start()
         else:
             for fw in frameworks:
-                ex = self.executor(fw)
+                ex = self.executor(fw, check_calls=calls.get(fw, ()))
                 ex.start()
                 self.early[fw] = ex
 
-    def executor(self, framework: str) -> Executor:
+    def call_targets(self) -> dict[str, tuple[str, ...]]:
+        """framework -> the ``call:`` targets of the cases that will run (controller only; else empty)."""
+        if getattr(self.config, "workerinput", None) is not None or self.cfg.explore:
+            return {}
+        out: dict[str, set[str]] = {}
+        for c in self.collection.matrix.cases:
+            if c.spec.get("call") and not c.skip:
+                out.setdefault(c.framework, set()).add(c.spec["call"])
+        return {fw: tuple(sorted(t)) for fw, t in out.items()}
+
+    def check_calls(self, executors: dict[str, Executor]) -> None:
+        """Wait for ``executors`` to say hello; a ``call:`` target that did not resolve is a usage error.
+
+        Runs once collection is done: the runners imported and warmed up meanwhile,
+        and the first case would wait for them anyway.
+        """
+        for fw, ex in executors.items():
+            try:
+                bad = ex.wait_ready()
+            except (TimeoutError, OSError):
+                continue  # a runner that cannot start is reported per case, with its own message
+            if bad:
+                target, why = sorted(bad.items())[0]
+                case = next(c for c in self.collection.matrix.cases if c.spec.get("call") == target)
+                more = f" (and {len(bad) - 1} more call target(s))" if len(bad) > 1 else ""
+                self.close()
+                raise pytest.UsageError(f"{case.source}: entries[{case.kernel}].call: {target!r} does not "
+                                        f"resolve in {fw} ({why}){more}")
+
+    def pytest_collection_finish(self, session):
+        """A plain run: the early sessions resolved the ``call:`` targets while pytest collected."""
+        if getattr(self.config, "workerinput", None) is None and self.early:
+            self.check_calls(self.early)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node, ids):
+        """xdist controller: check the ``call:`` targets before the first case is handed out."""
+        checkers, self.checkers = self.checkers, {}
+        try:
+            self.check_calls(checkers)
+        finally:
+            for ex in checkers.values():
+                ex.close()
+
+    def executor(self, framework: str, shared: dict | None = None, check_calls: tuple[str, ...] = ()) -> Executor:
         """A new executor for ``framework``, on the controller's master for it where there is one."""
         cfg = self.cfg
-        shared = getattr(self.config, "workerinput", {}).get("harness_masters", {}).get(framework)
-        return Executor(timeout=cfg.timeout, plugins=self.collection.plugins(),
+        shared = shared or getattr(self.config, "workerinput", {}).get("harness_masters", {}).get(framework)
+        return Executor(timeout=cfg.timeout, startup_timeout=cfg.startup_timeout, plugins=self.collection.plugins(),
                         label=f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{framework}",
                         frameworks=(framework,), repro_dir=str(cfg.repro_dir) if cfg.repro_dir else None,
-                        master=shared, python=environments.interpreter(framework))
+                        master=shared, python=environments.interpreter(framework), check_calls=check_calls)
 
     def case_runner(self) -> "CaseRunner":
         """This process's :class:`CaseRunner` (made on first use)."""
@@ -114,9 +166,10 @@ class RunnerLifecycle:
         if self.runner is not None:
             self.runner.close()
             self.runner = None
-        for ex in self.early.values():
+        for ex in [*self.early.values(), *self.checkers.values()]:
             ex.close()
         self.early.clear()
+        self.checkers.clear()
         for m in self.masters.values():
             m.close()
         self.masters.clear()

@@ -6,8 +6,9 @@ Configuration flows one way: options -> one :class:`HarnessConfig` made in
 
 from __future__ import annotations
 
+import argparse
+import math
 import os
-
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -52,6 +53,34 @@ class HarnessConfig:
     shard_costs: dict | None = field(default=None, hash=False, compare=False)
     #: the case ids of --case-ids FILE, else None
     case_ids: frozenset[str] | None = None
+    #: --reports-dir was given: reports go there even from a partial run
+    reports_dir_given: bool = False
+    #: seconds a runner may take to import and warm up before its first case (not counted in a case's)
+    startup_timeout: float = 300.0
+
+
+def positive_seconds(text: str) -> float:
+    """An option value in seconds: a positive, finite number (argparse ``type``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a positive, finite number of seconds")
+    return value
+
+
+def read_case_ids(path: str) -> frozenset[str]:
+    """The ids of a ``--case-ids`` file: one per line; blank lines and ``#`` comments (even indented) skipped."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise pytest.UsageError(f"--case-ids {path}: cannot read ({why})") from None
+    ids = frozenset(s for s in (ln.strip() for ln in lines) if s and not s.startswith("#"))
+    if not ids:
+        raise pytest.UsageError(f"--case-ids {path}: the file lists no case id (one per line; # for comments)")
+    return ids
 
 
 CONFIG = pytest.StashKey[HarnessConfig]()
@@ -74,8 +103,11 @@ def add_options(parser) -> None:
                      "(failures outside the claimed range are reported as xfail)")
     g.addoption("--smoke", action="store_true",
                 help="run only the smoke slice: entries marked smoke, lowest and highest opset")
-    g.addoption("--case-timeout", type=float, default=120.0,
-                help="seconds one case may take before it is recorded as 'timeout' (default 120)")
+    g.addoption("--case-timeout", type=positive_seconds, default=120.0,
+                help="seconds one case may take before it is recorded as 'timeout' (default 120); "
+                     "a runner's start-up (imports, warm-up) is not counted")
+    g.addoption("--startup-timeout", type=positive_seconds, default=300.0,
+                help="seconds a runner may take to import and warm up before its first case (default 300)")
     g.addoption("--results", default=None,
                 help="results file (JSON lines) to append to; default results/run-<UTC time>.jsonl")
     g.addoption("--no-report", action="store_true",
@@ -96,8 +128,11 @@ def add_options(parser) -> None:
                      "file (default: crc32 of the model key)")
     g.addoption("--case-ids", default=None,
                 help="file with case ids, one per line: run only those (others are deselected)")
-    g.addoption("--reports-dir", default=str(ROOT / "reports"),
-                help="where the end-of-run report is written (default: reports/)")
+    g.addoption("--reports-dir", default=None,
+                help="where the end-of-run report is written (default: reports/ after a full run; "
+                     "after a partial one (-k, --smoke, --case-ids, a shard, an interrupted run, ...) "
+                     "the folder <results file>-reports/ beside the results, so the committed "
+                     "snapshot is not overwritten; give this option to write there anyway)")
     g.addoption("--repro-dir", default=str(ROOT / "artifacts" / "repro"),
                 help="every failing case leaves a repro bundle in DIR/<case id>/ "
                      "(default artifacts/repro; '' for none)")
@@ -149,23 +184,29 @@ def make_config(config) -> HarnessConfig:
         wanted = devices.parse_devices(opt.devices) if opt.devices else present
     except devices.DeviceError as exc:
         raise pytest.UsageError(str(exc)) from None
-    case_ids = None
-    if opt.case_ids:
-        try:
-            lines = Path(opt.case_ids).read_text().splitlines()
-        except OSError as exc:
-            raise pytest.UsageError(f"--case-ids: {exc}") from None
-        case_ids = frozenset(ln.strip() for ln in lines if ln.strip() and not ln.startswith("#"))
+    case_ids = read_case_ids(opt.case_ids) if opt.case_ids else None
     return HarnessConfig(
         cases_dir=cases_dir, matrices=matrices, tolerances=cases_dir / "tolerances.yaml",
         expected=cases_dir / "expected_failures.yaml",
         scope=Scope(opsets=opt.opsets, frameworks=tuple(opt.framework),
                     exporters=tuple(opt.exporter), devices=wanted, smoke=opt.smoke),
-        timeout=opt.case_timeout, results=results, report=not opt.no_report,
-        reports_dir=Path(opt.reports_dir), repro_dir=Path(opt.repro_dir) if opt.repro_dir else None,
+        timeout=opt.case_timeout, startup_timeout=opt.startup_timeout, results=results,
+        report=not opt.no_report, reports_dir=Path(opt.reports_dir or ROOT / "reports"),
+        reports_dir_given=opt.reports_dir is not None, repro_dir=Path(opt.repro_dir) if opt.repro_dir else None,
         explore=opt.explore, max_examples=opt.max_examples, shrink_budget=opt.shrink_budget,
         hypothesis_profile=opt.explore_profile or "ci", special_values=opt.special_values,
         present=present, ort_providers=providers, shard=shard, shard_costs=shard_costs, case_ids=case_ids)
+
+
+def narrowing(config, cfg: HarnessConfig) -> list[str]:
+    """The options that narrow this run to a slice of the matrix (empty for a full run)."""
+    opt = config.option
+    found = [name for name, on in (
+        ("--smoke", cfg.scope.smoke), ("--framework", cfg.scope.frameworks), ("--exporter", cfg.scope.exporters),
+        ("--matrix", opt.matrix), ("--case-ids", cfg.case_ids is not None), ("--shard-id", cfg.shard is not None),
+        ("--explore", cfg.explore), ("-k", getattr(opt, "keyword", "")), ("-m", getattr(opt, "markexpr", "")),
+        ("a node id", any("::" in str(a) for a in config.args))) if on]
+    return found
 
 
 def is_controller(config) -> bool:

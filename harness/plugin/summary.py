@@ -1,7 +1,11 @@
 """The run summary: records written as cases end, counts, and the end-of-run report.
 
 Only the controller (no ``workerinput``) registers :class:`RunSummary`: one
-process writes the results file, whatever the number of workers.
+process writes the results file, whatever the number of workers. Every
+finished case gets exactly one record: a case whose xdist worker died under it
+is recorded as ``crash`` here, from xdist's crash report. A results file that
+cannot be written (a full disk) stops the run with one line; the file keeps
+every record written before, whole.
 """
 
 from __future__ import annotations
@@ -9,15 +13,26 @@ from __future__ import annotations
 import time
 from collections import Counter, defaultdict
 from datetime import datetime, timezone
+from pathlib import Path
 
-from .. import status
-from ..results import ResultsWriter
+import pytest
+
+from .. import record, status
+from ..results import ResultsWriter, WriteFailed
 from .collection import CaseCollection
-from .options import HarnessConfig
+from .options import HarnessConfig, narrowing
 
 
 def _fmt(counter: Counter) -> str:
     return "  ".join(f"{s}={counter[s]}" for s in status.ALL if counter.get(s))
+
+
+def case_id_of(nodeid: str) -> str | None:
+    """The case id in a conformance test's node id (``...::test_case[<id>]``, maybe ``@group`` after)."""
+    head, sep, rest = nodeid.partition("[")
+    if not sep or "]" not in rest:
+        return None
+    return rest[:rest.rindex("]")]
 
 
 class RunSummary:
@@ -32,6 +47,42 @@ class RunSummary:
         self.counts: Counter = Counter()
         self.by_kernel: defaultdict[str, Counter] = defaultdict(Counter)
         self.by_exporter: defaultdict[str, Counter] = defaultdict(Counter)
+        #: why the run stopped early (a full disk, -x, Ctrl-C), if it did
+        self.stopped: str | None = None
+        self.write_failed = False
+
+    def open(self) -> None:
+        """Open the results file for appending (a torn last line left by a killed run is repaired first)."""
+        self.writer = ResultsWriter(self.cfg.results)
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        if self.writer.repaired and tr is not None:
+            tr.write_line(f"onnx-conformance: {self.writer.repaired}")
+
+    def pytest_sessionstart(self, session):
+        """Appending to an existing results file: check its tail now, before any case ends."""
+        if self.cfg.results.exists():
+            try:
+                self.open()
+            except WriteFailed as exc:
+                raise pytest.UsageError(f"--results {exc.strerror}") from None
+
+    def write(self, rec: dict, outcome: str) -> None:
+        """Append ``rec`` to the results file and count it; a failed write stops the run (one line)."""
+        if self.write_failed:
+            return
+        rec = dict(rec)
+        rec["outcome"] = outcome
+        rec["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        try:
+            if self.writer is None:
+                self.open()
+            self.writer.write(rec)
+        except WriteFailed as exc:
+            self.stopped, self.write_failed = "results file not writable", True
+            pytest.exit(f"{exc.strerror}; run stopped", returncode=pytest.ExitCode.INTERRUPTED)
+        self.counts[rec["status"]] += 1
+        self.by_kernel[f"{rec['framework']}/{rec['kernel']}"][rec["status"]] += 1
+        self.by_exporter[f"{rec['framework']}/{rec['exporter']}"][rec["status"]] += 1
 
     def pytest_runtest_logreport(self, report):
         """Write the record a case attached to its call-phase report, and count it."""
@@ -40,18 +91,46 @@ class RunSummary:
         rec = next((v for k, v in report.user_properties if k == "record"), None)
         if rec is None:
             return
-        if self.writer is None:
-            self.writer = ResultsWriter(self.cfg.results)
-        rec = dict(rec)
-        rec["outcome"] = "xfailed" if hasattr(report, "wasxfail") else report.outcome
-        rec["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        self.writer.write(rec)
-        self.counts[rec["status"]] += 1
-        self.by_kernel[f"{rec['framework']}/{rec['kernel']}"][rec["status"]] += 1
-        self.by_exporter[f"{rec['framework']}/{rec['exporter']}"][rec["status"]] += 1
+        self.write(rec, "xfailed" if hasattr(report, "wasxfail") else report.outcome)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_handlecrashitem(self, crashitem, report, sched):
+        """xdist: a worker died while running ``crashitem``; record its case as ``crash``.
+
+        The case never reported back, so without this its record would be lost.
+        Cases the dead worker had been handed but not started are run again by
+        another worker (xdist reschedules them), so each still gets one record.
+        """
+        case = self.collection.case_by_id(case_id_of(crashitem) or "")
+        if case is None:
+            return
+        worker = getattr(getattr(getattr(report, "node", None), "gateway", None), "id", "?")
+        rec = record.new(case, status.CRASH, stage="process",
+                         message=f"the pytest worker {worker} died while this case ran ({report.longrepr}); "
+                                 f"the case has no verdict of its own")
+        rec["worker"] = worker
+        if self.cfg.shard is not None:
+            rec["shard"] = list(self.cfg.shard)
+        self.write(rec, "failed")
+
+    def pytest_sessionfinish(self, session, exitstatus):
+        """Note a run that stopped early (Ctrl-C, -x, --maxfail): its reports are partial."""
+        if self.stopped is None and (exitstatus == pytest.ExitCode.INTERRUPTED or session.shouldstop
+                                     or session.shouldfail):
+            self.stopped = "interrupted"
+
+    def reports_dir(self) -> tuple[Path, list[str]]:
+        """Where this run's reports go, and why not to reports/ (a partial run never overwrites it)."""
+        cfg = self.cfg
+        why = narrowing(self.config, cfg) + ([self.stopped] if self.stopped else [])
+        if not why or cfg.reports_dir_given:
+            return cfg.reports_dir, []
+        return cfg.results.parent / f"{cfg.results.stem}-reports", why
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus, config):
         """Print the count per status, per exporter and per kernel; regenerate reports."""
+        if self.writer is not None:
+            self.writer.close()
         if not self.counts:
             return
         tr = terminalreporter
@@ -65,13 +144,14 @@ class RunSummary:
         tr.write_line("per kernel:")
         for key in sorted(self.by_kernel):
             tr.write_line(f"  {key:<34}" + _fmt(self.by_kernel[key]))
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
         if cfg.report:
             from .. import reporting
 
-            for line in reporting.end_of_run(cfg, self.collection.matrix):
+            out, why = self.reports_dir()
+            if why:
+                tr.write_line(f"reports: a partial run ({', '.join(why)}): written beside the results, "
+                              f"not over {cfg.reports_dir} (--reports-dir to choose)")
+            for line in reporting.end_of_run(cfg, self.collection.matrix, out):
                 tr.write_line(line)
 
     def pytest_unconfigure(self, config):

@@ -9,7 +9,7 @@ from ..case import Case
 from ..expectations import Expectations
 from ..yamlsrc import MatrixError
 from .collection import CaseCollection, targets_conformance
-from .options import HarnessConfig
+from .options import HarnessConfig, narrowing
 
 
 def xfail(reason: str):
@@ -53,12 +53,7 @@ class Verdicts:
         config = session.config
         if getattr(config, "workerinput", None) is not None:
             return
-        cfg, opt = self.cfg, config.option
-        narrowed = (cfg.scope.smoke or cfg.scope.frameworks or cfg.scope.exporters or opt.matrix
-                    or cfg.case_ids is not None or cfg.shard is not None or cfg.explore
-                    or getattr(opt, "keyword", "") or getattr(opt, "markexpr", "")
-                    or any("::" in str(a) for a in config.args) or not targets_conformance(config))
-        if narrowed:
+        if narrowing(config, self.cfg) or not targets_conformance(config):
             return
         try:
             exp, ids = self.expectations, [c.id for c in self.collection.matrix.cases]

@@ -5,8 +5,9 @@ them); several are merged (duplicate ids: the newest 'finished' wins, and
 conflicting statuses are listed). Without RESULTS the newest
 results/run-*.jsonl is used. Kernels of the matrices in --cases-dir that have
 no record are listed as "not run in these results". Invalid lines are reported
-as file:line errors and left out; the exit code is 0 unless no valid record
-(or an unusable argument) remains.
+as file:line errors and left out (and counted); a file that is not a results
+file at all (binary data, a report's support.json) is refused with one line.
+The exit code is 0 unless no valid record (or an unusable argument) remains: 2.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ def print_problems(loaded, stream=None) -> None:
     stream = stream or sys.stderr
     for b in loaded.bad:
         print(f"error: {b}", file=stream)
+    if loaded.bad:
+        print(f"error: {len(loaded.bad)} invalid line(s) left out; {len(loaded.records)} valid record(s) kept",
+              file=stream)
     for c in loaded.conflicts:
         dropped = ", ".join(f"{d['status']} from {d['source']}" for d in c["dropped"])
         print(f"conflict: {c['id']}: kept {c['kept']['status']} from {c['kept']['source']} "

@@ -1,11 +1,16 @@
-"""Compare two sets of results by case id: regressions, fixes, status changes, added, removed."""
+"""Compare two sets of results by case id: regressions, fixes, status changes, added, removed.
+
+A case of the old run with no record in the new one (*vanished*) fails the
+comparison like a regression, unless the caller allows it: a lost record (a
+killed worker, a full disk) must not hide a regression.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from .. import status as st
-from .markdown import cell
+from .markdown import cell, text
 
 #: Rows listed per section of the markdown (the counts are always complete).
 MAX_ROWS = 200
@@ -45,6 +50,11 @@ def compare(old: list[dict], new: list[dict]) -> Diff:
     return d
 
 
+def failed(d: Diff, allow_vanished: bool = False) -> bool:
+    """True when ``d`` fails a CI gate: a regression, or a vanished case (a lost record can hide one)."""
+    return bool(d.regressions or (d.vanished and not allow_vanished))
+
+
 def _why(rec: dict) -> str:
     msg = " ".join(str(rec.get("message") or "").split())
     if isinstance(rec.get("max_abs"), (int, float)) and rec["status"] == st.MISMATCH:
@@ -52,13 +62,16 @@ def _why(rec: dict) -> str:
     return msg[:160] + ("…" if len(msg) > 160 else "")
 
 
-def markdown(d: Diff, old_name: str, new_name: str) -> str:
-    """A CI job summary of ``d``."""
+def markdown(d: Diff, old_name: str, new_name: str, allow_vanished: bool = False) -> str:
+    """A CI job summary of ``d``; vanished cases count as failures unless ``allow_vanished``."""
     verdict = (f"**{len(d.regressions)} regression(s)**" if d.regressions else "no regression")
+    vanished = f"{len(d.vanished)} vanished case(s)"
+    if d.vanished and not allow_vanished:
+        vanished = f"**{vanished}** (no record in the new run: counted as failures)"
     out = ["## ONNX conformance: results diff", "",
-           f"`{cell(old_name)}` → `{cell(new_name)}`: {verdict}; {len(d.fixes)} fixed; "
+           f"{text(old_name)} → {text(new_name)}: {verdict}; {len(d.fixes)} fixed; "
            f"{len(d.changed)} changed failure status; {len(d.appeared)} new case(s); "
-           f"{len(d.vanished)} vanished case(s); {d.unchanged} unchanged.", ""]
+           f"{vanished}; {d.unchanged} unchanged.", ""]
 
     def pairs(title: str, items: list[tuple[dict, dict]], reason_of_new: bool) -> None:
         if not items:

@@ -13,14 +13,14 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..results import BadLine, read_results
+from ..results import BadLine, NotResults, read_results
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 MERGE_RULE = "newest 'finished' wins (ties: larger canonical JSON)"
 
 
 class InputError(Exception):
-    """A results argument that cannot be used at all (missing file, empty folder)."""
+    """A results argument that cannot be used at all (missing file, empty folder, not a results file)."""
 
 
 @dataclass
@@ -75,15 +75,14 @@ def load(paths: list[str | Path], include_explore: bool = True) -> Loaded:
     out = Loaded(files=[str(f) for f in files])
     by_id: dict[str, list[tuple[dict, str]]] = {}
     for f in files:
-        for rec in read_results(f, bad=out.bad):
-            problem = type_problem(rec)
-            if problem:
-                out.bad.append(BadLine(str(f), _line_of(f, rec), problem))
-                continue
-            if not include_explore and rec.get("mode") == "explore":
-                out.explore += 1
-                continue
-            by_id.setdefault(str(rec["id"]), []).append((rec, str(f)))
+        try:
+            for rec in read_results(f, bad=out.bad):
+                if not include_explore and rec.get("mode") == "explore":
+                    out.explore += 1
+                    continue
+                by_id.setdefault(str(rec["id"]), []).append((rec, str(f)))
+        except NotResults as exc:
+            raise InputError(str(exc)) from None
     for rid in sorted(by_id):
         rec, conflict = resolve(by_id[rid])
         out.duplicates += len(by_id[rid]) - 1
@@ -93,30 +92,6 @@ def load(paths: list[str | Path], include_explore: bool = True) -> Loaded:
             out.conflicts.append({"id": rid, **rec["conflict"]})
         out.records.append(rec)
     return out
-
-
-def type_problem(rec: dict) -> str | None:
-    """Why a record with every required field still cannot be reported (None when it can)."""
-    if not isinstance(rec["opset"], int) or isinstance(rec["opset"], bool):
-        return f"record {rec['id']!r}: opset {rec['opset']!r} is not an integer"
-    for k in ("id", "status", "framework", "kernel", "exporter"):
-        if not isinstance(rec[k], str) or not rec[k]:
-            return f"record {rec['id']!r}: {k} {rec[k]!r} is not a non-empty string"
-    return None
-
-
-def _line_of(path: Path, rec: dict) -> int:
-    """Line number of ``rec`` in ``path`` (0 when not found); only used on the error path."""
-    needle = json.dumps(rec["id"])
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for n, line in enumerate(f, 1):
-            if needle in line:
-                try:
-                    if json.loads(line) == rec:
-                        return n
-                except json.JSONDecodeError:
-                    continue
-    return 0
 
 
 def resolve(entries: list[tuple[dict, str]]) -> tuple[dict, dict | None]:

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import re
+
 from .aggregate import Summary, cross_framework
 
+# GitHub (job summaries, rendered files) turns markdown into HTML: raw HTML, links and
+# images in untrusted text (exporter messages, ids, file names) must stay text.
+_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+_SPECIAL = re.compile(r"[&<>\\`\[\]|*]")
 
-def cell(text: object) -> str:
-    """Text made safe for one markdown table cell (one line, pipes escaped)."""
-    return " ".join(str(text).split()).replace("|", "\\|")
+
+def text(value: object) -> str:
+    """Untrusted text made inert in markdown: one line; no HTML, link, image, code span or emphasis by `*`."""
+    line = " ".join(str(value).split())
+    return _SPECIAL.sub(lambda m: _ENTITIES.get(m.group(), "\\" + m.group()), line)
+
+
+def cell(value: object) -> str:
+    """Untrusted text made safe for one markdown table cell (see :func:`text`; pipes escaped too)."""
+    return text(value)
 
 
 def render(summary: Summary, meta: dict) -> str:
@@ -15,7 +28,7 @@ def render(summary: Summary, meta: dict) -> str:
     env = meta["environment"]
     pk = ", ".join(f"{k} {v}" for k, v in sorted(env["packages"].items()) if v)
     out = ["# ONNX export support, measured", "",
-           f"Built from {meta['n_records']} records in {', '.join(f'`{f}`' for f in meta['files'])} "
+           f"Built from {meta['n_records']} records in {', '.join(text(f) for f in meta['files'])} "
            f"(newest result {env['date']}).", "",
            f"Environment: {pk}; Python {env['python']} (platform and git commit: support.json).",
            "", "Statuses: " + (", ".join(f"{s} {n}" for s, n in sorted(summary.counts.items())) or "none"), "",
@@ -60,6 +73,6 @@ def render(summary: Summary, meta: dict) -> str:
         out.append("")
     if meta["bad"]:
         out += ["## Input problems", "", "Lines that are not valid records (left out):", ""]
-        out += [f"- `{cell(b)}`" for b in meta["bad"]]
+        out += [f"- {text(b)}" for b in meta["bad"]]
         out.append("")
     return "\n".join(out)

@@ -1,0 +1,63 @@
+"""Test-only pytest plugin: kills part of the harness while one chosen case runs.
+
+Loaded with ``-p tests.fault_injection`` by tests/test_faults.py. ``HARNESS_FAULT``
+is ``KIND:CASE_ID``; while that case is in flight (half a second after it was
+handed to its runner) this process kills, with SIGKILL:
+
+* ``worker``: itself (the pytest process running the case, e.g. an xdist worker);
+* ``server``: the server process running the case (its session forks a new one);
+* ``runner``: the case's whole session (process group) and the runner master it came from.
+
+Each fault fires once per run (a marker file next to the results records it).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+DELAY_S = 0.5
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _kill(kind: str, config) -> None:
+    from harness.plugin import HARNESS
+
+    if kind == "worker":
+        os.kill(os.getpid(), signal.SIGKILL)
+    ex = config.stash[HARNESS].lifecycle.runner.executors["fake"]
+    if kind == "server":
+        for pid in _children(ex.pid):
+            os.kill(pid, signal.SIGKILL)
+    elif kind == "runner":
+        os.killpg(ex.pid, signal.SIGKILL)
+        if ex.master_pid:
+            os.kill(ex.master_pid, signal.SIGKILL)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """Arm the fault for the chosen case: it fires while the case runs."""
+    kind, _, case_id = os.environ.get("HARNESS_FAULT", "").partition(":")
+    once = Path(os.environ.get("HARNESS_FAULT_MARK", "/nonexistent/fault.done"))
+    case = getattr(getattr(item, "callspec", None), "params", {}).get("case")
+    if case is not None and case.id == case_id and not once.exists():
+        once.write_text(kind)
+
+        def fire():
+            time.sleep(DELAY_S)
+            _kill(kind, item.config)
+
+        threading.Thread(target=fire, daemon=True).start()
+    return (yield)

@@ -1,0 +1,92 @@
+"""The results file: whole lines only, a torn tail repaired on the next append, a full disk reported."""
+
+import errno
+import json
+import os
+
+import pytest
+
+from harness import results
+from harness.results import NotResults, ResultsWriter, WriteFailed, read_results
+
+
+def rec(i: int) -> dict:
+    return {"id": f"fake-fake-relu-a-opset{7 + i}-float32-cpu", "status": "pass", "framework": "fake",
+            "kernel": "relu", "exporter": "fake", "opset": 7 + i, "device": "cpu", "dtype": "float32"}
+
+
+def lines(path):
+    return path.read_bytes().split(b"\n")
+
+
+def test_each_record_is_one_whole_line(tmp_path):
+    p = tmp_path / "r.jsonl"
+    w = ResultsWriter(p)
+    for i in range(3):
+        w.write(rec(i))
+    w.close()
+    assert p.read_bytes().endswith(b"\n") and w.count == 3
+    assert [r["opset"] for r in read_results(p)] == [7, 8, 9]
+
+
+@pytest.mark.parametrize("tail, kept, note", [
+    (json.dumps(rec(1))[:25], 1, "cut off a torn last line"),       # a record cut mid-way: dropped
+    (json.dumps(rec(1)), 2, "had no newline; one added"),           # whole record, lost newline: kept
+])
+def test_torn_tail_of_a_killed_run_is_never_glued_to_the_next_record(tmp_path, tail, kept, note):
+    p = tmp_path / "r.jsonl"
+    p.write_text(json.dumps(rec(0)) + "\n" + tail)
+    w = ResultsWriter(p)
+    assert note in w.repaired
+    w.write(rec(5))
+    w.close()
+    bad = []
+    got = list(read_results(p, bad))
+    assert not bad and len(got) == kept + 1 and got[-1]["opset"] == 12
+
+
+def test_torn_only_line_is_cut(tmp_path):
+    p = tmp_path / "r.jsonl"
+    p.write_text(json.dumps(rec(0))[:30])
+    w = ResultsWriter(p)
+    w.write(rec(1))
+    w.close()
+    assert [r["opset"] for r in read_results(p)] == [8]
+
+
+def test_short_write_or_full_disk_leaves_no_torn_line(tmp_path, monkeypatch):
+    p = tmp_path / "r.jsonl"
+    w = ResultsWriter(p)
+    w.write(rec(0))
+    real_write = os.write
+    calls = []
+
+    def full_disk(fd, data):
+        calls.append(len(data))
+        if len(calls) == 1:  # the kernel takes part of the line, then the disk is full
+            return real_write(fd, bytes(data[:10]))
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(results.os, "write", full_disk)
+    with pytest.raises(WriteFailed) as err:
+        w.write(rec(1))
+    monkeypatch.undo()
+    msg = str(err.value)
+    assert "\n" not in msg and str(p) in msg and "No space left on device" in msg and "1 record(s)" in msg
+    assert p.read_bytes() == (json.dumps(rec(0), sort_keys=True) + "\n").encode()
+    w.write(rec(2))  # space came back: appending goes on after the last whole line
+    w.close()
+    assert [r["opset"] for r in read_results(p)] == [7, 9]
+
+
+@pytest.mark.parametrize("content, why", [
+    (b"\x00\x01\x02binary\xff\n", "binary data"),
+    ('{\n "records": [\n  {"id": "a"}\n ]\n}\n'.encode(), "one JSON document, not one record per line"),
+    (b"framework: fake\nentries: []\n", "line 1 is not a result record"),
+])
+def test_a_file_that_is_not_results_is_refused_in_one_line(tmp_path, content, why):
+    p = tmp_path / "x.jsonl"
+    p.write_bytes(content)
+    with pytest.raises(NotResults) as err:
+        list(read_results(p, []))
+    assert why in str(err.value) and str(p) in str(err.value) and "\n" not in str(err.value)

@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "bench": "harness.bench",
     "shards": "harness.cmd_shards",
     "pin-example": "harness.pin",
+    "envs": "harness.cmd_envs",
 }
 
 

@@ -1,0 +1,37 @@
+"""``python -m harness.envprobe FRAMEWORK ...``: can this interpreter run these frameworks' cases?
+
+Run by :func:`harness.environments.create` in a new environment, from the
+repository root. It imports what the case runner imports (the runner, the
+pipeline and the modules they load) and each framework's adapter through the
+registry, then prints one JSON line: the versions found. Any import problem
+ends it with a traceback and a non-zero exit, so no marker is written.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+
+
+def probe(frameworks: list[str]) -> dict:
+    """Import the runner side and each framework adapter; return package versions."""
+    from . import pipeline, registry, runner  # noqa: F401 - the runner's import closure
+
+    found = {"python": "%d.%d.%d" % sys.version_info[:3]}
+    for fw in frameworks:
+        adapter = registry.load_framework(fw)
+        found.update(getattr(adapter, "versions", lambda: {})())
+    for mod in ("onnx", "onnxruntime", "numpy"):
+        found[mod] = importlib.import_module(mod).__version__
+    return found
+
+
+def main(argv: list[str]) -> int:
+    """Probe the frameworks named in ``argv`` and print the versions as one JSON line."""
+    print(json.dumps(probe(argv), sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,194 @@
+"""OneFlow adapter and its export path (imported only by its own runner, Python 3.10).
+
+* ``graph``: the module is wrapped in an ``oneflow.nn.Graph``, compiled on the
+  case's example inputs, and converted with
+  ``oneflow_onnx.oneflow2onnx.util.export_onnx_model(graph, onnx_model_path=...,
+  opset=N)`` (which also runs onnx-simplifier on the result). The converter
+  writes the shapes the graph was compiled with: the model is static, so
+  OneFlow entries check the example shapes only (no ``batches:``).
+
+``oneflow==0.9.0`` is a CUDA build: before ``import oneflow`` the adapter loads
+the cuDNN and cuBLAS libraries that the ``nvidia-*-cu11`` wheels put in the
+environment's site-packages (``ctypes``, ``RTLD_GLOBAL``), so nobody has to set
+``LD_LIBRARY_PATH``. OneFlow is imported lazily, in the forked server, never in
+the runner master (see :func:`flow`); so this adapter has no ``warm_up``. Runs
+in an environment of its own (see :mod:`harness.environments`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import ctypes
+import importlib
+import io
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from .. import registry
+
+#: wheel folder -> libraries, in dependency order (each needs the ones before it)
+_CUDA_LIBS = (("cublas", ("libcublasLt.so.11", "libcublas.so.11")),
+              ("cuda_nvrtc", ("libnvrtc.so.11.2",)),
+              ("cudnn", ("libcudnn_ops_infer.so.8", "libcudnn_ops_train.so.8", "libcudnn_cnn_infer.so.8",
+                         "libcudnn_cnn_train.so.8", "libcudnn_adv_infer.so.8", "libcudnn_adv_train.so.8",
+                         "libcudnn.so.8")))
+
+
+def preload_cuda_libraries() -> list[str]:
+    """Load the nvidia wheels' cuBLAS/cuDNN libraries globally; return the paths loaded."""
+    try:
+        import nvidia  # namespace package of the nvidia-*-cu11 wheels
+    except ImportError:
+        return []
+    loaded = []
+    for root in map(Path, nvidia.__path__):
+        for folder, names in _CUDA_LIBS:
+            for name in names:
+                path = root / folder / "lib" / name
+                if path.exists():
+                    ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
+                    loaded.append(str(path))
+    return loaded
+
+
+@functools.lru_cache(maxsize=None)
+def flow():
+    """``import oneflow`` (after the CUDA libraries), once per process, on first use.
+
+    Never at module import: the runner master imports this module and forks
+    sessions from it, and an ``nn.Graph`` compiled in a process forked after
+    ``import oneflow`` hangs in ``finish_complie_and_init_runtime`` (measured
+    with 0.9.0). Each forked server pays the import itself (~0.5 s).
+    """
+    global _LOADED
+    _LOADED = preload_cuda_libraries()
+    import oneflow
+
+    logging.getLogger("oneflow_onnx").setLevel(logging.ERROR)
+    return oneflow
+
+
+_LOADED: list[str] = []
+
+
+def resolve(dotted: str):
+    """``'flow.nn.functional.relu'`` or ``'oneflow.relu'`` -> the function (nested attributes allowed)."""
+    flow()
+    parts = dotted.split(".")
+    if parts[0] == "flow":
+        parts[0] = "oneflow"
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise ImportError(f"cannot resolve {dotted!r}")
+
+
+@functools.lru_cache(maxsize=None)
+def _classes():
+    """The Module that wraps a ``call:`` and the ``nn.Graph`` the converter reads (need oneflow)."""
+    nn = flow().nn
+
+    class Call(nn.Module):
+        """Wraps ``fn(*inputs, *args, **kwargs)`` as a Module (any arity)."""
+
+        def __init__(self, fn, args, kwargs, pack):
+            super().__init__()
+            self.fn, self.args, self.kwargs, self.pack = fn, list(args), dict(kwargs), pack
+
+        def forward(self, *xs):
+            xs = [list(xs)] if self.pack == "list" else list(xs)
+            return self.fn(*xs, *self.args, **self.kwargs)
+
+    class Graph(nn.Graph):
+        """Calls the module on the inputs: what ``export_onnx_model`` converts."""
+
+        def __init__(self, module):
+            super().__init__()
+            self.m = module
+
+        def build(self, *xs):
+            return self.m(*xs)
+
+    return Call, Graph
+
+
+def flatten(out) -> list[np.ndarray]:
+    """Framework outputs (tensor, tuple, list, nested) -> list of numpy arrays."""
+    if isinstance(out, (list, tuple)):
+        return [a for o in out for a in flatten(o)]
+    if isinstance(out, flow().Tensor):
+        return [out.numpy()]
+    return [np.asarray(out)]
+
+
+def _tensors(inputs) -> list:
+    return [flow().tensor(np.ascontiguousarray(x)) for x in inputs]
+
+
+@registry.register_framework
+class OneFlowFramework:
+    """Builds OneFlow modules from case specs (eval mode, seeded weights) and runs them eagerly on CPU."""
+
+    name = "oneflow"
+
+    def versions(self) -> dict:
+        """Package versions the environment probe reports."""
+        from importlib import metadata
+
+        return {"oneflow": flow().__version__, "oneflow_onnx": metadata.version("oneflow-onnx"),
+                "cuda_libraries_preloaded": str(len(_LOADED))}
+
+    def build(self, spec: dict, seed: int):
+        flow().manual_seed(seed)
+        np.random.seed(seed % (2**32))
+        if spec.get("call"):
+            module = _classes()[0](resolve(spec["call"]), spec.get("args", []), spec.get("kwargs", {}), spec.get("pack"))
+        else:
+            module = registry.BUILDERS[("oneflow", spec["builder"])](spec)
+        module.eval()
+        return module
+
+    def reference(self, model, inputs):
+        with flow().no_grad():
+            return flatten(model(*_tensors(inputs)))
+
+
+def _export(module, xs: list, opset: int, path: str) -> str:
+    from oneflow_onnx.oneflow2onnx.util import export_onnx_model
+
+    graph = _classes()[1](module)
+    graph(*xs)  # compile on the example inputs
+    weights = path + ".weights"
+    shutil.rmtree(weights, ignore_errors=True)
+    flow().save(graph.state_dict(), weights)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            export_onnx_model(graph, opset=opset, flow_weight_dir=weights, onnx_model_path=path)
+    finally:
+        shutil.rmtree(weights, ignore_errors=True)
+    return path
+
+
+@registry.register_exporter("oneflow")
+class GraphExporter:
+    """``nn.Graph`` + ``oneflow_onnx``'s ``export_onnx_model`` at exactly the requested opset."""
+
+    name = "graph"
+
+    def export(self, model, case, workdir, cache):
+        from ..inputs import make_inputs
+
+        path = os.path.join(workdir, case.id + ".onnx")
+        if os.path.exists(path):
+            os.remove(path)
+        return _export(model, _tensors(make_inputs(case.spec["inputs"], case.seed)), case.opset, path)

@@ -1,0 +1,185 @@
+"""TensorFlow/Keras adapter and its two tf2onnx export paths (imported only by its own runner).
+
+* ``function``: ``tf2onnx.convert.from_function`` on a ``tf.function`` whose
+  ``input_signature`` has None on the dynamic axes (the batch by default);
+* ``keras``: ``tf2onnx.convert.from_keras`` on a Keras 2 model (``tf_keras``;
+  Keras 3's ``from_keras`` path fails), with the same input signature.
+
+A case builds one functional ``tf_keras.Model`` from its spec: a ``call:``
+entry wraps the TensorFlow function in a ``Lambda`` layer, a builder returns a
+layer. The ``function`` exporter traces the plain function of a ``call:``
+entry (the op itself, no Keras in between) and the model's call otherwise.
+
+TensorFlow runs in an environment of its own (see :mod:`harness.environments`):
+``import tensorflow`` followed by ``import paddle`` kills the process with
+SIGSEGV, so this module must never share a process with Paddle.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+
+# Before tensorflow is imported: Keras 2 (tf_keras) behind tf.keras, quiet native logs.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tf2onnx  # noqa: E402
+import tf_keras  # noqa: E402
+
+from .. import registry  # noqa: E402
+
+tf.config.threading.set_intra_op_parallelism_threads(1)
+tf.config.threading.set_inter_op_parallelism_threads(1)
+tf.get_logger().setLevel(logging.ERROR)
+logging.getLogger("tf2onnx").setLevel(logging.ERROR)
+
+
+def resolve(dotted: str):
+    """``'tf.nn.relu6'`` or ``'tensorflow.nn.relu6'`` -> the function (nested attributes allowed)."""
+    parts = dotted.split(".")
+    if parts[0] == "tf":
+        parts[0] = "tensorflow"
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise ImportError(f"cannot resolve {dotted!r}")
+
+
+def flatten(out) -> list[np.ndarray]:
+    """Framework outputs (tensor, tuple, list, nested) -> list of numpy arrays."""
+    if isinstance(out, (list, tuple)):
+        return [a for o in out for a in flatten(o)]
+    if isinstance(out, dict):
+        return [a for k in sorted(out) for a in flatten(out[k])]
+    if hasattr(out, "numpy"):
+        return [np.asarray(out.numpy())]
+    return [np.asarray(out)]
+
+
+def signature(spec: dict) -> list:
+    """``tf.TensorSpec`` per input, None on its dynamic axes, named x0, x1, ..."""
+    out = []
+    for i, inp in enumerate(spec["inputs"]):
+        dyn = inp.get("dynamic", [0])
+        shape = [None if ax in dyn else d for ax, d in enumerate(inp["shape"])]
+        out.append(tf.TensorSpec(shape, tf.as_dtype(inp.get("dtype", "float32")), name=f"x{i}"))
+    return out
+
+
+class Built:
+    """A case's model: the function the ``function`` exporter traces and the Keras model.
+
+    ``fn(*tensors)`` computes the outputs; ``keras`` is a functional
+    ``tf_keras.Model`` over the same computation.
+    """
+
+    def __init__(self, fn, keras_model):
+        self.fn = fn
+        self.keras = keras_model
+
+
+def _keras_inputs(spec: dict) -> list:
+    inputs = []
+    for i, inp in enumerate(spec["inputs"]):
+        dyn = inp.get("dynamic", [0])
+        shape = [None if ax in dyn else d for ax, d in enumerate(inp["shape"])]
+        if 0 not in dyn:
+            inputs.append(tf_keras.Input(batch_shape=shape, dtype=inp.get("dtype", "float32"), name=f"x{i}"))
+        else:
+            inputs.append(tf_keras.Input(shape=shape[1:], dtype=inp.get("dtype", "float32"), name=f"x{i}"))
+    return inputs
+
+
+def _functional(layer_or_fn, spec: dict, lambda_wrap: bool):
+    inputs = _keras_inputs(spec)
+    if lambda_wrap:
+        out = tf_keras.layers.Lambda(lambda xs: layer_or_fn(*xs))(inputs)
+    else:
+        out = layer_or_fn(inputs if len(inputs) > 1 else inputs[0])
+    return tf_keras.Model(inputs, out)
+
+
+@registry.register_framework
+class TensorFlowFramework:
+    """Builds Keras 2 models from case specs (seeded weights) and runs them eagerly on CPU."""
+
+    name = "tensorflow"
+
+    def versions(self) -> dict:
+        """Package versions the environment probe reports."""
+        return {"tensorflow": tf.__version__, "tf2onnx": tf2onnx.__version__, "tf_keras": tf_keras.__version__}
+
+    def warm_up(self, workdir: str) -> None:
+        """One tiny export per exporter: tf2onnx's first conversion initialises grappler (~1 s)."""
+        spec = {"inputs": [{"shape": [2, 3], "dtype": "float32"}], "call": "tf.abs"}
+        model = self.build(spec, 0)
+        sig = signature(spec)
+        tf2onnx.convert.from_function(tf.function(model.fn, input_signature=sig), input_signature=sig,
+                                      opset=13, output_path=os.path.join(workdir, "warm.onnx"))
+        tf2onnx.convert.from_keras(model.keras, input_signature=sig, opset=13,
+                                   output_path=os.path.join(workdir, "warm2.onnx"))
+
+    def build(self, spec: dict, seed: int) -> Built:
+        tf_keras.utils.set_random_seed(seed % (2**31))
+        args, kwargs = list(spec.get("args", [])), dict(spec.get("kwargs", {}))
+        if spec.get("call"):
+            op = resolve(spec["call"])
+            pack = spec.get("pack") == "list"
+
+            def fn(*xs):
+                return op(list(xs), *args, **kwargs) if pack else op(*xs, *args, **kwargs)
+
+            return Built(fn, _functional(fn, spec, lambda_wrap=True))
+        layer = registry.BUILDERS[("tensorflow", spec["builder"])](spec)
+        model = _functional(layer, spec, lambda_wrap=False)
+
+        def call(*xs):
+            return model(list(xs) if len(xs) > 1 else xs[0], training=False)
+
+        return Built(call, model)
+
+    def reference(self, model: Built, inputs):
+        return flatten(model.fn(*[tf.convert_to_tensor(x) for x in inputs]))
+
+
+def _target(workdir: str, case) -> str:
+    path = os.path.join(workdir, case.id + ".onnx")
+    if os.path.exists(path):
+        os.remove(path)
+    return path
+
+
+@registry.register_exporter("tensorflow")
+class FunctionExporter:
+    """``tf2onnx.convert.from_function`` on a ``tf.function`` with a None batch dimension."""
+
+    name = "function"
+
+    def export(self, model, case, workdir, cache):
+        sig = signature(case.spec)
+        path = _target(workdir, case)
+        tf2onnx.convert.from_function(tf.function(model.fn, input_signature=sig), input_signature=sig,
+                                      opset=case.opset, output_path=path)
+        return path
+
+
+@registry.register_exporter("tensorflow")
+class KerasExporter:
+    """``tf2onnx.convert.from_keras`` on the ``tf_keras`` functional model."""
+
+    name = "keras"
+
+    def export(self, model, case, workdir, cache):
+        path = _target(workdir, case)
+        tf2onnx.convert.from_keras(model.keras, input_signature=signature(case.spec), opset=case.opset,
+                                   output_path=path)
+        return path

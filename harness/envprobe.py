@@ -10,8 +10,12 @@ ends it with a traceback and a non-zero exit, so no marker is written.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import sys
+
+#: The frameworks the harness knows; the probe says which of them this process holds.
+FRAMEWORK_MODULES = ("paddle", "torch", "tensorflow", "oneflow")
 
 
 def probe(frameworks: list[str]) -> dict:
@@ -27,8 +31,25 @@ def probe(frameworks: list[str]) -> dict:
     return found
 
 
+def framework_modules() -> dict:
+    """Which framework modules this process has imported and which this interpreter could import."""
+    return {"imported": sorted(m for m in FRAMEWORK_MODULES if m in sys.modules),
+            "importable": sorted(m for m in FRAMEWORK_MODULES if importlib.util.find_spec(m) is not None)}
+
+
 def main(argv: list[str]) -> int:
-    """Probe the frameworks named in ``argv`` and print the versions as one JSON line."""
+    """Probe the frameworks named in ``argv``; print the versions as one JSON line.
+
+    With ``--modules`` first, print instead which framework modules the process
+    imported while loading those adapters (and which it could import at all).
+    """
+    if argv[:1] == ["--modules"]:
+        from . import registry, runner  # noqa: F401
+
+        for fw in argv[1:]:
+            registry.load_framework(fw)
+        print(json.dumps(framework_modules(), sort_keys=True))
+        return 0
     print(json.dumps(probe(argv), sort_keys=True))
     return 0
 

@@ -1,0 +1,170 @@
+"""Extra environments: declaration, readiness checks, the ``envs`` command, the runner-side closure.
+
+The checks that need a made environment (``python -m harness envs create``)
+skip with that command when it is absent; everything else runs anywhere.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import environments
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: What the case runner imports (harness.runner and the modules it loads) plus the probe.
+RUNNER_SIDE = ("runner", "pipeline", "registry", "case", "inputs", "tolerance", "devices", "status",
+               "isolation", "repro", "envprobe", "frameworks/tensorflow", "frameworks/oneflow",
+               "builders/tensorflow_ops", "builders/tensorflow_models", "builders/oneflow_ops",
+               "builders/oneflow_models")
+
+
+def _pyproject(tmp_path: Path, body: str) -> Path:
+    p = tmp_path / "pyproject.toml"
+    p.write_text(body, encoding="utf-8")
+    environments.declared.cache_clear()
+    return p
+
+
+_ONE = """
+[tool.harness.environments.demo]
+frameworks = ["demofw"]
+python = "3.11"
+path = ".envs/demo"
+requirements = ["numpy==2.4.6"]
+"""
+
+
+def test_the_repository_declares_tensorflow_on_311_and_oneflow_on_310_with_pinned_requirements():
+    envs = environments.declared()
+    assert envs["tensorflow"].python == "3.11" and envs["tensorflow"].frameworks == ("tensorflow",)
+    assert envs["oneflow"].python == "3.10" and envs["oneflow"].frameworks == ("oneflow",)
+    for env in envs.values():
+        assert all("==" in r for r in env.requirements), env.requirements
+        # the point of a separate environment: no other framework beside it
+        assert not any(r.split("==")[0] in ("paddlepaddle", "torch") for r in env.requirements)
+
+
+def test_main_environment_frameworks_run_with_this_interpreter():
+    for fw in ("paddle", "torch"):
+        assert environments.interpreter(fw) == sys.executable
+        assert environments.unavailable(fw) is None
+    assert environments.interpreter("tensorflow") == str(ROOT / ".envs" / "tensorflow" / "bin" / "python")
+
+
+def test_missing_environment_is_a_reason_naming_the_command(tmp_path):
+    p = _pyproject(tmp_path, _ONE)
+    reason = environments.unavailable("demofw", p)
+    assert reason is not None and "`python -m harness envs create demo`" in reason
+    assert "\n" not in reason
+
+
+def test_ready_only_with_interpreter_and_matching_marker(tmp_path):
+    p = _pyproject(tmp_path, _ONE)
+    env = environments.declared(p)["demo"]
+    env.executable.parent.mkdir(parents=True)
+    env.executable.symlink_to(sys.executable)
+    assert "was not completed" in environments.unavailable("demofw", p)
+    env.marker.write_text(json.dumps({"fingerprint": "stale"}), encoding="utf-8")
+    assert "out of date" in environments.unavailable("demofw", p)
+    env.marker.write_text(json.dumps({"fingerprint": env.fingerprint}), encoding="utf-8")
+    assert environments.unavailable("demofw", p) is None
+    assert environments.interpreter("demofw", p) == str(env.executable)
+
+
+def test_changed_pin_changes_the_fingerprint(tmp_path):
+    a = environments.declared(_pyproject(tmp_path, _ONE))["demo"].fingerprint
+    b = environments.declared(_pyproject(tmp_path, _ONE.replace("2.4.6", "2.4.5")))["demo"].fingerprint
+    assert a != b
+
+
+def test_declaration_missing_a_key_is_refused(tmp_path):
+    p = _pyproject(tmp_path, _ONE.replace('python = "3.11"\n', ""))
+    with pytest.raises(environments.EnvironmentError_, match="missing key 'python'"):
+        environments.declared(p)
+
+
+def test_no_interpreter_of_the_version_is_a_clear_error(tmp_path):
+    env = environments.declared(_pyproject(tmp_path, _ONE.replace('"3.11"', '"2.1"')))["demo"]
+    with pytest.raises(environments.EnvironmentError_, match=r"needs Python 2\.1 .*pyenv install 2\.1"):
+        environments.find_python(env)
+
+
+def test_create_is_idempotent_when_the_marker_matches(tmp_path):
+    env = environments.declared(_pyproject(tmp_path, _ONE))["demo"]
+    env.executable.parent.mkdir(parents=True)
+    env.executable.symlink_to(sys.executable)
+    env.marker.write_text(json.dumps({"fingerprint": env.fingerprint, "size_bytes": 0}), encoding="utf-8")
+    lines: list[str] = []
+    environments.create(env, log=lines.append)
+    assert lines == ["[demo] up to date (" + str(env.path) + ", 0.00 GiB)"]
+
+
+def test_envs_command_lists_and_refuses_unknown_names():
+    run = [sys.executable, "-m", "harness", "envs"]
+    out = subprocess.run(run + ["list"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "tensorflow: Python 3.11" in out.stdout and "oneflow: Python 3.10" in out.stdout
+    bad = subprocess.run(run + ["create", "nosuch"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "unknown environment 'nosuch'" in bad.stderr
+
+
+def test_runner_environ_puts_the_repository_first_on_pythonpath():
+    env = environments.runner_environ("tensorflow", {"PYTHONPATH": "/elsewhere"})
+    assert env["PYTHONPATH"].split(os.pathsep) == [str(ROOT), "/elsewhere"]
+    assert "PYTHONPATH" not in environments.runner_environ("paddle", {})
+
+
+@pytest.mark.parametrize("module", RUNNER_SIDE)
+def test_runner_side_parses_as_python_310_and_needs_no_311_stdlib(module):
+    path = ROOT / "harness" / f"{module}.py"
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path), feature_version=(3, 10))
+    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert not imported & {"tomllib", "yaml", "jsonschema", "jinja2"}, f"{module} imports {imported}"
+
+
+def _ready(name: str) -> environments.Environment:
+    environments.declared.cache_clear()
+    env = environments.declared()[name]
+    reason = environments.unavailable(env.frameworks[0])
+    if reason:
+        pytest.skip(reason)
+    return env
+
+
+def _probe(env, *args) -> dict:
+    out = subprocess.run([str(env.executable), "-m", "harness.envprobe", *args], cwd=ROOT,
+                         env=environments.runner_environ(env.frameworks[0]), capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_tensorflow_runner_side_holds_tensorflow_alone():
+    """``import tensorflow, paddle`` dies with SIGSEGV: the TensorFlow runner can never hold paddle.
+
+    Its interpreter imports the runner side and the adapter with tensorflow
+    loaded and neither paddle nor torch imported; neither is even installed there.
+    """
+    mods = _probe(_ready("tensorflow"), "--modules", "tensorflow")
+    assert mods["imported"] == ["tensorflow"]
+    assert "paddle" not in mods["importable"] and "torch" not in mods["importable"]
+
+
+def test_oneflow_runner_master_does_not_import_oneflow():
+    """An nn.Graph compiled in a process forked after ``import oneflow`` hangs: the master must not import it."""
+    mods = _probe(_ready("oneflow"), "--modules", "oneflow")
+    assert mods["imported"] == []
+    assert "paddle" not in mods["importable"] and "torch" not in mods["importable"]
+
+
+def test_oneflow_environment_runs_the_runner_side_on_python_310():
+    found = _probe(_ready("oneflow"), "oneflow")
+    assert found["python"].startswith("3.10.") and found["oneflow"] == "0.9.0"

@@ -169,8 +169,9 @@ def summarize(records: list[dict], matrix_rows=(), matrix_exporters: dict | None
         if status not in (st.PASS,) and len(cell["fails"]) < DETAILS_PER_CELL:
             cell["fails"].append(detail(rec))
     _add_matrix_rows(rows, matrix_rows, matrix_exporters or {})
-    return Summary(rows={g: [rows[g][k] for k in sorted(rows[g])] for g in sorted(rows)},
-                   cells={g: cells.get(g, {}) for g in sorted(rows)},
+    order = sorted(rows, key=framework_rank)
+    return Summary(rows={g: [rows[g][k] for k in sorted(rows[g])] for g in order},
+                   cells={g: cells.get(g, {}) for g in order},
                    opsets=sorted(opsets), counts=counts)
 
 
@@ -203,15 +204,37 @@ def detail(rec: dict) -> dict:
     return out
 
 
+#: Column order of the cross-framework table (frameworks not listed follow, by name).
+FRAMEWORK_ORDER = ("paddle", "torch", "tensorflow", "oneflow")
+
+
+def framework_rank(group: tuple[str, ...]) -> tuple:
+    """Sort key of a (framework, exporter, device) group: :data:`FRAMEWORK_ORDER` first."""
+    fw = group[0]
+    return (FRAMEWORK_ORDER.index(fw) if fw in FRAMEWORK_ORDER else len(FRAMEWORK_ORDER), *group)
+
+
 def cross_framework(summary: Summary) -> tuple[list[tuple[str, str, str]], list[tuple[str, dict]]]:
     """Side-by-side rows for shared_keys present under two or more frameworks.
 
-    Returns (column groups, [(shared_key, {group: [KernelRow, ...]})]).
+    Returns (column groups in :data:`FRAMEWORK_ORDER`, [(shared_key, {group: [KernelRow, ...]})]).
     """
     by_key: dict[str, dict[tuple, list[KernelRow]]] = {}
     for g, rows in summary.rows.items():
         for row in rows:
             by_key.setdefault(row.shared_key, {}).setdefault(g, []).append(row)
     shared = {k: v for k, v in by_key.items() if len({g[0] for g in v}) > 1}
-    cols = sorted({g for v in shared.values() for g in v})
+    cols = sorted({g for v in shared.values() for g in v}, key=framework_rank)
     return cols, sorted(shared.items())
+
+
+def cross_cell(rows: list[KernelRow]) -> str:
+    """One cross-framework cell: each kernel with its measured passing range.
+
+    ``—`` when cases ran and none passed at any opset; ``not runnable`` when no
+    case could run (no counterpart, environment missing: the group's own table says why).
+    """
+    parts = []
+    for r in rows:
+        parts.append(f"{r.kernel}: {r.measured() or '—'}" if r.tested else f"{r.kernel}: not runnable")
+    return "; ".join(parts) or "not run"

@@ -37,7 +37,20 @@ def git_sha(root: Path = ROOT) -> str | None:
     return r.stdout.strip() or None
 
 
+def extra_environments() -> dict[str, dict]:
+    """Versions in each ready extra environment, as its creation probe found them (no import)."""
+    from .. import environments
+
+    out = {}
+    for name, env in sorted(environments.declared().items()):
+        data = env.marker_data()
+        if data and data.get("fingerprint") == env.fingerprint:
+            out[name] = dict(sorted(data.get("versions", {}).items()))
+    return out
+
+
 def environment(date: str) -> dict:
     """The report-building environment; ``date`` comes from the results, never from the clock."""
     return {"packages": package_versions(), "python": platform.python_version(),
+            "extra_environments": extra_environments(),
             "platform": platform.platform(), "git_sha": git_sha(), "date": date}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .aggregate import Summary, cross_framework
+from .aggregate import Summary, cross_cell, cross_framework
 
 # GitHub (job summaries, rendered files) turns markdown into HTML: raw HTML, links and
 # images in untrusted text (exporter messages, ids, file names) must stay text.
@@ -31,9 +31,13 @@ def render(summary: Summary, meta: dict) -> str:
            f"Built from {meta['n_records']} records in {', '.join(text(f) for f in meta['files'])} "
            f"(newest result {env['date']}).", "",
            f"Environment: {pk}; Python {env['python']} (platform and git commit: support.json).",
-           "", "Statuses: " + (", ".join(f"{s} {n}" for s, n in sorted(summary.counts.items())) or "none"), "",
-           "*ONNX Opset Versions* is the measured range: an opset counts when every variant and dtype "
-           "case at that opset passed. *declared* is the range the support table claims.", ""]
+           ""]
+    for name, versions in env.get("extra_environments", {}).items():
+        out += [f"Environment `{name}` (`python -m harness envs create {name}`): "
+                + ", ".join(f"{k} {v}" for k, v in versions.items() if k != "cuda_libraries_preloaded") + ".", ""]
+    out += ["Statuses: " + (", ".join(f"{s} {n}" for s, n in sorted(summary.counts.items())) or "none"), "",
+            "*ONNX Opset Versions* is the measured range: an opset counts when every variant and dtype "
+            "case at that opset passed. *declared* is the range the support table claims.", ""]
     for (fw, exporter, device), rows in summary.rows.items():
         out += [f"## {fw} / {exporter} / {device}", "",
                 f"| {fw.capitalize()} kernel | ONNX Opset Versions | support_status | declared | "
@@ -47,16 +51,18 @@ def render(summary: Summary, meta: dict) -> str:
         out.append("")
     cols, shared = cross_framework(summary)
     out += ["## Cross-framework (by shared_key)", ""]
+    if shared:
+        out += ["Each Paddle table kernel (and model) by `shared_key`, with every framework's kernel of "
+                "the same semantics and its measured passing range per exporter: `—` none passes, "
+                "`not runnable` no case could run (the framework's own table says why), `not run` no entry.",
+                ""]
     if not shared:
         out += ["No shared_key appears under more than one framework in these results.", ""]
     else:
         out.append("| shared_key | " + " | ".join("/".join(c) for c in cols) + " |")
         out.append("| --- |" + " --- |" * len(cols))
         for key, groups in shared:
-            vals = []
-            for c in cols:
-                rows = groups.get(c, [])
-                vals.append("; ".join(f"{r.kernel}: {r.measured() or '—'}" for r in rows) or "not run")
+            vals = [cross_cell(groups.get(c, [])) for c in cols]
             out.append(f"| {cell(key)} | " + " | ".join(cell(v) for v in vals) + " |")
         out.append("")
     out += ["## Conflicts", ""]

@@ -19,11 +19,44 @@ from harness import environments
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: What the case runner imports (harness.runner and the modules it loads) plus the probe.
-RUNNER_SIDE = ("runner", "pipeline", "registry", "case", "inputs", "tolerance", "devices", "status",
-               "isolation", "repro", "envprobe", "frameworks/tensorflow", "frameworks/oneflow",
-               "builders/tensorflow_ops", "builders/tensorflow_models", "builders/oneflow_ops",
-               "builders/oneflow_models")
+#: Where the runner side starts: the runner, the probe, the adapters and builders of the extra environments.
+ENTRY_POINTS = ("runner", "envprobe", "frameworks/tensorflow", "frameworks/oneflow", "builders/tensorflow_ops",
+                "builders/tensorflow_models", "builders/oneflow_ops", "builders/oneflow_models")
+
+
+def _harness_imports(path: Path) -> set[Path]:
+    """The harness modules that ``path`` imports (relative or ``harness.`` imports, any depth)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    pkg = path.parent
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = pkg
+            for _ in range(node.level - 1):
+                base = base.parent
+            names = [node.module] if node.module else [a.name for a in node.names]
+            for name in names:
+                out.add(base.joinpath(*name.split(".")))
+    found = set()
+    for stem in out:
+        for cand in (stem.with_suffix(".py"), stem / "__init__.py"):
+            if cand.is_file():
+                found.add(cand)
+    return found
+
+
+def _runner_closure() -> list[str]:
+    todo = [ROOT / "harness" / f"{m}.py" for m in ENTRY_POINTS]
+    seen: set[Path] = set()
+    while todo:
+        p = todo.pop()
+        if p not in seen:
+            seen.add(p)
+            todo += _harness_imports(p)
+    return sorted(str(p.relative_to(ROOT / "harness")) for p in seen)
+
+
+RUNNER_SIDE = _runner_closure()
 
 
 def _pyproject(tmp_path: Path, body: str) -> Path:
@@ -123,7 +156,7 @@ def test_runner_environ_puts_the_repository_first_on_pythonpath():
 
 @pytest.mark.parametrize("module", RUNNER_SIDE)
 def test_runner_side_parses_as_python_310_and_needs_no_311_stdlib(module):
-    path = ROOT / "harness" / f"{module}.py"
+    path = ROOT / "harness" / module
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path), feature_version=(3, 10))
     imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}

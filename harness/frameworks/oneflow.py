@@ -152,7 +152,8 @@ class OneFlowFramework:
         flow().manual_seed(seed)
         np.random.seed(seed % (2**32))
         if spec.get("call"):
-            module = _classes()[0](resolve(spec["call"]), spec.get("args", []), spec.get("kwargs", {}), spec.get("pack"))
+            call = _classes()[0]
+            module = call(resolve(spec["call"]), spec.get("args", []), spec.get("kwargs", {}), spec.get("pack"))
         else:
             module = registry.BUILDERS[("oneflow", spec["builder"])](spec)
         module.eval()

@@ -42,7 +42,7 @@ def run(args) -> int:
                 data = env.marker_data() or {}
                 state = "ready" if reason is None else reason
                 size = f", {data['size_bytes'] / 2**30:.2f} GiB" if "size_bytes" in data else ""
-                print(f"{env.name}: Python {env.python}, {environments._show(env.path)}{size}: {state}")
+                print(f"{env.name}: Python {env.python}, {environments.show_path(env.path)}{size}: {state}")
         return 0
     failed = []
     for env in chosen:

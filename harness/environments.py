@@ -140,12 +140,12 @@ def unavailable(framework: str, pyproject: Path | None = None) -> str | None:
         return None
     how = f"create it with `{CREATE_COMMAND} {env.name}`"
     if not env.executable.exists():
-        return f"{framework} runs in its own environment {_show(env.path)}, which does not exist: {how}"
+        return f"{framework} runs in its own environment {show_path(env.path)}, which does not exist: {how}"
     data = env.marker_data()
     if data is None:
-        return f"{framework}'s environment {_show(env.path)} was not completed: {how}"
+        return f"{framework}'s environment {show_path(env.path)} was not completed: {how}"
     if data.get("fingerprint") != env.fingerprint:
-        return (f"{framework}'s environment {_show(env.path)} is out of date with pyproject.toml: "
+        return (f"{framework}'s environment {show_path(env.path)} is out of date with pyproject.toml: "
                 f"{how}")
     return None
 
@@ -159,7 +159,8 @@ def runner_environ(framework: str, base: dict | None = None) -> dict:
     return env
 
 
-def _show(path: Path) -> str:
+def show_path(path: Path) -> str:
+    """``path`` relative to the repository root when it lies inside it."""
     try:
         return str(path.relative_to(ROOT))
     except ValueError:
@@ -245,18 +246,18 @@ def create(env: Environment, log: Callable[[str], None] = print, recreate: bool 
     """
     prefix = f"[{env.name}] "
     if recreate and env.path.exists():
-        log(f"{prefix}removing {_show(env.path)}")
+        log(f"{prefix}removing {show_path(env.path)}")
         shutil.rmtree(env.path)
     data = env.marker_data()
     if data and data.get("fingerprint") == env.fingerprint and env.executable.exists():
-        log(f"{prefix}up to date ({_show(env.path)}, {data.get('size_bytes', 0) / 2**30:.2f} GiB)")
+        log(f"{prefix}up to date ({show_path(env.path)}, {data.get('size_bytes', 0) / 2**30:.2f} GiB)")
         return data
     t0 = time.monotonic()
     if env.marker.exists():
         env.marker.unlink()
     if not env.executable.exists():
         base = find_python(env)
-        log(f"{prefix}creating a Python {env.python} environment in {_show(env.path)} from {base}")
+        log(f"{prefix}creating a Python {env.python} environment in {show_path(env.path)} from {base}")
         _run([base, "-m", "venv", str(env.path)], log, prefix)
     pip = [str(env.executable), "-m", "pip", "install", "--progress-bar", "off",
            "--disable-pip-version-check"]
@@ -267,7 +268,7 @@ def create(env: Environment, log: Callable[[str], None] = print, recreate: bool 
                            cwd=ROOT, env=runner_environ(env.frameworks[0]), capture_output=True,
                            text=True, stdin=subprocess.DEVNULL, timeout=600)
     if probe.returncode != 0:
-        raise EnvironmentError_(f"the probe failed in {_show(env.path)}:\n{probe.stderr[-3000:]}")
+        raise EnvironmentError_(f"the probe failed in {show_path(env.path)}:\n{probe.stderr[-3000:]}")
     found = json.loads(probe.stdout.strip().splitlines()[-1])
     data = {"name": env.name, "fingerprint": env.fingerprint, "python": env.python,
             "versions": found, "seconds": round(time.monotonic() - t0, 1),

@@ -12,7 +12,7 @@ OneFlow is imported inside the builders (see :mod:`harness.builders.oneflow_ops`
 from __future__ import annotations
 
 from ..registry import register_builder
-from .oneflow_ops import _randomize
+from .oneflow_ops import randomize_norms
 
 
 @register_builder("oneflow")
@@ -74,7 +74,7 @@ def resnet_basic_block(spec):
             return self.relu(self.bn2(self.conv2(out)) + x)
 
     block = BasicBlock()
-    _randomize(block)
+    randomize_norms(block)
     return block
 
 
@@ -112,5 +112,5 @@ def mbv3_block(spec):
             return x + self.project(self.se(self.dw(self.expand(x))))
 
     block = MBV3Block()
-    _randomize(block)
+    randomize_norms(block)
     return block

@@ -14,7 +14,7 @@ from __future__ import annotations
 from ..registry import register_builder
 
 
-def _randomize(module) -> None:
+def randomize_norms(module) -> None:
     """Random affine weights and running statistics for every norm layer (eval mode)."""
     import oneflow as flow
 
@@ -52,7 +52,7 @@ def module(spec):
 
     kw = dict(spec.get("kwargs", {}))
     m = getattr(flow.nn, kw.pop("module"))(**kw)
-    _randomize(m)
+    randomize_norms(m)
     return _module(lambda self, x: self.op(x), op=m)
 
 

@@ -201,3 +201,4 @@ def test_oneflow_runner_master_does_not_import_oneflow():
 def test_oneflow_environment_runs_the_runner_side_on_python_310():
     found = _probe(_ready("oneflow"), "oneflow")
     assert found["python"].startswith("3.10.") and found["oneflow"] == "0.9.0"
+    assert int(found["cuda_libraries_preloaded"]) > 0  # from the env's nvidia wheels, no LD_LIBRARY_PATH

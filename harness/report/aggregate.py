@@ -231,10 +231,15 @@ def cross_framework(summary: Summary) -> tuple[list[tuple[str, str, str]], list[
 def cross_cell(rows: list[KernelRow]) -> str:
     """One cross-framework cell: each kernel with its measured passing range.
 
-    ``—`` when cases ran and none passed at any opset; ``not runnable`` when no
-    case could run (no counterpart, environment missing: the group's own table says why).
+    ``—`` when cases ran and none passed at any opset; ``not runnable`` when its
+    cases were skipped (no counterpart, environment missing: the group's own table
+    says why); ``not run`` when these results hold no case of it (no entry, or the
+    entry leaves this exporter out).
     """
     parts = []
     for r in rows:
-        parts.append(f"{r.kernel}: {r.measured() or '—'}" if r.tested else f"{r.kernel}: not runnable")
+        if r.tested:
+            parts.append(f"{r.kernel}: {r.measured() or '—'}")
+        else:
+            parts.append(f"{r.kernel}: {'not runnable' if r.skip_reasons else 'not run'}")
     return "; ".join(parts) or "not run"

@@ -54,7 +54,8 @@ def render(summary: Summary, meta: dict) -> str:
     if shared:
         out += ["Each Paddle table kernel (and model) by `shared_key`, with every framework's kernel of "
                 "the same semantics and its measured passing range per exporter: `—` none passes, "
-                "`not runnable` no case could run (the framework's own table says why), `not run` no entry.",
+                "`not runnable` its cases were skipped (the framework's own table says why), `not run` no case "
+                "in these results (no entry, or the entry leaves that exporter out).",
                 ""]
     if not shared:
         out += ["No shared_key appears under more than one framework in these results.", ""]

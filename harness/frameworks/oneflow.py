@@ -31,6 +31,11 @@ import numpy as np
 
 from .. import registry
 
+#: pip distributions a standalone repro of a OneFlow case needs besides numpy, onnx and
+#: onnxruntime (read from this file's source by :mod:`harness.repro`, never imported there);
+#: the replay runs on Python 3.10, the only one oneflow 0.9.0 has wheels for.
+REPLAY_REQUIRES = ("oneflow", "oneflow-onnx", "nvidia-cudnn-cu11", "nvidia-cublas-cu11")
+
 #: wheel folder -> libraries, in dependency order (each needs the ones before it)
 _CUDA_LIBS = (("cublas", ("libcublasLt.so.11", "libcublas.so.11")),
               ("cuda_nvrtc", ("libnvrtc.so.11.2",)),

@@ -32,6 +32,10 @@ import tf_keras  # noqa: E402
 
 from .. import registry  # noqa: E402
 
+#: pip distributions a standalone repro of a TensorFlow case needs besides numpy, onnx and
+#: onnxruntime (read from this file's source by :mod:`harness.repro`, never imported there).
+REPLAY_REQUIRES = ("tensorflow-cpu", "tf-keras", "tf2onnx")
+
 tf.config.threading.set_intra_op_parallelism_threads(1)
 tf.config.threading.set_inter_op_parallelism_threads(1)
 tf.get_logger().setLevel(logging.ERROR)

@@ -13,7 +13,8 @@ def make_inputs(input_specs: list[dict], seed: int, batch: int | None = None) ->
         shape = list(spec["shape"])
         if batch is not None and shape and 0 in spec.get("dynamic", [0]):
             shape[0] = batch
-        out.append(_draw(rng, spec, tuple(shape)))
+        # np.asarray: a 0-d draw is a numpy scalar, and frameworks take arrays (torch.from_numpy)
+        out.append(np.asarray(_draw(rng, spec, tuple(shape))))
     return out
 
 

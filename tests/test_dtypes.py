@@ -56,7 +56,7 @@ def test_float16_rule_replaces_closeness_rules_only(tmp_path):
     rule = {(c.variant, c.dtype): c.tolerance["name"] for c in m.cases}
     assert rule[("plain", "float16")] == rule[("loose", "float16")] == "half-allclose"
     assert rule[("plain", "float32")] == "seed-abs-rel" and rule[("loose", "float32")] == "allclose"
-    assert rule[("ints", "int32")] == "exact"
+    assert rule[("ints", "int32")] == "seed-abs-rel"  # integer outputs compare exactly under it
     rules, defaults = load_tolerances(TOL)
     policy = load_dtype_policy(TOL)
     assert tolerance.rule_for("float16", "exact", rules, defaults, policy.coarse) == "exact"
@@ -155,3 +155,9 @@ def test_framework_patterns_match_their_real_messages():
     msg = ("RuntimeError: (NotFound) The kernel with key (CPU, Undefined(AnyLayout), float16) of kernel "
            "`abs` is not registered. Selected wrong DataType `float16`")
     assert any(re.search(p, msg) for p in paddle_.PaddleFramework.dtype_unsupported)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int64", "bool"])
+def test_zero_d_inputs_are_zero_d_arrays(dtype):
+    (a,) = make_inputs([{"shape": [], "dtype": dtype, "dynamic": []}], seed=2)
+    assert isinstance(a, np.ndarray) and a.shape == () and a.dtype == np.dtype(dtype)

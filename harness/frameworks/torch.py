@@ -161,7 +161,12 @@ class TorchFramework:
 
     def reference(self, model, inputs):
         with torch.no_grad():
-            return flatten(model(*[torch.from_numpy(np.ascontiguousarray(x)) for x in inputs]))
+            return flatten(model(*[_tensor(x) for x in inputs]))
+
+
+def _tensor(x: np.ndarray) -> torch.Tensor:
+    """A contiguous tensor of ``x`` with its shape (``np.ascontiguousarray`` makes a 0-d array 1-d)."""
+    return torch.from_numpy(np.ascontiguousarray(x) if x.ndim else np.asarray(x))
 
 
 def _at_dtype(module, dtype: str | None):
@@ -179,7 +184,7 @@ def _at_dtype(module, dtype: str | None):
 def _example(model, case, cache) -> tuple[tuple, int]:
     """Example inputs (the spec's shapes) and the number of outputs, once per op variant."""
     if "example" not in cache:
-        xs = tuple(torch.from_numpy(x) for x in make_inputs(case.spec["inputs"], case.seed))
+        xs = tuple(_tensor(x) for x in make_inputs(case.spec["inputs"], case.seed))
         with torch.no_grad():
             n_out = len(flatten(model(*xs)))
         cache["example"] = (xs, n_out)

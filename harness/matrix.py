@@ -26,7 +26,7 @@ BELOW_MIN_REASON = "below opset 7: paddle2onnx and ONNX Runtime support opset 7 
 #: The dtype every entry runs at every opset; the others run at the ends of the range by default.
 BASE_DTYPE = "float32"
 DTYPE_ENDS_REASON = ("dtypes other than float32 run at the lowest and highest opset of each exporter "
-                     "(whole default run under 10 minutes on 2 cores); --opsets full runs them all")
+                     "(keeps the default run short); --opsets full runs them all")
 
 _RANGE = re.compile(r"^\s*(\d+)\s*~\s*(\d+)\s*$")
 

@@ -63,7 +63,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # -- the sample -------------------------------------------------------------------------------------
 def sample_cases(cases_dir: Path, n: int, min_opset: int = 11, max_opset: int = 21,
-                 exclude: frozenset[str] = frozenset(), frameworks: tuple[str, ...] = ("paddle", "torch")) -> list:
+                 exclude: frozenset[str] = frozenset(), frameworks: tuple[str, ...] = ("paddle", "torch"),
+                 exporters: tuple[str, ...] = ()) -> list:
     """A deterministic sample of ``n`` runnable CPU cases, spread over kernels and exporters.
 
     Candidates come from the ``--opsets full`` expansion of ``frameworks``,
@@ -71,12 +72,14 @@ def sample_cases(cases_dir: Path, n: int, min_opset: int = 11, max_opset: int = 
     (framework, kernel/variant, dtype, exporter) group cases are ordered by
     crc32 of their id, opsets >= 13 first with one opset 11-12 case after the
     first five; groups, ordered by crc32 of their key, are drawn round-robin.
+    ``exporters`` (empty: all) keeps only those exporters' cases.
     The result is in matrix (collection) order.
     """
     from .matrix import Scope, load_all, matrix_files
 
     m = load_all(matrix_files(cases_dir), cases_dir / "tolerances.yaml",
-                 Scope(opsets="full", frameworks=tuple(frameworks), devices=("cpu",)))
+                 Scope(opsets="full", frameworks=tuple(frameworks), exporters=tuple(exporters),
+                       devices=("cpu",)))
     order = {c.id: i for i, c in enumerate(m.cases)}
     groups: dict[tuple, list] = defaultdict(list)
     for c in m.cases:
@@ -128,6 +131,7 @@ def floor(ids_file: str, cases_dir: str, done_file: str | None = None) -> dict:
     done = open(done_file, "a", buffering=1) if done_file else None  # noqa: SIM115 - one line per case
     for case in cases:
         print(f"--- case {case.id}", flush=True)  # the last one names the culprit if native code aborts
+        t_case, export_s = time.perf_counter(), None
         try:
             fw = registry.FRAMEWORKS[case.framework]
             if case.model_key not in models:
@@ -135,7 +139,9 @@ def floor(ids_file: str, cases_dir: str, done_file: str | None = None) -> dict:
                 xss = make_input_sets(case)
                 models[case.model_key] = (model, xss, [list(fw.reference(model, xs)) for xs in xss], {})
             model, xss, refs, cache = models[case.model_key]
+            t_export = time.perf_counter()
             out = registry.EXPORTERS[(case.framework, case.exporter)].export(model, case, work, cache)
+            export_s = time.perf_counter() - t_export
             onnx.checker.check_model(onnx.load(out), full_check=True)
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = 1
@@ -151,7 +157,8 @@ def floor(ids_file: str, cases_dir: str, done_file: str | None = None) -> dict:
         except (Exception, SystemExit):  # noqa: BLE001 - the floor counts, it does not classify
             counts["error"] += 1
         if done is not None:  # as the harness writes a record per case
-            done.write(case.id + "\n")
+            done.write(json.dumps({"id": case.id, "exporter": f"{case.framework}/{case.exporter}",
+                                   "export_s": export_s, "wall_s": time.perf_counter() - t_case}) + "\n")
     return {"counts": dict(counts)}  # timings come from the done file (see Progress)
 
 
@@ -338,6 +345,8 @@ class Run:
     cpu: float  # s of CPU of the whole reaped process tree
     first: float | None  # s from start until the first case was done (imports, start-up, first case)
     steady: float | None  # cases/s from the first case done to the last
+    #: framework/exporter -> (cases, mean export s, export share of the cases' wall time)
+    exporters: dict | None = None
 
     @staticmethod
     def of(wall, mem, what, cpu, progress) -> "Run":
@@ -362,6 +371,7 @@ def _round(args, py: str, harness: list[str], ids: Path, work: Path, n: int) -> 
         info = json.loads(lines[-1]) if rc == 0 and lines else {
             "counts": {"died": rc, "at": lines[-1] if lines else ""}}
         runs["a"] = Run.of(wall, mem, f"{info['counts']}", cpu, prog)
+        runs["a"].exporters = export_shares(done)
     for key, workers in (("b", 0), ("c", args.workers)):
         if key not in args.only:
             continue
@@ -374,7 +384,45 @@ def _round(args, py: str, harness: list[str], ids: Path, work: Path, n: int) -> 
         st = _statuses(res)
         note = "" if sum(st.values()) == n else f" ONLY {sum(st.values())} RECORDS (rc {rc}, see {key}.log)"
         runs[key] = Run.of(wall, mem, f"{dict(st)}{note}", cpu, prog)
+        runs[key].exporters = export_shares(res)
     return runs
+
+
+def export_shares(path: Path) -> dict:
+    """Per ``framework/exporter`` in a results (or floor done) file: (cases, mean export s, share).
+
+    The share is the summed export time over the summed case wall time
+    (``wall_s``: for the harness, the pytest side's time for the whole case:
+    hand-over, build or cache, export, check, runtime, compare, record).
+    Cases without an export time (skipped, failed before export) are left out.
+    """
+    sums: dict[str, list] = defaultdict(lambda: [0, 0.0, 0.0])
+    if not path.exists():
+        return {}
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(rec, dict) or rec.get("export_s") is None or not rec.get("wall_s"):
+            continue
+        key = rec.get("exporter", "")
+        if "/" not in key:
+            key = f"{rec.get('framework')}/{key}"
+        acc = sums[key]
+        acc[0] += 1
+        acc[1] += rec["export_s"]
+        acc[2] += rec["wall_s"]
+    return {k: (n, e / n, e / w) for k, (n, e, w) in sorted(sums.items())}
+
+
+def _print_exporters(runs: dict[str, "Run"]) -> None:
+    rows = [(key, exp, figs) for key, r in runs.items() for exp, figs in (r.exporters or {}).items()]
+    if not rows:
+        return
+    print(f"  {'run':<6}{'exporter':<20}{'cases':>7}{'mean export s':>15}{'share of case wall':>20}")
+    for key, exp, (n, mean, share) in rows:
+        print(f"  {key:<6}{exp:<20}{n:>7}{mean:>15.3f}{share:>19.0%}")
 
 
 def _print_round(runs: dict[str, Run], n: int, workers: int) -> None:
@@ -386,6 +434,7 @@ def _print_round(runs: dict[str, Run], n: int, workers: int) -> None:
         print(f"  {label[key]:<22}{r.wall:>8.1f}{n / r.wall:>9.2f}{r.cpu:>7.1f}{_f(r.first, 1):>9}"
               f"{_f(r.steady, 1):>10}   {m:<28}  {r.what}")
     _print_ratios(runs)
+    _print_exporters(runs)
     parts = []
     for key, r in runs.items():
         workers = [(w, p) for w, p, _ in r.mem if w != "master" and p is not None]
@@ -426,6 +475,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frameworks", default="paddle,torch",
                     help="frameworks the sample is drawn from (default paddle,torch: like the default "
                          "matrix; Paddle cases take ~10 ms each, torch dynamo ones ~200 ms)")
+    ap.add_argument("--exporters", default=None,
+                    help="exporters the sample is drawn from (default: all; with --frameworks torch "
+                         "alone: dynamo, which times the dynamo path alone). Every run prints, per "
+                         "exporter, the mean export time and its share of the cases' wall time")
     ap.add_argument("--workers", type=int, default=2, help="xdist workers for run c (default 2)")
     ap.add_argument("--dist", default=None, help="xdist --dist mode for run c (default: the harness's)")
     ap.add_argument("--cases-dir", default=str(ROOT / "cases"))
@@ -455,9 +508,11 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     py = sys.executable
     frameworks = tuple(f.strip() for f in args.frameworks.split(",") if f.strip())
+    exporters = _exporters(args.exporters, frameworks)
     harness = [py, "-m", "pytest", "conformance", "--cases-dir", args.cases_dir, "--opsets", "full",
                "--devices", "cpu", "--no-report", "--repro-dir", "", "-q", "-p", "no:randomly"]
     harness += [a for fw in frameworks for a in ("--framework", fw)]
+    harness += [a for ex in exporters for a in ("--exporter", ex)]
     from .results import read_results
 
     if args.exclude_from:
@@ -466,7 +521,8 @@ def main(argv: list[str] | None = None) -> int:
         known = work / "probe.jsonl"
         cand = work / "candidates.txt"
         cand.write_text("\n".join(c.id for c in sample_cases(Path(args.cases_dir), 10**9, args.min_opset,
-                                                               args.max_opset, frameworks=frameworks)) + "\n")
+                                                               args.max_opset, frameworks=frameworks,
+                                                               exporters=exporters)) + "\n")
         print(f"probe: running the harness (-n {args.workers}) once over every candidate to find the cases "
               f"that crash or hang (the bare loop has no isolation); --exclude-from skips this", flush=True)
         known.unlink(missing_ok=True)
@@ -475,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
     exclude = frozenset(r["id"] for r in read_results(str(known), [])
                         if r["status"] in ("crash", "timeout") or "sys.exit" in (r.get("message") or ""))
     cases = sample_cases(Path(args.cases_dir), args.cases or 10**9, args.min_opset, args.max_opset, exclude,
-                         frameworks)
+                         frameworks, exporters)
     ids = work / "case-ids.txt"
     ids.write_text("\n".join(c.id for c in cases) + "\n")
     n = len(cases)
@@ -500,7 +556,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"median of {args.repeat} rounds:")
         _print_ratios({k: Run(med(k, "wall"), [], "", med(k, "cpu"), med(k, "first"), med(k, "steady"))
                        for k in rounds[0]})
+        _print_exporters({k: Run(0, [], "", 0, None, None, _median_shares([rd[k].exporters for rd in rounds]))
+                          for k in rounds[0]})
     return 0
+
+
+def _exporters(given: str | None, frameworks: tuple[str, ...]) -> tuple[str, ...]:
+    """The ``--exporters`` of a bench run: as given, else dynamo for a torch-only run, else all."""
+    if given is not None:
+        return tuple(e.strip() for e in given.split(",") if e.strip())
+    return ("dynamo",) if frameworks == ("torch",) else ()
+
+
+def _median_shares(per_round: list) -> dict:
+    """Per exporter, the median over rounds of (cases, mean export s, share)."""
+    keys = sorted({k for figs in per_round if figs for k in figs})
+    return {k: tuple(statistics.median(f[k][i] for f in per_round if f and k in f) for i in range(3))
+            for k in keys}
 
 
 if __name__ == "__main__":

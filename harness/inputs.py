@@ -13,7 +13,8 @@ def make_inputs(input_specs: list[dict], seed: int, batch: int | None = None) ->
         shape = list(spec["shape"])
         if batch is not None and shape and 0 in spec.get("dynamic", [0]):
             shape[0] = batch
-        out.append(_draw(rng, spec, tuple(shape)))
+        # np.asarray: a 0-d draw is a numpy scalar, and frameworks take arrays (torch.from_numpy)
+        out.append(np.asarray(_draw(rng, spec, tuple(shape))))
     return out
 
 
@@ -24,11 +25,13 @@ def _draw(rng: np.random.Generator, spec: dict, shape: tuple) -> np.ndarray:
         if arr.shape != shape:
             arr = np.broadcast_to(arr, shape).copy() if arr.size == 1 else arr
         return arr
+    if dtype == np.bool_:
+        return rng.random(shape) < 0.5
+    if dtype.kind in "iu" and spec.get("init") != "randint":
+        return _draw_integers(rng, spec, shape, dtype)
     init = spec.get("init", "randint" if dtype.kind in "iu" else "uniform")
     low = spec.get("low", 0 if dtype.kind in "iub" else -1.0)
     high = spec.get("high", 10 if dtype.kind in "iu" else 1.0)
-    if dtype == np.bool_:
-        return rng.random(shape) < 0.5
     if init == "randint":
         return rng.integers(int(low), int(high), size=shape).astype(dtype)
     if init == "permutation":
@@ -64,3 +67,26 @@ def make_input_sets(case) -> list[list[np.ndarray]]:
 
         input_sets = [inject_special_values(xs, case.seed + i) for i, xs in enumerate(input_sets)]
     return input_sets
+
+
+def _draw_integers(rng: np.random.Generator, spec: dict, shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """Integers for a spec written for floats (the dtype axis draws them at every dtype).
+
+    The float range is widened to whole numbers (at least three values, so an
+    op never sees a constant tensor); ``positive`` stays >= 1 (divisors, logs),
+    ``unique`` gives distinct integers (no ties for argmax or sort), and
+    ``permutation`` is kept as it is. ``init: randint`` specs are drawn as written.
+    """
+    init = spec.get("init", "uniform")
+    low = int(np.floor(spec.get("low", -5)))
+    high = int(np.ceil(spec.get("high", 5)))
+    if init == "permutation":
+        n = shape[-1] if shape else 1
+        return np.stack([rng.permutation(n) for _ in range(int(np.prod(shape[:-1])) or 1)]) \
+            .reshape(shape).astype(dtype)
+    if init == "unique":
+        size = int(np.prod(shape))
+        return (rng.permutation(size or 1)[:size].reshape(shape) + low).astype(dtype)
+    if init == "positive":
+        low = max(low, 1)
+    return rng.integers(low, max(high, low + 3), size=shape).astype(dtype)

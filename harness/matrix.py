@@ -23,6 +23,11 @@ from .yamlsrc import MatrixError, SourcedDoc, load_yaml
 TESTABLE_MIN = 7
 BELOW_MIN_REASON = "below opset 7: paddle2onnx and ONNX Runtime support opset 7 and up"
 
+#: The dtype every entry runs at every opset; the others run at the ends of the range by default.
+BASE_DTYPE = "float32"
+DTYPE_ENDS_REASON = ("dtypes other than float32 run at the lowest and highest opset of each exporter "
+                     "(keeps the default run short); --opsets full runs them all")
+
 _RANGE = re.compile(r"^\s*(\d+)\s*~\s*(\d+)\s*$")
 
 
@@ -182,6 +187,31 @@ def load_tolerances(path: str | Path) -> tuple[dict, dict]:
     return {n: {"name": n, **r} for n, r in rules.items()}, dict(doc.data["defaults"])
 
 
+@dataclass(frozen=True)
+class DtypePolicy:
+    """What ``tolerances.yaml`` says beyond one rule per dtype.
+
+    ``coarse``: dtype -> the rule that replaces an entry's closeness rule at that
+    dtype (float16); ``sets``: named dtype lists an entry gives as ``dtypes: NAME``.
+    """
+
+    coarse: dict = field(default_factory=dict)
+    sets: dict = field(default_factory=dict)
+
+
+def load_dtype_policy(path: str | Path) -> DtypePolicy:
+    """Read the ``coarse`` and ``dtype_sets`` sections of ``tolerances.yaml``."""
+    doc = load_yaml(path)
+    validate(doc, schema.TOLERANCES)
+    rules = doc.data["rules"]
+    coarse = dict(doc.data.get("coarse") or {})
+    for dtype, name in coarse.items():
+        if name not in rules:
+            raise MatrixError(doc.path, doc.line_of(("coarse", dtype)), f"coarse.{dtype}",
+                              f"unknown tolerance rule {name!r}")
+    return DtypePolicy(coarse, {k: list(v) for k, v in (doc.data.get("dtype_sets") or {}).items()})
+
+
 def _merge(*layers: dict) -> dict:
     out: dict = {}
     for layer in layers:
@@ -194,8 +224,9 @@ def _merge(*layers: dict) -> dict:
 
 
 def load_matrix(path: str | Path, rules: dict, default_rules: dict, scope: Scope,
-                max_opset: int | None = None) -> Matrix:
+                max_opset: int | None = None, policy: DtypePolicy | None = None) -> Matrix:
     """Validate one matrix file and expand it under ``scope``."""
+    policy = policy or DtypePolicy()
     doc = load_yaml(path)
     validate(doc, schema.MATRIX)
     data = doc.data
@@ -211,6 +242,7 @@ def load_matrix(path: str | Path, rules: dict, default_rules: dict, scope: Scope
         return matrix
     exporters = [e for e in data["exporters"] if not scope.exporters or e in scope.exporters]
     defaults = data.get("defaults", {})
+    native = data.get("native_opsets", {})
     seen: dict[str, int] = {}
     for i, entry in enumerate(data["entries"]):
         at = ("entries", i)
@@ -257,10 +289,8 @@ def load_matrix(path: str | Path, rules: dict, default_rules: dict, scope: Scope
                 matrix.skipped_opsets.append((fw, f"{kernel}-{vname}", format_opsets(
                     list(range(max(top + 1, want_lo), want_hi + 1))),
                     f"above opset {top}: the highest the installed onnx and onnxruntime support"))
-            if scope.smoke:
-                if not spec.get("smoke"):
-                    continue
-                opsets = sorted({opsets[0], opsets[-1]}) if opsets else []
+            if scope.smoke and not spec.get("smoke"):
+                continue
             only = spec.get("exporters")
             if only:
                 unknown = sorted(set(only) - set(data["exporters"]))
@@ -275,9 +305,16 @@ def load_matrix(path: str | Path, rules: dict, default_rules: dict, scope: Scope
                         matrix.skipped_opsets.append((fw, f"{kernel}-{vname}", format_opsets(opsets),
                                                       f"exporter {exporter} left out: the variant lists "
                                                       f"exporters {', '.join(only)} only"))
+            by_exporter = {e: _exporter_opsets(e, opsets, native, scope, matrix, fw, f"{kernel}-{vname}")
+                           for e in exporters if not only or e in only}
+            if scope.smoke:  # the lowest and highest opset each exporter runs
+                by_exporter = {e: sorted({o[0], o[-1]}) if o else [] for e, o in by_exporter.items()}
             tol_name = spec.get("tolerance")
-            for dtype in spec.get("dtypes", ["float32"]):
-                name = tol_name or default_rules.get(dtype)
+            dtypes = _dtypes(spec.get("dtypes", ["float32"]), policy, doc, at, vat, kernel)
+            if scope.smoke:  # the smoke slice guards float32 regressions; the dtype axis is the full run's
+                dtypes = [d for d in dtypes if d == "float32"] or dtypes[:1]
+            for dtype in dtypes:
+                name = tolerance.rule_for(dtype, tol_name, rules, default_rules, policy.coarse)
                 if name not in rules:
                     if tol_name is None:
                         raise MatrixError(doc.path, doc.first_line(vat + ("dtypes",), at + ("dtypes",),
@@ -291,10 +328,13 @@ def load_matrix(path: str | Path, rules: dict, default_rules: dict, scope: Scope
                 cspec = {k: v for k, v in spec.items()
                          if k not in ("dtypes", "tolerance", "smoke", "skip", "exporters")}
                 cspec["inputs"] = [{"dtype": dtype, **inp} for inp in spec.get("inputs", [])]
-                for exporter in exporters:
-                    if only and exporter not in only:
-                        continue
-                    for opset in opsets:
+                cspec["dtype"] = dtype
+                for exporter, ex_opsets in by_exporter.items():
+                    if dtype != BASE_DTYPE and scope.opsets == "declared" and len(ex_opsets) > 2:
+                        matrix.skipped_opsets.append((fw, f"{kernel}-{vname}-{dtype}-{exporter}",
+                                                      format_opsets(ex_opsets[1:-1]), DTYPE_ENDS_REASON))
+                        ex_opsets = [ex_opsets[0], ex_opsets[-1]]
+                    for opset in ex_opsets:
                         for device in scope.devices:
                             matrix.cases.append(Case(
                                 framework=fw, kernel=kernel, variant=vname, exporter=exporter,
@@ -308,6 +348,39 @@ def load_matrix(path: str | Path, rules: dict, default_rules: dict, scope: Scope
                                 smoke=bool(spec.get("smoke")),
                                 source=source))
     return matrix
+
+
+def _dtypes(given, policy: DtypePolicy, doc: SourcedDoc, at: tuple, vat: tuple, kernel: str) -> list[str]:
+    """An entry's ``dtypes:``: a list as given, or the named set of ``tolerances.yaml``."""
+    if isinstance(given, list):
+        return given
+    if given not in policy.sets:
+        raise MatrixError(doc.path, doc.line_of(vat + ("dtypes",)) or doc.line_of(at + ("dtypes",)),
+                          f"entries[{kernel}].dtypes",
+                          f"unknown dtype set {given!r} (cases/tolerances.yaml dtype_sets: "
+                          f"{', '.join(policy.sets) or 'none'})")
+    return policy.sets[given]
+
+
+def _exporter_opsets(exporter: str, opsets: list[int], native: dict, scope: Scope, matrix: Matrix,
+                     fw: str, label: str) -> list[int]:
+    """The opsets ``exporter`` runs at.
+
+    An exporter with a native opset (dynamo: 18) reaches lower ones only by
+    version conversion: in the declared scope one case, at the highest lower
+    opset, records what that conversion does; the other lower opsets are
+    listed as skipped. ``--opsets full`` keeps them all.
+    """
+    top = native.get(exporter)
+    if top is None or scope.opsets != "declared":
+        return opsets
+    below = [o for o in opsets if o < top]
+    if len(below) > 1:
+        matrix.skipped_opsets.append((fw, label, format_opsets(below[:-1]),
+                                      f"exporter {exporter} translates at opset {top}: below it one case "
+                                      f"per variant (the highest lower opset) records the version "
+                                      f"conversion; --opsets full runs them all"))
+    return below[-1:] + [o for o in opsets if o >= top]
 
 
 def _check_builder(doc: SourcedDoc, at: tuple, entry: dict, fw: str) -> None:
@@ -327,10 +400,11 @@ def load_all(paths: list[Path], tolerances_path: Path, scope: Scope,
              max_opset: int | None = None) -> Matrix:
     """Load every matrix file in ``paths`` and concatenate them; ids must be unique."""
     rules, defaults = load_tolerances(tolerances_path)
+    policy = load_dtype_policy(tolerances_path)
     out = Matrix()
     seen: dict[str, str] = {}
     for path in paths:
-        m = load_matrix(path, rules, defaults, scope, max_opset)
+        m = load_matrix(path, rules, defaults, scope, max_opset, policy)
         for c in m.cases:
             if c.id in seen:
                 where, _, line = c.source.rpartition(":")

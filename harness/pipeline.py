@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from . import devices, passes, record, registry, runtimes, status
+from . import devices, dtypes, passes, record, registry, runtimes, status
 from .case import Case
 from .inputs import make_input_sets
 from .tolerance import compare
@@ -114,6 +114,9 @@ def _run_case(case: Case, workdir: str, cache: ModelCache, providers: list[str] 
         prep = cache.get(case, fw)
         ctx["prep"] = prep
     except ReferenceError_ as exc:
+        reason = dtypes.unsupported_reason(fw, case, str(exc))
+        if reason:
+            return record.new(case, status.SKIPPED, stage="reference", message=reason)
         return record.new(case, status.EXPORT_ERROR, stage="reference",
                        message=f"the framework could not run its own model: {exc}")
     os.makedirs(workdir, exist_ok=True)

@@ -31,7 +31,8 @@ CASE_FIELDS = {
     "kwargs": {"type": "object"},
     "inputs": {"type": "array", "items": _INPUT, "minItems": 1},
     "tolerance": {"type": "string"},
-    "dtypes": {"type": "array", "items": _DTYPE, "minItems": 1},
+    # a list of dtypes, or the name of a set in cases/tolerances.yaml `dtype_sets`
+    "dtypes": {"oneOf": [{"type": "array", "items": _DTYPE, "minItems": 1}, _NAME]},
     "opsets": {
         "type": "object",
         "additionalProperties": False,
@@ -113,6 +114,9 @@ MATRIX = {
         "framework": _NAME,
         "exporters": {"type": "array", "items": {"type": "string"}, "minItems": 1},
         "plugins": {"type": "array", "items": {"type": "string"}},
+        # exporter -> the opset it translates at; below it, one case per variant (the
+        # highest lower opset) records the version conversion, the rest are reported skipped
+        "native_opsets": {"type": "object", "additionalProperties": _OPSET},
         "defaults": {"type": "object", "additionalProperties": False,
                      "properties": dict(CASE_FIELDS)},
         "entries": {"type": "array", "items": _ENTRY, "minItems": 1},
@@ -133,6 +137,11 @@ TOLERANCES = {
             },
         },
         "defaults": {"type": "object", "additionalProperties": {"type": "string"}},
+        # dtype -> rule that replaces an entry's closeness rule (abs-or-rel, allclose) at that dtype
+        "coarse": {"type": "object", "additionalProperties": {"type": "string"}},
+        # named dtype sets an entry may give as `dtypes: NAME`
+        "dtype_sets": {"type": "object", "additionalProperties": {
+            "type": "array", "items": _DTYPE, "minItems": 1}},
     },
 }
 

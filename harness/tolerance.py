@@ -92,6 +92,31 @@ REQUIRED_PARAMS = {
 }
 
 
+#: Kinds that judge how close floating values are. Under them an integer or
+#: boolean output is judged exactly: there is no rounding to forgive.
+CLOSENESS = ("abs-or-rel", "allclose")
+
+
 def compare(rule: dict, ref: np.ndarray, act: np.ndarray) -> Verdict:
-    """Judge ``act`` against ``ref`` under ``rule`` (a dict with ``kind`` and its params)."""
-    return KINDS[rule["kind"]](np.asarray(ref), np.asarray(act), rule)
+    """Judge ``act`` against ``ref`` under ``rule`` (a dict with ``kind`` and its params).
+
+    Integer and boolean reference outputs are compared exactly under a closeness rule.
+    """
+    ref, act = np.asarray(ref), np.asarray(act)
+    if rule["kind"] in CLOSENESS and ref.dtype.kind in "iub":
+        return _exact(ref, act, rule)
+    return KINDS[rule["kind"]](ref, act, rule)
+
+
+def rule_for(dtype: str, entry_rule: str | None, rules: dict, defaults: dict, coarse: dict) -> str | None:
+    """The rule name a case at ``dtype`` is judged by.
+
+    The entry's own rule when it names one, else the dtype's default; at a dtype
+    listed in ``coarse`` (float16) an entry's closeness rule gives way to the
+    coarse dtype's rule, since no float32 figure holds at 11 significant bits.
+    """
+    name = entry_rule or defaults.get(dtype)
+    floor = coarse.get(dtype)
+    if floor and name in rules and rules[name]["kind"] in CLOSENESS:
+        return floor
+    return name

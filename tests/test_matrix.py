@@ -38,15 +38,17 @@ def expand(path, **scope):
 
 def test_expansion_counts_and_ids(tmp_path):
     m = expand(write(tmp_path, BASE))
-    # variant a: opsets 7..12 x float32; b: 7..12 x 2 dtypes
-    assert len(m.cases) == 6 + 12
+    # variant a: opsets 7..12 x float32; b: 7..12 at float32, the ends (7, 12) at float64
+    assert len(m.cases) == 6 + 6 + 2
     ids = [c.id for c in m.cases]
     assert len(set(ids)) == len(ids)
     assert "fake-fake-relu-a-opset7-float32-cpu" in ids
     assert "fake-fake-relu-b-opset12-float64-cpu" in ids
-    # opsets 1..6 are listed as skipped with a reason, once per variant
-    assert [s[2] for s in m.skipped_opsets] == ["1~6", "1~6"]
-    assert all("below opset 7" in s[3] for s in m.skipped_opsets)
+    # opsets 1..6 are listed as skipped with a reason, once per variant; float64's middle opsets too
+    assert [s[2] for s in m.skipped_opsets] == ["1~6", "1~6", "8~11"]
+    assert all("below opset 7" in s[3] for s in m.skipped_opsets[:2])
+    assert "--opsets full" in m.skipped_opsets[2][3]
+    assert len(expand(write(tmp_path, BASE), opsets="full").cases) == 16 * 3
 
 
 def test_ids_are_stable_across_loads_and_scopes(tmp_path):
@@ -73,7 +75,7 @@ def test_seed_shared_across_opsets_and_exporters(tmp_path):
 
 def test_devices_axis(tmp_path):
     m = expand(write(tmp_path, BASE), devices=("cpu", "cuda0"))
-    assert len(m.cases) == 2 * 18
+    assert len(m.cases) == 2 * 14
     assert any(c.id.endswith("-cuda0") for c in m.cases)
 
 

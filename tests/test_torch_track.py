@@ -49,7 +49,7 @@ def test_relu6_passes_on_both_exporters(torch_executor, exporter):
 
 def test_dynamo_below_its_opset_is_never_a_pass_under_another_opset(torch_executor):
     """dynamo translates at opset 18; a lower request that the saved model does not honour is not a pass."""
-    m = _cases(TORCH)
+    m = _cases(TORCH, opsets="full")  # the declared scope keeps one opset below 18 (17)
     seen_other = False
     for opset in (9, 13, 15):
         rec = torch_executor.run(_pick(m, "relu6", "dynamo", opset))
@@ -102,8 +102,32 @@ def test_torch_entries_claim_the_full_range_and_name_their_paddle_kernel():
     assert rows["roi_align"].unavailable and rows["nms"].unavailable
 
 
-def test_variant_exporter_restriction_is_reported_not_dropped():
+def _restricted(tmp_path, exporters="torchscript"):
+    """torch.yaml with the abs entry restricted to ``exporters``."""
+    p = tmp_path / "torch.yaml"
+    p.write_text(TORCH.read_text().replace("call: torch.abs\n", f"call: torch.abs\n    exporters: [{exporters}]\n", 1))
+    return p
+
+
+def test_every_variant_runs_on_both_exporters():
     m = _cases(TORCH)
+    pairs = {(c.kernel, c.variant, c.exporter) for c in m.cases}
+    for kernel, variant, _ in pairs:
+        assert {(kernel, variant, "torchscript"), (kernel, variant, "dynamo")} <= pairs, (kernel, variant)
+
+
+def test_dynamo_below_its_native_opset_keeps_one_case_and_reports_the_rest():
+    m = _cases(TORCH)
+    opsets = sorted({c.opset for c in m.cases if c.exporter == "dynamo" and c.kernel == "relu6"})
+    assert opsets == [17, 18, 19, 20, 21, 22], opsets
+    left = [s for s in m.skipped_opsets if s[1] == "relu6-default" and "dynamo" in s[3]]
+    assert left and left[0][2] == "7~16" and "version conversion" in left[0][3]
+    full = _cases(TORCH, opsets="full")
+    assert 7 in {c.opset for c in full.cases if c.exporter == "dynamo" and c.kernel == "relu6"}
+
+
+def test_variant_exporter_restriction_is_reported_not_dropped(tmp_path):
+    m = _cases(_restricted(tmp_path))
     ids = {c.id for c in m.cases}
     assert "torch-torchscript-abs-default-opset7-float32-cpu" in ids
     assert "torch-dynamo-abs-default-opset7-float32-cpu" not in ids
@@ -112,8 +136,5 @@ def test_variant_exporter_restriction_is_reported_not_dropped():
 
 
 def test_unknown_exporter_in_a_variant_is_a_matrix_error(tmp_path):
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(TORCH.read_text().replace("exporters: [torchscript]\n    smoke: true",
-                                             "exporters: [torchscrpit]\n    smoke: true", 1))
     with pytest.raises(MatrixError, match="unknown exporter 'torchscrpit'"):
-        _cases(bad)
+        _cases(_restricted(tmp_path, "torchscrpit"))

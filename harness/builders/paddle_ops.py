@@ -286,7 +286,8 @@ def im2sequence(spec):
 @register_builder("paddle")
 def slice(spec):  # noqa: A001 - the kernel's name
     """``paddle.slice(x, axes, starts, ends)``, or ``paddle.strided_slice`` when kwargs give
-    ``strides`` (the slice kernel with steps)."""
+    ``strides`` (the slice kernel with steps); ``bounds_from_inputs: true`` takes starts and
+    ends from the 2nd and 3rd inputs (the tensor form of the attributes)."""
     import paddle
 
     kw = _kwargs(spec)
@@ -296,4 +297,12 @@ def slice(spec):  # noqa: A001 - the kernel's name
         def forward(self, x):
             return fn(x, **kw)
 
+    class SliceTensorBounds(paddle.nn.Layer):
+        """starts and ends arrive as the model's 2nd and 3rd inputs (int tensors), not as lists."""
+
+        def forward(self, x, starts, ends):
+            return fn(x, starts=starts, ends=ends, **kw)
+
+    if kw.pop("bounds_from_inputs", False):
+        return SliceTensorBounds()
     return Slice()

@@ -87,6 +87,13 @@ class PaddleFramework:
 
     name = "paddle"
 
+    #: Paddle's own words for "no kernel for this dtype on this device" (see harness.dtypes)
+    dtype_unsupported = (
+        r"The kernel with key \(.*\b(float16|float64|int32|int64|bool)\) of kernel `\w+` is not registered",
+        r"kernel `\w+` is not registered and is not supported",
+        r"data type of '\w+' in \w+ must be .*, but received (float16|float64|int32|int64|bool)",
+    )
+
     def set_device(self, device: str) -> None:
         """Bind models and the reference to ``cpu`` or ``cuda:N`` (Paddle's ``gpu:N``)."""
         paddle.set_device("cpu" if device == "cpu" else "gpu:" + device.split(":", 1)[1])
@@ -118,6 +125,9 @@ class PaddleFramework:
         else:
             layer = registry.BUILDERS[("paddle", spec["builder"])](spec)
         layer.eval()
+        if spec.get("dtype") in ("float16", "float64") and layer.parameters():
+            # weights drawn in float32 (the same seeded values at every dtype), rounded once
+            layer.to(dtype=spec["dtype"])
         return layer
 
     def reference(self, model, inputs):

@@ -142,6 +142,12 @@ class TorchFramework:
 
     name = "torch"
 
+    #: torch's own words for "no kernel for this dtype on this device" (see harness.dtypes)
+    dtype_unsupported = (
+        r"not implemented for '(Half|Float|Double|Int|Long|Bool|Char|Byte)'",
+        r"\bdoes not support (Half|Float16|float16|bool|Bool|integer)",
+    )
+
     def build(self, spec: dict, seed: int):
         torch.manual_seed(seed)
         np.random.seed(seed % (2**32))
@@ -151,17 +157,34 @@ class TorchFramework:
         else:
             module = registry.BUILDERS[("torch", spec["builder"])](spec)
         module.eval()
-        return module
+        return _at_dtype(module, spec.get("dtype"))
 
     def reference(self, model, inputs):
         with torch.no_grad():
-            return flatten(model(*[torch.from_numpy(np.ascontiguousarray(x)) for x in inputs]))
+            return flatten(model(*[_tensor(x) for x in inputs]))
+
+
+def _tensor(x: np.ndarray) -> torch.Tensor:
+    """A contiguous tensor of ``x`` with its shape (``np.ascontiguousarray`` makes a 0-d array 1-d)."""
+    return torch.from_numpy(np.ascontiguousarray(x) if x.ndim else np.asarray(x))
+
+
+def _at_dtype(module, dtype: str | None):
+    """Cast a module's floating weights and buffers to the case's floating dtype.
+
+    Weights are drawn in float32 (the same seeded values at every dtype) and
+    rounded once; at an integer or bool dtype the weights stay as drawn (an op
+    with weights takes floating inputs only).
+    """
+    if dtype in ("float16", "float64"):
+        module.to(getattr(torch, dtype))
+    return module
 
 
 def _example(model, case, cache) -> tuple[tuple, int]:
     """Example inputs (the spec's shapes) and the number of outputs, once per op variant."""
     if "example" not in cache:
-        xs = tuple(torch.from_numpy(x) for x in make_inputs(case.spec["inputs"], case.seed))
+        xs = tuple(_tensor(x) for x in make_inputs(case.spec["inputs"], case.seed))
         with torch.no_grad():
             n_out = len(flatten(model(*xs)))
         cache["example"] = (xs, n_out)

@@ -11,6 +11,7 @@ fails where the exported one passes, the case is ``pass-changed-result``.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from typing import Any, Protocol
 
 from ..case import DEFAULT_PASS as NONE  # noqa: F401 - the pass of a case that names none
@@ -59,3 +60,9 @@ def get(name: str) -> Pass:
                 raise
             raise KeyError(f"no post-export pass called {name!r}") from None
     return PASSES[name]
+
+
+def names() -> set[str]:
+    """Passes a case may name (``none`` too), found without importing any: this package's modules and those
+    registered so far."""
+    return {NONE} | {m.name for m in pkgutil.iter_modules(__path__)} | set(PASSES)

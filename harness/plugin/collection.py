@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .. import devices, environments, sharding
+from .. import devices, environments, passes, runtimes, sharding
 from ..case import Case
 from ..matrix import Matrix, load_all
 from ..yamlsrc import MatrixError
@@ -51,6 +51,29 @@ class CaseCollection:
         self._explore: list | None = None
         self._by_id: dict[str, Case] | None = None
 
+    def check_axes(self) -> None:
+        """--runtimes / --passes: an unknown name is a usage error naming the known ones.
+
+        Known: the modules of ``harness/runtimes`` / ``harness/passes`` (not
+        imported here) and, only when a name is none of those, whatever the
+        matrix files' ``plugins:`` register.
+        """
+        import importlib
+
+        axes = (("--runtimes", self.cfg.runtimes, runtimes.names), ("--passes", self.cfg.post_passes, passes.names))
+        if all(set(wanted) <= known() for _, wanted, known in axes):
+            return
+        for mod in self.plugins():
+            try:
+                importlib.import_module(mod)
+            except ImportError:
+                continue  # the runners report it
+        for option, wanted, known in axes:
+            unknown = [n for n in wanted if n not in known()]
+            if unknown:
+                raise pytest.UsageError(f"{option}: unknown {', '.join(map(repr, unknown))} "
+                                        f"(known: {', '.join(sorted(known()))})")
+
     # -- the matrix -----------------------------------------------------------
     @property
     def matrix(self) -> Matrix:
@@ -63,6 +86,10 @@ class CaseCollection:
             except MatrixError as exc:
                 raise pytest.UsageError(str(exc)) from None
             matrix.cases = [_unrunnable(c, cfg.present) for c in matrix.cases]
+            if cfg.runtimes != (runtimes.DEFAULT,) or cfg.post_passes != (passes.NONE,):
+                # every (runtime, pass) of a case follows it, so they share its exported model
+                matrix.cases = [replace(c, runtime=r, post_pass=p) for c in matrix.cases
+                                for r in cfg.runtimes for p in cfg.post_passes]
             self._matrix = matrix
         return self._matrix
 

@@ -1,0 +1,70 @@
+"""Runtimes and post-export passes as axes of the matrix: selection, ids, expected failures, blame."""
+
+import shutil
+
+import pytest
+
+from harness import status
+from harness.expectations import Expectations
+from harness.results import read_results
+
+EXPECTED = """\
+expected_failures:
+  - match: "fake-fake-relu-good-*"
+    runtimes: [fake-wrong-relu]
+    status: [mismatch]
+    reason: "the fake runtime adds 1 to every model with a Relu"
+  - match: "fake-fake-relu-good-*"
+    runtimes: [ort]
+    passes: [fake-drop-node]
+    status: [pass-changed-result]
+    reason: "the fake pass drops the Relu"
+"""
+
+
+def test_entries_narrow_to_runtimes_and_passes(tmp_path):
+    path = tmp_path / "expected_failures.yaml"
+    path.write_text(EXPECTED)
+    exp = Expectations.load(path)
+    cid = "fake-fake-relu-good-opset13-float32-cpu"
+    assert exp.find(cid) is None  # ort, no pass: neither entry
+    assert exp.find(cid + "-fake-wrong-relu", "fake-wrong-relu", "none") is exp.entries[0]
+    assert exp.find(cid + "-fake-wrong-relu-fake-drop-node", "fake-wrong-relu", "fake-drop-node") is exp.entries[0]
+    assert exp.find(cid + "-fake-drop-node", "ort", "fake-drop-node") is exp.entries[1]
+    assert exp.find(cid + "-onnxsim", "ort", "onnxsim") is None
+    stale = exp.mark_collected([cid, cid + "-fake-drop-node"], {cid + "-fake-drop-node": ("ort", "fake-drop-node")})
+    assert stale == [exp.entries[0]]
+
+
+def test_runtimes_and_passes_expand_the_matrix(tmp_path, root, run_conformance):
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    shutil.copy(root / "cases" / "tolerances.yaml", cases)
+    (cases / "expected_failures.yaml").write_text(EXPECTED)
+    results = tmp_path / "r.jsonl"
+    run = run_conformance("--cases-dir", cases, "--matrix", root / "tests" / "data" / "fake.yaml", "-n", "0",
+                          "--no-report", "--results", results, "-k", "good",
+                          "--runtimes", "ort,fake-wrong-relu", "--passes", "none,fake-drop-node")
+    assert run.ret == pytest.ExitCode.OK, run.stdout.str()
+    run.assert_outcomes(passed=2, xfailed=6)
+    recs = list(read_results(results))
+    base = "fake-fake-relu-good-opset13-float32-cpu"
+    ids = [r["id"] for r in recs if r["opset"] == 13]
+    # a case's runtimes and passes follow it (they share its export), in the order asked for
+    assert ids == [base, base + "-fake-drop-node", base + "-fake-wrong-relu", base + "-fake-wrong-relu-fake-drop-node"]
+    by_id = {r["id"]: r for r in recs}
+    assert by_id[base]["status"] == status.PASS and by_id[base]["blame"] is None
+    assert by_id[base + "-fake-drop-node"]["status"] == status.PASS_CHANGED_RESULT
+    assert by_id[base + "-fake-drop-node"]["blame"] == status.BLAME_PASS
+    assert by_id[base + "-fake-wrong-relu"]["blame"] == status.BLAME_RUNTIME
+    assert all(r["export_reused"] for r in recs if r["runtime"] != "ort" or r["post_pass"] != "none")
+
+
+@pytest.mark.parametrize("option, value, known", [("--runtimes", "ort,nosuch", "fake-wrong-relu, openvino, ort"),
+                                                  ("--passes", "nosuch", "fake-breaks")])
+def test_unknown_runtime_or_pass_is_a_usage_error(root, run_conformance, option, value, known):
+    run = run_conformance("--matrix", root / "tests" / "data" / "fake.yaml", "-n", "0", "--no-report",
+                          option, value)
+    assert run.ret == pytest.ExitCode.USAGE_ERROR
+    err = run.stderr.str()
+    assert f"{option}: unknown 'nosuch' (known: " in err and known in err, err

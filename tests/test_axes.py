@@ -68,3 +68,47 @@ def test_unknown_runtime_or_pass_is_a_usage_error(root, run_conformance, option,
     assert run.ret == pytest.ExitCode.USAGE_ERROR
     err = run.stderr.str()
     assert f"{option}: unknown 'nosuch' (known: " in err and known in err, err
+
+
+def _rec(runtime="ort", post_pass="none", status_="pass", kernel="leaky_relu", opset=13, **kw):
+    rid = f"paddle-dygraph-{kernel}-default-opset{opset}-float32-cpu"
+    rid += (f"-{runtime}" if runtime != "ort" else "") + (f"-{post_pass}" if post_pass != "none" else "")
+    r = {"id": rid, "framework": "paddle", "exporter": "dygraph", "kernel": kernel, "variant": "default",
+         "opset": opset, "dtype": "float32", "device": "cpu", "status": status_, "message": "", "stage": "",
+         "max_abs": 0.0, "max_rel": 0.0, "shared_key": kernel, "tolerance": "seed-abs-rel",
+         "declared": {"range": "7~21"}, "runtime": runtime, "post_pass": post_pass}
+    r.update(kw)
+    return r
+
+
+def test_report_tables_for_runtimes_passes_and_blame():
+    from harness.report.aggregate import summarize
+    from harness.report.markdown import cell, render
+    from harness.report.backends import markdown_sections
+
+    records = [
+        _rec(),
+        _rec("openvino", status_="mismatch", max_abs=0.5, max_rel=1.0, blame="runtime"),
+        _rec("reference"),
+        _rec(post_pass="onnxsim", status_="pass-changed-result", pass_status="mismatch", max_abs=2.0,
+             blame="pass", message="onnxsim changed the result"),
+        _rec(kernel="abs", status_="mismatch", max_abs=1.0, blame="exporter"),
+        _rec("openvino", kernel="abs", status_="mismatch", max_abs=1.0, blame="exporter"),
+    ]
+    summary = summarize(records)
+    b = summary.backends
+    assert [d.case for d in b.disagreements] == ["paddle-dygraph-leaky_relu-default-opset13-float32-cpu"]
+    assert set(b.disagreements[0].by_runtime) == {"ort", "openvino", "reference"}
+    assert [r["id"] for r in b.pass_breaks] == [records[3]["id"]]
+    assert b.blame_by_exporter == {"paddle/dygraph": {"runtime": 1, "pass": 1, "exporter": 2}}
+    assert b.blame_by_runtime["openvino"] == {"runtime": 1, "exporter": 1}
+    # one heatmap group per runtime and pass
+    assert {g[2] for g in summary.rows} == {"cpu", "cpu · runtime openvino", "cpu · runtime reference",
+                                            "cpu · pass onnxsim"}
+    text = "\n".join(markdown_sections(b, cell))
+    assert "## Runtimes disagree" in text and "mismatch (max_abs 0.5, max_rel 1)" in text
+    assert "## Post-export passes break models" in text and "| pass-changed-result | mismatch (max_abs 2" in text
+    assert "| paddle/dygraph | 2 | 1 | 1 | 0 |" in text
+    meta = {"environment": {"packages": {}, "python": "3.11", "date": "x"}, "files": [], "n_records": 6,
+            "conflicts": [], "bad": []}
+    assert "## Blame" in render(summary, meta)

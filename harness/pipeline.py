@@ -376,8 +376,8 @@ def _second_opinion(case: Case, exported: Exported, prep: Prepared, base: Run | 
     return opinion
 
 
-class _OutOfTime(Exception):
-    pass
+class _OutOfTime(BaseException):
+    """The time box ran out (a BaseException, so the runtime's own ``except Exception`` cannot swallow it)."""
 
 
 @contextmanager

@@ -6,6 +6,7 @@ expands the matrix once per process and owns every collection hook.
 
 from __future__ import annotations
 
+import pkgutil
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -141,7 +142,17 @@ class CaseCollection:
                 continue
             if isinstance(data, dict):
                 out += [p for p in data.get("plugins") or () if isinstance(p, str) and p not in out]
-        return tuple(out) + self.cfg.extra_plugins
+        return tuple(out) + self.cfg.extra_plugins + self._backend_modules()
+
+    def _backend_modules(self) -> tuple[str, ...]:
+        """The modules of the run's non-default runtimes and passes: the runner masters import them once,
+        so no forked server (not even one forked after a crash) pays their imports (onnxsim: ~4 s)."""
+        found = []
+        for package, wanted, default in ((runtimes, self.cfg.runtimes, runtimes.DEFAULT),
+                                         (passes, self.cfg.post_passes, passes.NONE)):
+            modules = {m.name for m in pkgutil.iter_modules(package.__path__)}
+            found += [f"{package.__name__}.{n}" for n in wanted if n != default and n in modules]
+        return tuple(found)
 
     # -- hooks ----------------------------------------------------------------
     def pytest_ignore_collect(self, collection_path, config):

@@ -366,14 +366,33 @@ def _second_opinion(case: Case, exported: Exported, prep: Prepared, base: Run | 
     opinion = blame.Opinion(vs_framework=f"{ref.status}: {ref.message}")
     n = ref.fields.get("failing_input", 0)
     if base is not None and n < len(base.outputs) and n < len(ref.outputs):
-        problem = _compare_outputs(case, ref.outputs[n], base.outputs[n])
-        opinion.agrees_with_runtime = problem is None
-        if problem is None:
-            figs = _figs(case, ref.outputs[n], base.outputs[n])
-            opinion.vs_runtime = f"max_abs {figs[0]:.3g}"
-        else:
-            opinion.vs_runtime = f"{problem[0]}: {problem[1]}"
+        opinion.agrees_with_runtime, opinion.vs_runtime = _agree(case, ref.outputs[n], base.outputs[n])
     return opinion
+
+
+def _agree(case: Case, ours: list, theirs: list) -> tuple[bool, str]:
+    """Whether two runtimes' outputs agree under the case's tolerance, and how far apart they are.
+
+    Elements equal in both (the same infinity, NaN in both) agree as they are;
+    the tolerance rule judges the rest.
+    """
+    if len(ours) != len(theirs):
+        return False, f"{len(theirs)} outputs vs {len(ours)}"
+    worst, differ = 0.0, False
+    for k, (a, b) in enumerate(zip(ours, theirs)):
+        a, b = np.asarray(a), np.asarray(b)
+        if a.shape != b.shape or a.dtype != b.dtype:
+            return False, f"output {k}: {b.dtype}{list(b.shape)} vs {a.dtype}{list(a.shape)}"
+        same = a == b
+        if a.dtype.kind in "fc":
+            same |= np.isnan(a) & np.isnan(b)
+        if same.all():
+            continue
+        v = compare(case.tolerance, a[~same], b[~same])
+        if not v.ok:
+            return False, f"output {k}: {v.detail}"
+        worst, differ = max(worst, v.max_abs), True
+    return True, f"max_abs {worst:.3g} where they differ" if differ else "identical outputs"
 
 
 class _OutOfTime(BaseException):

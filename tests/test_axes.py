@@ -112,3 +112,21 @@ def test_report_tables_for_runtimes_passes_and_blame():
     meta = {"environment": {"packages": {}, "python": "3.11", "date": "x"}, "files": [], "n_records": 6,
             "conflicts": [], "bad": []}
     assert "## Blame" in render(summary, meta)
+
+
+def test_reference_evaluator_refuses_older_semantics_it_does_not_implement():
+    """onnx.reference runs RoiAlign / Resize / Softmax-family nodes with their newest semantics only."""
+    from onnx import TensorProto, helper
+
+    from harness.runtimes.reference import older_semantics
+
+    def softmax(opset, axis):
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4])
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3, 4])
+        node = helper.make_node("Softmax", ["x"], ["y"], axis=axis)
+        return helper.make_model(helper.make_graph([node], "g", [x], [y]),
+                                 opset_imports=[helper.make_opsetid("", opset)])
+
+    assert older_semantics(softmax(13, 1)) is None
+    assert older_semantics(softmax(11, -1)) is None and older_semantics(softmax(11, 2)) is None  # the last axis
+    assert "Softmax-13's semantics, not those of Softmax-11" in older_semantics(softmax(11, 1))

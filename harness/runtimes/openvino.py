@@ -56,7 +56,7 @@ class OpenVinoSession:
 def _first_lines(exc: BaseException, n: int = 12) -> str:
     """OpenVINO's messages start with C++ source locations; keep the lines that say what failed."""
     lines = [ln for ln in str(exc).splitlines() if ln.strip() and not ln.startswith("Exception from src/")]
-    return "openvino: " + " | ".join(lines[:n])
+    return " | ".join(lines[:n])
 
 
 @register_runtime

@@ -254,8 +254,8 @@ def _verdict(case: Case, exported: Exported, prep: Prepared, setting: devices.De
         if base.status == status.PASS:
             msg = (f"{case.post_pass} changed the result: the exported model passes on {runtime.name}; "
                    f"after the pass: {run.status}" + (f" ({run.message})" if run.message else ""))
-            return record.new(case, status.PASS_CHANGED_RESULT, stage="pass", message=msg,
-                              pass_status=run.status, **common, **run.fields)
+            return _final(case, status.PASS_CHANGED_RESULT, msg, exported.model_opset,
+                          {**common, **run.fields, "pass_status": run.status}, stage="pass")
     else:
         ctx["base_run"] = run
     if run.stage in ("session", "run"):
@@ -418,13 +418,13 @@ def _time_box(seconds: float):
         signal.signal(signal.SIGALRM, previous)
 
 
-def _final(case: Case, st: str, msg: str, model_opset: int | None, common: dict) -> dict:
+def _final(case: Case, st: str, msg: str, model_opset: int | None, common: dict, stage: str = "compare") -> dict:
     # An exporter that silently changed the opset has not conformed, whatever the values say.
     if model_opset != case.opset:
         note = f"; values: {st}" + (f" ({msg})" if msg else "")
         return record.new(case, status.OPSET_NOT_HONORED, stage="opset",
                        message=f"requested opset {case.opset}, model declares {model_opset}{note}", **common)
-    return record.new(case, st, stage="compare" if st != status.PASS else "", message=msg, **common)
+    return record.new(case, st, stage=stage if st != status.PASS else "", message=msg, **common)
 
 
 def _figs(case: Case, refs, outs) -> tuple[float, float]:

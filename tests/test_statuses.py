@@ -55,6 +55,8 @@ BACKENDS = {
     ("good", "ort", "fake-breaks"): (status.PASS_INVALID_MODEL, status.BLAME_PASS),
     # Relu -> Identity: the inputs have negatives; the exported model itself passes
     ("good", "ort", "fake-drop-node"): (status.PASS_CHANGED_RESULT, status.BLAME_PASS),
+    # the exporter did not honor the opset: that verdict comes first, whatever the pass did
+    ("raises_opset", "ort", "fake-drop-node"): (status.OPSET_NOT_HONORED, status.BLAME_EXPORTER),
     # Abs -> Identity: both fail, so the failure is the exporter's, not the pass's
     ("wrong_values", "ort", "fake-drop-node"): (status.MISMATCH, status.BLAME_EXPORTER),
 }

@@ -147,8 +147,10 @@ def markdown_sections(summary: BackendSummary, cell) -> list[str]:
         out += ["## Blame", "",
                 "Whose bug each failure is, from the ONNX reference evaluator's second opinion on the exported "
                 "model (`blame` in the records; `blame_why` says why).", ""]
-        for title, table in (("exporter", summary.blame_by_exporter), ("runtime", summary.blame_by_runtime)):
-            out += [f"| {title} | " + " | ".join(st.BLAMES) + " |", "| --- |" + " --- |" * len(st.BLAMES)]
+        for title, table in (("framework/exporter", summary.blame_by_exporter),
+                             ("runtime under test", summary.blame_by_runtime)):
+            out += [f"| {title} | " + " | ".join(f"blame: {b}" for b in st.BLAMES) + " |",
+                    "| --- |" + " --- |" * len(st.BLAMES)]
             for name in sorted(table):
                 out.append(f"| {cell(name)} | " + " | ".join(str(table[name].get(b, 0)) for b in st.BLAMES) + " |")
             out.append("")

@@ -1,0 +1,20 @@
+"""OnnxSlim (``onnxslim.slim(model)``): constant folding, dead-node elimination and pattern fusions.
+
+Imports only onnxslim and onnx (and the registry), so a repro bundle can vendor it.
+"""
+
+from __future__ import annotations
+
+import onnxslim
+
+from . import register_pass
+
+
+@register_pass
+class OnnxSlim:
+    """``onnxslim.slim(model)`` with its defaults."""
+
+    name = "onnxslim"
+
+    def apply(self, model, inputs=None):
+        return onnxslim.slim(model)

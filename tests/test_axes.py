@@ -109,9 +109,16 @@ def test_report_tables_for_runtimes_passes_and_blame():
     assert "## Runtimes disagree" in text and "mismatch (max_abs 0.5, max_rel 1)" in text
     assert "## Post-export passes break models" in text and "| pass-changed-result | mismatch (max_abs 2" in text
     assert "| paddle/dygraph | 2 | 1 | 1 | 0 |" in text
-    meta = {"environment": {"packages": {}, "python": "3.11", "date": "x"}, "files": [], "n_records": 6,
-            "conflicts": [], "bad": []}
-    assert "## Blame" in render(summary, meta)
+    meta = {**meta_of(6), "environment": {"packages": {}, "python": "3.11", "date": "x"}}
+    assert "## Blame per framework/exporter" in render(summary, meta)
+    from harness.report.html import render as render_html
+
+    page = render_html(summary, {**meta, "environment": {**meta["environment"], "git_sha": ""}})
+    assert "<h2>Runtimes disagree</h2>" in page and "<h2>Blame per runtime under test</h2>" in page
+
+
+def meta_of(n: int) -> dict:
+    return {"files": [], "n_records": n, "conflicts": [], "bad": []}
 
 
 def test_reference_evaluator_refuses_older_semantics_it_does_not_implement():

@@ -110,48 +110,66 @@ def figures(rec: dict) -> str:
     return str(rec["status"]) + (f" ({', '.join(figs)})" if figs and rec["status"] != st.PASS else "")
 
 
-def markdown_sections(summary: BackendSummary, cell) -> list[str]:
-    """support.md lines for the runtime/pass tables (``cell`` escapes one table cell)."""
-    out: list[str] = []
+@dataclass
+class Table:
+    """One report table, as plain text cells (each writer escapes them its own way)."""
+
+    title: str
+    intro: str
+    header: list[str] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)
+
+
+def tables(summary: BackendSummary) -> list[Table]:
+    """The runtime/pass tables of a report: disagreements, broken models, blame (only where they apply)."""
+    out: list[Table] = []
     if len(summary.runtimes) > 1:
-        out += ["## Runtimes disagree", "",
-                f"Exported models on which the runtimes ({', '.join(summary.runtimes)}) reached different "
-                "statuses; figures are each runtime's output against the framework's.", ""]
+        t = Table("Runtimes disagree",
+                  f"Exported models on which the runtimes ({', '.join(summary.runtimes)}) reached different "
+                  "statuses; figures are each runtime's output against the framework's.")
         if not summary.disagreements:
-            out += ["None: every runtime reached the same status on every exported model.", ""]
+            t.intro += " None here: every runtime reached the same status on every exported model."
         else:
-            out += ["| case | kernel | opset | pass | " + " | ".join(summary.runtimes) + " | blame |",
-                    "| --- | --- | --- | --- |" + " --- |" * len(summary.runtimes) + " --- |"]
+            t.header = ["case", "kernel", "opset", "pass", *summary.runtimes, "blame"]
             for d in summary.disagreements:
                 vals = [figures(d.by_runtime[r]) if r in d.by_runtime else "—" for r in summary.runtimes]
                 blames = "; ".join(f"{r}: {rec['blame']}" for r, rec in d.by_runtime.items() if rec.get("blame"))
-                out.append(f"| {cell(d.case)} | {cell(d.kernel)} | {d.opset} | {cell(d.post_pass)} | "
-                           + " | ".join(cell(v) for v in vals) + f" | {cell(blames)} |")
-            out.append("")
+                t.rows.append([d.case, d.kernel, str(d.opset), d.post_pass, *vals, blames])
+        out.append(t)
     if len(summary.passes) > 1 or summary.pass_breaks:
-        out += ["## Post-export passes break models", ""]
+        t = Table("Post-export passes break models",
+                  "Cases whose status names the pass: it raised, wrote an invalid model, or its model fails "
+                  "where the exported one passes on the same runtime (*after the pass*: that model's own verdict).")
         if not summary.pass_breaks:
-            out += [f"None: no pass ({', '.join(p for p in summary.passes if p != DEFAULT_PASS)}) raised, "
-                    "wrote an invalid model or changed a result.", ""]
+            t.intro += (f" None here: no pass ({', '.join(p for p in summary.passes if p != DEFAULT_PASS)}) "
+                        "broke a model.")
         else:
-            out += ["| case | pass | runtime | kernel | opset | status | after the pass | message |",
-                    "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+            t.header = ["case", "pass", "runtime", "kernel", "opset", "status", "after the pass", "message"]
             for rec in summary.pass_breaks:
                 runtime, post_pass = axes(rec)
                 after = figures({**rec, "status": rec.get("pass_status") or rec["status"]})
-                out.append(f"| {cell(rec['id'])} | {cell(post_pass)} | {cell(runtime)} | {cell(rec['kernel'])} | "
-                           f"{rec['opset']} | {cell(rec['status'])} | {cell(after)} | "
-                           f"{cell(str(rec.get('message', ''))[:300])} |")
-            out.append("")
+                t.rows.append([str(rec["id"]), post_pass, runtime, str(rec["kernel"]), str(rec["opset"]),
+                               str(rec["status"]), after, str(rec.get("message", ""))[:300]])
+        out.append(t)
     if summary.blame_by_exporter:
-        out += ["## Blame", "",
-                "Whose bug each failure is, from the ONNX reference evaluator's second opinion on the exported "
-                "model (`blame` in the records; `blame_why` says why).", ""]
+        intro = ("Whose bug each failure is, from the ONNX reference evaluator's second opinion on the exported "
+                 "model (`blame` in the records; `blame_why` says why).")
         for title, table in (("framework/exporter", summary.blame_by_exporter),
                              ("runtime under test", summary.blame_by_runtime)):
-            out += [f"| {title} | " + " | ".join(f"blame: {b}" for b in st.BLAMES) + " |",
-                    "| --- |" + " --- |" * len(st.BLAMES)]
-            for name in sorted(table):
-                out.append(f"| {cell(name)} | " + " | ".join(str(table[name].get(b, 0)) for b in st.BLAMES) + " |")
+            t = Table(f"Blame per {title}", intro, [title, *(f"blame: {b}" for b in st.BLAMES)])
+            t.rows = [[name, *(str(table[name].get(b, 0)) for b in st.BLAMES)] for name in sorted(table)]
+            out.append(t)
+            intro = ""
+    return out
+
+
+def markdown_sections(summary: BackendSummary, cell) -> list[str]:
+    """support.md lines for :func:`tables` (``cell`` escapes one table cell)."""
+    out: list[str] = []
+    for t in tables(summary):
+        out += [f"## {t.title}", ""] + ([t.intro, ""] if t.intro else [])
+        if t.header:
+            out += ["| " + " | ".join(cell(h) for h in t.header) + " |", "|" + " --- |" * len(t.header)]
+            out += ["| " + " | ".join(cell(v) for v in row) + " |" for row in t.rows]
             out.append("")
     return out

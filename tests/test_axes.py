@@ -137,3 +137,30 @@ def test_reference_evaluator_refuses_older_semantics_it_does_not_implement():
     assert older_semantics(softmax(13, 1)) is None
     assert older_semantics(softmax(11, -1)) is None and older_semantics(softmax(11, 2)) is None  # the last axis
     assert "Softmax-13's semantics, not those of Softmax-11" in older_semantics(softmax(11, 1))
+
+
+@pytest.mark.parametrize("verdict, runtime, opinion, blamed, why", [
+    (status.PASS, "ort", None, None, None),
+    (status.EXPORT_ERROR, "ort", None, None, None),  # no model to judge
+    (status.CRASH, "ort", None, None, None),
+    (status.INVALID_MODEL, "ort", None, status.BLAME_EXPORTER, "onnx.checker rejects"),
+    (status.OPSET_NOT_HONORED, "openvino", None, status.BLAME_EXPORTER, "another opset"),
+    (status.PASS_CHANGED_RESULT, "ort", None, status.BLAME_PASS, "after the post-export pass"),
+    (status.MISMATCH, "reference", None, status.BLAME_UNDETERMINED, "no second opinion"),
+    (status.MISMATCH, "ort", {}, status.BLAME_RUNTIME, "matches the framework; ort does not"),
+    (status.RUNTIME_UNSUPPORTED, "openvino", {}, status.BLAME_RUNTIME, "openvino cannot run it"),
+    (status.MISMATCH, "ort", {"vs_framework": "mismatch: far", "vs_runtime": "identical outputs",
+                              "agrees_with_runtime": True}, status.BLAME_EXPORTER, "agrees with ort (identical"),
+    (status.MISMATCH, "ort", {"vs_framework": "mismatch: far", "vs_runtime": "output 0: far"},
+     status.BLAME_UNDETERMINED, "and from ort"),
+    (status.RUNTIME_ERROR, "ort", {"vs_framework": "mismatch: far"}, status.BLAME_UNDETERMINED, "gave no output"),
+    (status.MISMATCH, "ort", {"problem": "it lacks Foo"}, status.BLAME_UNDETERMINED, "gave no verdict: it lacks Foo"),
+])
+def test_blame_decision_table(verdict, runtime, opinion, blamed, why):
+    from harness.blame import Opinion, decide
+
+    found = decide(verdict, "checker", runtime, None if opinion is None else Opinion(**opinion))
+    if blamed is None:
+        assert found is None
+    else:
+        assert found[0] == blamed and why in found[1], found

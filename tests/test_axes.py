@@ -164,3 +164,24 @@ def test_blame_decision_table(verdict, runtime, opinion, blamed, why):
         assert found is None
     else:
         assert found[0] == blamed and why in found[1], found
+
+
+def test_a_slow_second_opinion_is_cut_off(fake_matrix, tmp_path, monkeypatch):
+    """The reference evaluator gets BLAME_BUDGET_S per case; past it the blame is undetermined, the verdict stays."""
+    import time
+
+    import tests.fakes  # noqa: F401 - registers the fake framework in this process
+    from harness import pipeline
+    from harness.runtimes import reference
+
+    def slow(self, inputs):
+        time.sleep(5)
+
+    monkeypatch.setattr(pipeline, "BLAME_BUDGET_S", 0.2)
+    monkeypatch.setattr(reference.ReferenceSession, "run", slow)
+    case = next(c for c in fake_matrix.cases if c.variant == "wrong_values" and c.opset == 13)
+    t0 = time.perf_counter()
+    rec = pipeline.run_case(case, str(tmp_path), pipeline.ModelCache())
+    assert time.perf_counter() - t0 < 3
+    assert rec["status"] == status.MISMATCH
+    assert rec["blame"] == status.BLAME_UNDETERMINED and "took longer than 0.2 s" in rec["blame_why"], rec

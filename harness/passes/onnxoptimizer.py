@@ -9,6 +9,9 @@ import onnxoptimizer
 
 from . import register_pass
 
+#: what a repro bundle of a case on this pass needs besides numpy, onnx and onnxruntime
+REPLAY_REQUIRES = ("onnxoptimizer",)
+
 
 @register_pass
 class OnnxOptimizer:

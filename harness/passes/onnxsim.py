@@ -12,6 +12,9 @@ import onnxsim
 
 from . import PassFailed, register_pass
 
+#: what a repro bundle of a case on this pass needs besides numpy, onnx and onnxruntime
+REPLAY_REQUIRES = ("onnxsim",)
+
 
 @register_pass
 class OnnxSim:

@@ -13,6 +13,9 @@ import openvino as ov
 
 from . import Unsupported, register_runtime
 
+#: what a repro bundle of a case on this runtime needs besides numpy, onnx and onnxruntime
+REPLAY_REQUIRES = ("openvino",)
+
 #: what OpenVINO's ONNX frontend and CPU plugin say when they lack an operator or opset
 _UNSUPPORTED_MARKERS = ("No conversion rule found", "OpConversionFailure", "Model wasn't fully converted",
                         "is not supported", "Unsupported operation", "unsupported opset",

@@ -497,6 +497,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="a results file of an earlier --opsets full run: its cases that crashed, timed "
                          "out or called sys.exit are left out of the sample (the floor has no isolation). "
                          "Without it, a probe run of the harness over the candidates finds them first")
+    ap.add_argument("--runtimes", default="", metavar="LIST",
+                    help="also time these runtimes beside ort (e.g. openvino,reference): one more harness run "
+                         "(-n 0) with --runtimes ort,LIST over the sample prints each runtime's cost per case; "
+                         "its cases reuse ort's exported model, so that cost is the marginal cost of the runtime")
     ap.add_argument("--floor", default=None, help=argparse.SUPPRESS)  # internal: run the floor loop
     ap.add_argument("--floor-done", default=None, help=argparse.SUPPRESS)  # internal: a line per case done
     args = ap.parse_args(argv)
@@ -558,6 +562,9 @@ def main(argv: list[str] | None = None) -> int:
                        for k in rounds[0]})
         _print_exporters({k: Run(0, [], "", 0, None, None, _median_shares([rd[k].exporters for rd in rounds]))
                           for k in rounds[0]})
+    added = [r.strip() for r in args.runtimes.split(",") if r.strip() and r.strip() != "ort"]
+    if added:
+        _runtime_costs(harness[:-1], cases, added, work, rounds[-1].get("b"))
     return 0
 
 
@@ -573,6 +580,45 @@ def _median_shares(per_round: list) -> dict:
     keys = sorted({k for figs in per_round if figs for k in figs})
     return {k: tuple(statistics.median(f[k][i] for f in per_round if f and k in f) for i in range(3))
             for k in keys}
+
+
+def _runtime_costs(harness: list[str], cases: list, added: list[str], work: Path, b: Run | None) -> None:
+    """Run the sample on ort plus ``added`` runtimes (-n 0) and print what each costs per case.
+
+    Per runtime: the mean and median of the cases' ``wall_s`` (the runner's
+    time for the case, export reuse included) and ``run_s`` (session + run);
+    for ort also ``export_s``, paid once and reused by the added runtimes.
+    """
+    import dataclasses
+
+    from .results import read_results
+
+    runtimes = ["ort"] + added
+    ids = work / "case-ids-runtimes.txt"
+    ids.write_text("".join(dataclasses.replace(c, runtime=r).id + "\n" for c in cases for r in runtimes))
+    res = work / "runtimes.jsonl"
+    res.unlink(missing_ok=True)
+    cmd = harness + [f"--case-ids={ids}", "--runtimes", ",".join(runtimes), "-n", "0", "--results", str(res)]
+    print(f"runtimes: running the sample on {', '.join(runtimes)} (-n 0) ...", flush=True)
+    wall, _, rc, _, _ = _timed(cmd, False, work / "runtimes.log", 0)
+    recs = [r for r in read_results(str(res), []) if r.get("status") != "skipped"]
+
+    def ms(values) -> str:
+        values = [v * 1000 for v in values if isinstance(v, (int, float))]
+        return f"{statistics.mean(values):8.1f} {statistics.median(values):8.1f}" if values else f"{'-':>8} {'-':>8}"
+
+    print(f"  {len(recs)} records in {wall:.1f} s (rc {rc}); ms per case, mean and median:")
+    print(f"  {'runtime':<12}{'cases':>6}  {'wall_s mean/median':>18}  {'run_s mean/median':>18}  "
+          f"{'export_s mean/median':>20}  reused export")
+    for r in runtimes:
+        mine = [x for x in recs if x.get("runtime", "ort") == r]
+        reused = sum(bool(x.get("export_reused")) for x in mine)
+        print(f"  {r:<12}{len(mine):>6}  {ms(x.get('wall_s') for x in mine):>18}  "
+              f"{ms(x.get('run_s') for x in mine):>18}  "
+              f"{ms(x.get('export_s') for x in mine if not x.get('export_reused')):>20}  {reused}/{len(mine)}")
+    if b is not None and cases:
+        print(f"  whole run: {wall:.1f} s vs {b.wall:.1f} s for ort alone (run b): "
+              f"{(wall - b.wall) / len(cases) / len(added) * 1000:.1f} ms per added runtime per case")
 
 
 if __name__ == "__main__":

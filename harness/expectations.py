@@ -1,9 +1,12 @@
 """Expected failures: data with a reason, applied strictly.
 
-``cases/expected_failures.yaml`` lists entries ``{match, opsets?, status, reason, link?}``;
-``match`` is an fnmatch pattern over case ids and ``opsets`` (e.g. ``"7~12"``)
-narrows it to the cases whose opset is in that range. A case covered by an entry must
-end with one of the listed statuses:
+``cases/expected_failures.yaml`` lists entries ``{match, opsets?, runtimes?, passes?, status,
+reason, link?}``; ``match`` is an fnmatch pattern over case ids and ``opsets`` (e.g. ``"7~12"``)
+narrows it to the cases whose opset is in that range. ``runtimes`` / ``passes`` (lists of
+names, e.g. ``[ort]``, ``[none, onnxoptimizer]``) narrow it to cases run on those runtimes
+after those post-export passes; without them an entry covers every runtime and pass, as an
+exporter's bug fails under all of them. A case covered by an entry must end with one of the
+listed statuses:
 
 * it does -> ``xfail`` with the entry's reason;
 * it passes -> an unexpected pass, reported as a failure (strict);
@@ -21,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import schema
+from .case import DEFAULT_PASS, DEFAULT_RUNTIME
 from .yamlsrc import load_yaml
 
 
@@ -37,10 +41,17 @@ class Expectation:
     reason: str
     link: str = ""
     line: int | None = None
+    #: the runtimes / post-export passes the entry covers (None: all)
+    runtimes: tuple[str, ...] | None = None
+    passes: tuple[str, ...] | None = None
     _rx: re.Pattern | None = field(default=None, compare=False, repr=False)
 
-    def covers(self, case_id: str) -> bool:
-        """True when ``case_id`` matches the pattern and, if given, the opset range."""
+    def covers(self, case_id: str, runtime: str = DEFAULT_RUNTIME, post_pass: str = DEFAULT_PASS) -> bool:
+        """True when ``case_id`` matches the pattern and, if given, the opset range, runtimes and passes."""
+        if self.runtimes is not None and runtime not in self.runtimes:
+            return False
+        if self.passes is not None and post_pass not in self.passes:
+            return False
         if self._rx is None:
             self._rx = re.compile(fnmatch.translate(self.match))
         if not self._rx.match(case_id):
@@ -91,11 +102,13 @@ class Expectations:
             if "opsets" in e:
                 rng = parse_range(e["opsets"], doc, ("expected_failures", i, "opsets"))
             out.append(Expectation(e["match"], rng, tuple(e["status"]), e["reason"], e.get("link", ""),
-                                   doc.line_of(("expected_failures", i))))
+                                   doc.line_of(("expected_failures", i)),
+                                   tuple(e["runtimes"]) if "runtimes" in e else None,
+                                   tuple(e["passes"]) if "passes" in e else None))
         return cls(out, str(path))
 
-    def find(self, case_id: str) -> Expectation | None:
-        """The first entry whose pattern matches ``case_id``.
+    def find(self, case_id: str, runtime: str = DEFAULT_RUNTIME, post_pass: str = DEFAULT_PASS) -> Expectation | None:
+        """The first entry that covers ``case_id`` (run on ``runtime`` after ``post_pass``).
 
         Each entry's literal prefix (its pattern up to the first wildcard) is
         tested first: a ``startswith`` rules most entries out without a regex.
@@ -103,12 +116,14 @@ class Expectations:
         if self._prefixes is None:
             self._prefixes = [_literal_prefix(e.match) for e in self.entries]
         for prefix, e in zip(self._prefixes, self.entries):
-            if case_id.startswith(prefix) and e.covers(case_id):
+            if case_id.startswith(prefix) and e.covers(case_id, runtime, post_pass):
                 return e
         return None
 
-    def mark_collected(self, case_ids) -> list[Expectation]:
+    def mark_collected(self, case_ids, axes: dict[str, tuple[str, str]] | None = None) -> list[Expectation]:
         """Return the entries that match none of the collected ids.
+
+        ``axes`` maps an id to its (runtime, post-export pass) when not the defaults.
 
         Ids are sorted once, and each entry only tests the ids that start with
         its pattern's literal prefix (found by bisection).
@@ -122,7 +137,7 @@ class Expectations:
             for cid in ids[start:]:
                 if not cid.startswith(prefix):
                     break
-                if e.covers(cid):
+                if e.covers(cid, *(axes or {}).get(cid, (DEFAULT_RUNTIME, DEFAULT_PASS))):
                     hit = True
                     break
             if not hit:

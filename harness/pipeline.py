@@ -7,15 +7,17 @@ plain result record; it never raises for a problem of the case under test.
 from __future__ import annotations
 
 import os
+import signal
 import time
 import traceback
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from . import devices, dtypes, passes, record, registry, runtimes, status
+from . import blame, devices, dtypes, passes, record, registry, runtimes, status
 from .case import Case
 from .inputs import make_input_sets
 from .tolerance import compare
@@ -90,6 +92,36 @@ def run_case(case: Case, workdir: str, cache: ModelCache, providers: list[str] |
     return rec
 
 
+@dataclass
+class Exported:
+    """The outcome of exporting one (model, exporter, opset, device), shared by its runtimes and passes.
+
+    Either ``failure`` (status, stage, message) or the loaded, checked ``model``
+    saved at ``path``. Cached in :attr:`Prepared.cache` under
+    ``Case.export_key``, so an added runtime or pass costs its own session and
+    run, never another export.
+    """
+
+    export_s: float
+    path: str | None = None
+    model: Any = None
+    op_types: list = field(default_factory=list)
+    model_opset: int | None = None
+    failure: tuple[str, str, str] | None = None
+    uses: int = 0
+
+
+@dataclass
+class Run:
+    """One runtime's verdict on one model: status, message, figures and the outputs it produced."""
+
+    status: str
+    stage: str = ""
+    message: str = ""
+    fields: dict = field(default_factory=dict)
+    outputs: list = field(default_factory=list)
+
+
 def _run_case(case: Case, workdir: str, cache: ModelCache, providers: list[str] | None, ctx: dict,
               device: dict | None = None) -> dict:
     if case.skip:
@@ -103,6 +135,10 @@ def _run_case(case: Case, workdir: str, cache: ModelCache, providers: list[str] 
     except (ImportError, KeyError) as exc:
         return record.new(case, status.SKIPPED, stage="setup",
                        message=f"{case.framework}/{case.exporter} not available here: {exc}")
+    backend = _backend(case)
+    if isinstance(backend, dict):
+        return backend
+    runtime, transform = backend
     set_device = getattr(fw, "set_device", None)
     if set_device is not None:
         try:
@@ -119,6 +155,56 @@ def _run_case(case: Case, workdir: str, cache: ModelCache, providers: list[str] 
             return record.new(case, status.SKIPPED, stage="reference", message=reason)
         return record.new(case, status.EXPORT_ERROR, stage="reference",
                        message=f"the framework could not run its own model: {exc}")
+    exported = _export_once(case, exporter, prep, workdir)
+    common = {"ref_s": prep.ref_s, "export_s": exported.export_s}
+    if exported.uses > 1:  # export_s is the shared export's, paid once
+        common["export_reused"] = True
+    if exported.path:
+        ctx["model_path"] = exported.path
+    if exported.model_opset is not None or exported.op_types:
+        common.update(op_types=list(exported.op_types), model_opset=exported.model_opset)
+    if exported.failure:
+        st, stage, msg = exported.failure
+        rec = record.new(case, st, stage=stage, message=msg, **common)
+    else:
+        rec = _verdict(case, exported, prep, setting, runtime, transform, common, ctx)
+    _blame(case, rec, exported, prep, ctx)
+    return rec
+
+
+def _backend(case: Case):
+    """(runtime, pass or None) of ``case``, or the record of a case that cannot run them here."""
+    try:
+        runtime = runtimes.get(case.runtime)
+    except (ImportError, KeyError) as exc:
+        return record.new(case, status.SKIPPED, stage="setup",
+                          message=f"runtime {case.runtime} not available here: {_short(exc)}")
+    where = getattr(runtime, "devices", None)
+    if where is not None and case.device not in where:
+        return record.new(case, status.SKIPPED, stage="setup",
+                          message=f"runtime {case.runtime} runs on {', '.join(where)} only, not {case.device}")
+    if case.post_pass == passes.NONE:
+        return runtime, None
+    try:
+        return runtime, passes.get(case.post_pass)
+    except (ImportError, KeyError) as exc:
+        return record.new(case, status.SKIPPED, stage="setup",
+                          message=f"post-export pass {case.post_pass} not available here: {_short(exc)}")
+
+
+def _export_once(case: Case, exporter, prep: Prepared, workdir: str) -> Exported:
+    """Export, load and check the model of ``case``, or reuse what an earlier runtime or pass of it did."""
+    key = ("exported", case.export_key)
+    done = prep.cache.get(key)
+    if done is None:
+        done = prep.cache[key] = _export(case, exporter, prep, workdir)
+    done.uses += 1
+    return done
+
+
+def _export(case: Case, exporter, prep: Prepared, workdir: str) -> Exported:
+    import onnx
+
     os.makedirs(workdir, exist_ok=True)
     t0 = time.perf_counter()
     try:
@@ -126,96 +212,107 @@ def _run_case(case: Case, workdir: str, cache: ModelCache, providers: list[str] 
     except SystemExit as exc:
         # paddle2onnx's logging.error() calls sys.exit(-1) after logging the real error;
         # the isolation layer appends those logged lines to the message.
-        return record.new(case, status.EXPORT_ERROR, stage="export", ref_s=prep.ref_s,
-                       export_s=time.perf_counter() - t0,
-                       message=f"the exporter called sys.exit({exc.code})")
+        return Exported(time.perf_counter() - t0,
+                        failure=(status.EXPORT_ERROR, "export", f"the exporter called sys.exit({exc.code})"))
     except Exception as exc:  # noqa: BLE001
-        return record.new(case, status.EXPORT_ERROR, stage="export", ref_s=prep.ref_s,
-                       export_s=time.perf_counter() - t0, message=_short(exc))
+        return Exported(time.perf_counter() - t0, failure=(status.EXPORT_ERROR, "export", _short(exc)))
     export_s = time.perf_counter() - t0
-    common = {"ref_s": prep.ref_s, "export_s": export_s}
     if not path or not os.path.exists(path):
-        return record.new(case, status.EXPORT_ERROR, stage="export", **common,
-                       message="the exporter returned without writing a model")
-    ctx["model_path"] = path
-    return _verdict(case, path, prep, setting, common, ctx)
-
-
-def _verdict(case: Case, path: str, prep: Prepared, setting: devices.DeviceSetting,
-             common: dict, ctx: dict | None = None) -> dict:
-    import onnx
-
+        return Exported(export_s, failure=(status.EXPORT_ERROR, "export",
+                                           "the exporter returned without writing a model"))
     try:
         model = onnx.load(path)
     except Exception as exc:  # noqa: BLE001
-        return record.new(case, status.INVALID_MODEL, stage="load", message=_short(exc), **common)
-    op_types = sorted({n.op_type for n in model.graph.node})
-    model_opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
-    common.update(op_types=op_types, model_opset=model_opset)
+        return Exported(export_s, path=path, failure=(status.INVALID_MODEL, "load", _short(exc)))
+    done = Exported(export_s, path=path, model=model,
+                    op_types=sorted({n.op_type for n in model.graph.node}),
+                    model_opset=next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None))
     try:
         onnx.checker.check_model(model, full_check=True)
     except Exception as exc:  # noqa: BLE001
-        return record.new(case, status.INVALID_MODEL, stage="checker", message=_short(exc), **common)
-    if case.post_pass != passes.NONE:
-        done = _apply_pass(case, model, path, common)
+        done.failure = (status.INVALID_MODEL, "checker", _short(exc))
+    return done
+
+
+def _verdict(case: Case, exported: Exported, prep: Prepared, setting: devices.DeviceSetting,
+             runtime, transform, common: dict, ctx: dict) -> dict:
+    """The record of a loaded, checked model: the pass (if any), the runtime, the comparison."""
+    model, path = exported.model, exported.path
+    if transform is not None:
+        done = _apply_pass(case, transform, model, path, prep, common)
         if isinstance(done, dict):
             return done
         model, path = done
-        if ctx is not None:
-            ctx["model_path"] = path
-    try:
-        runtime = runtimes.get(case.runtime)
-    except (ImportError, KeyError) as exc:
-        return record.new(case, status.SKIPPED, stage="setup",
-                          message=f"runtime {case.runtime} not available here: {_short(exc)}", **common)
+        ctx["model_path"] = path
+        common["op_types"] = sorted({n.op_type for n in model.graph.node})
+    run = _execute(case, runtime, model, path, setting, prep)
+    ctx["actual"] = run.outputs
+    if transform is not None and run.status != status.PASS:
+        # Whose failure is it: run the exported model itself on the same runtime.
+        base = _execute(case, runtime, exported.model, exported.path, setting, prep)
+        ctx["base_run"] = base
+        if base.status == status.PASS:
+            msg = (f"{case.post_pass} changed the result: the exported model passes on {runtime.name}; "
+                   f"after the pass: {run.status}" + (f" ({run.message})" if run.message else ""))
+            return _final(case, status.PASS_CHANGED_RESULT, msg, exported.model_opset,
+                          {**common, **run.fields, "pass_status": run.status}, stage="pass")
+    else:
+        ctx["base_run"] = run
+    if run.stage in ("session", "run"):
+        return record.new(case, run.status, stage=run.stage, message=run.message, **common, **run.fields)
+    return _final(case, run.status, run.message, exported.model_opset, {**common, **run.fields})
+
+
+def _execute(case: Case, runtime, model, path: str, setting: devices.DeviceSetting, prep: Prepared) -> Run:
+    """Run ``model`` on ``runtime`` over the case's input sets and compare with the framework.
+
+    Stops at the first input set that fails; ``outputs`` holds what ran.
+    """
+    named = "" if runtime.name == runtimes.DEFAULT else f"{runtime.name}: "
     t0 = time.perf_counter()
     try:
         sess = runtime.prepare(model, path, setting)
     except Exception as exc:  # noqa: BLE001
-        return record.new(case, _runtime_status(runtime, exc), stage="session", message=_short(exc), **common)
-    common["provider"] = sess.provider
+        return Run(_runtime_status(runtime, exc), "session", named + _short(exc))
+    fields: dict = {"provider": sess.provider}
     if sess.fallback:
-        return record.new(case, status.RUNTIME_UNSUPPORTED, stage="session", provider_fallback=True,
-                          message=sess.fallback, **common)
+        return Run(status.RUNTIME_UNSUPPORTED, "session", sess.fallback, {**fields, "provider_fallback": True})
     worst = (0.0, 0.0)
-    actual = (ctx if ctx is not None else {}).setdefault("actual", [])
+    run = Run(status.PASS, fields=fields)
     try:
         for n, (xs, refs) in enumerate(zip(prep.input_sets, prep.references)):
             outs = sess.run(list(xs))
-            actual.append(outs)
+            run.outputs.append(outs)
             problem = _compare_outputs(case, refs, outs)
             if problem is not None:
-                st, msg, figs = problem
-                common["failing_input"] = n
-                common["run_s"] = time.perf_counter() - t0
+                run.status, run.message, figs = problem
+                run.stage = "compare"
+                fields["failing_input"] = n
+                fields["run_s"] = time.perf_counter() - t0
                 if figs:
-                    common.update(max_abs=figs[0], max_rel=figs[1])
-                return _final(case, st, msg, model_opset, common)
+                    fields.update(max_abs=figs[0], max_rel=figs[1])
+                return run
             worst = max(worst, _figs(case, refs, outs))
     except Exception as exc:  # noqa: BLE001
-        common["run_s"] = time.perf_counter() - t0
-        return record.new(case, _runtime_status(runtime, exc), stage="run", message=_short(exc), **common)
-    common.update(run_s=time.perf_counter() - t0, max_abs=worst[0], max_rel=worst[1])
-    return _final(case, status.PASS, "", model_opset, common)
+        fields["run_s"] = time.perf_counter() - t0
+        return Run(_runtime_status(runtime, exc), "run", named + _short(exc), fields, run.outputs)
+    fields.update(run_s=time.perf_counter() - t0, max_abs=worst[0], max_rel=worst[1])
+    return run
 
 
-def _apply_pass(case: Case, model, path: str, common: dict):
+def _apply_pass(case: Case, transform, model, path: str, prep: Prepared, common: dict):
     """(model, path) after the case's post-export pass, or the record of the pass's failure."""
     import onnx
 
-    try:
-        transform = passes.get(case.post_pass)
-    except (ImportError, KeyError) as exc:
-        return record.new(case, status.SKIPPED, stage="setup",
-                          message=f"post-export pass {case.post_pass} not available here: {_short(exc)}", **common)
+    own = onnx.ModelProto()
+    own.CopyFrom(model)  # the exported model is shared by every runtime and pass of the case
     t0 = time.perf_counter()
     try:
-        model = transform.apply(model)
+        model = transform.apply(own, _feeds(model, prep.input_sets[0]) if prep.input_sets else None)
     except Exception as exc:  # noqa: BLE001
         return record.new(case, status.PASS_ERROR, stage="pass", pass_s=time.perf_counter() - t0,
                           message=f"{case.post_pass} raised: {_short(exc)}", **common)
     common["pass_s"] = time.perf_counter() - t0
-    common["op_types"] = sorted({n.op_type for n in model.graph.node})
     try:
         onnx.checker.check_model(model, full_check=True)
     except Exception as exc:  # noqa: BLE001
@@ -227,13 +324,107 @@ def _apply_pass(case: Case, model, path: str, common: dict):
     return model, out
 
 
-def _final(case: Case, st: str, msg: str, model_opset: int | None, common: dict) -> dict:
+def _feeds(model, xs: list) -> dict:
+    """The graph's input names (initializers left out) mapped to one input set."""
+    inits = {i.name for i in model.graph.initializer}
+    names = [i.name for i in model.graph.input if i.name not in inits]
+    return dict(zip(names, xs))
+
+
+#: seconds the reference evaluator may spend on one case's blame before it gives up
+BLAME_BUDGET_S = 20.0
+
+
+def _blame(case: Case, rec: dict, exported: Exported, prep: Prepared, ctx: dict) -> None:
+    """Add ``blame`` and ``blame_why`` to a failing record (see :mod:`harness.blame`)."""
+    st = rec["status"]
+    if st == status.PASS or st == status.SKIPPED:
+        return
+    opinion = None
+    if (st in blame.NEEDS_REFERENCE and case.runtime != blame.REFERENCE and exported.model is not None):
+        opinion = _second_opinion(case, exported, prep, ctx.get("base_run"))
+    found = blame.decide(st, rec.get("stage", ""), case.runtime, opinion)
+    if found:
+        rec["blame"], rec["blame_why"] = found
+
+
+def _second_opinion(case: Case, exported: Exported, prep: Prepared, base: Run | None) -> blame.Opinion:
+    """Run the reference evaluator on the exported model (time-boxed) and compare it both ways."""
+    try:
+        reference = runtimes.get(blame.REFERENCE)
+    except (ImportError, KeyError) as exc:
+        return blame.Opinion(problem=f"not available here: {_short(exc)}")
+    try:
+        with _time_box(BLAME_BUDGET_S):
+            ref = _execute(case, reference, exported.model, exported.path, devices.DeviceSetting(), prep)
+    except _OutOfTime:
+        return blame.Opinion(problem=f"it took longer than {BLAME_BUDGET_S:g} s")
+    if ref.status in (status.RUNTIME_ERROR, status.RUNTIME_UNSUPPORTED):
+        return blame.Opinion(problem=f"{ref.status}: {ref.message}")
+    if ref.status == status.PASS:
+        return blame.Opinion()
+    opinion = blame.Opinion(vs_framework=f"{ref.status}: {ref.message}")
+    n = ref.fields.get("failing_input", 0)
+    if base is not None and n < len(base.outputs) and n < len(ref.outputs):
+        opinion.agrees_with_runtime, opinion.vs_runtime = _agree(case, ref.outputs[n], base.outputs[n])
+    return opinion
+
+
+def _agree(case: Case, ours: list, theirs: list) -> tuple[bool, str]:
+    """Whether two runtimes' outputs agree under the case's tolerance, and how far apart they are.
+
+    Elements equal in both (the same infinity, NaN in both) agree as they are;
+    the tolerance rule judges the rest.
+    """
+    if len(ours) != len(theirs):
+        return False, f"{len(theirs)} outputs vs {len(ours)}"
+    worst, differ = 0.0, False
+    for k, (a, b) in enumerate(zip(ours, theirs)):
+        a, b = np.asarray(a), np.asarray(b)
+        if a.shape != b.shape or a.dtype != b.dtype:
+            return False, f"output {k}: {b.dtype}{list(b.shape)} vs {a.dtype}{list(a.shape)}"
+        same = a == b
+        if a.dtype.kind in "fc":
+            same |= np.isnan(a) & np.isnan(b)
+        if same.all():
+            continue
+        v = compare(case.tolerance, a[~same], b[~same])
+        if not v.ok:
+            return False, f"output {k}: {v.detail}"
+        worst, differ = max(worst, v.max_abs), True
+    return True, f"max_abs {worst:.3g} where they differ" if differ else "identical outputs"
+
+
+class _OutOfTime(BaseException):
+    """The time box ran out (a BaseException, so the runtime's own ``except Exception`` cannot swallow it)."""
+
+
+@contextmanager
+def _time_box(seconds: float):
+    """Raise :class:`_OutOfTime` in the body after ``seconds`` (SIGALRM; no limit off the main thread)."""
+    def expire(signum, frame):
+        raise _OutOfTime()
+
+    try:
+        previous = signal.signal(signal.SIGALRM, expire)
+    except ValueError:  # not the main thread
+        yield
+        return
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _final(case: Case, st: str, msg: str, model_opset: int | None, common: dict, stage: str = "compare") -> dict:
     # An exporter that silently changed the opset has not conformed, whatever the values say.
     if model_opset != case.opset:
         note = f"; values: {st}" + (f" ({msg})" if msg else "")
         return record.new(case, status.OPSET_NOT_HONORED, stage="opset",
                        message=f"requested opset {case.opset}, model declares {model_opset}{note}", **common)
-    return record.new(case, st, stage="compare" if st != status.PASS else "", message=msg, **common)
+    return record.new(case, st, stage=stage if st != status.PASS else "", message=msg, **common)
 
 
 def _figs(case: Case, refs, outs) -> tuple[float, float]:

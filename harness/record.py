@@ -20,6 +20,8 @@ FIELDS: dict[str, Any] = {
     "status": "", "message": "", "stage": "", "max_abs": None, "max_rel": None,
     "export_s": None, "run_s": None, "ref_s": None, "op_types": [],
     "model_opset": None, "provider": None, "provider_fallback": False,
+    # whose bug a failure is (harness.blame): exporter / runtime / pass / undetermined, and why
+    "blame": None, "blame_why": "",
 }
 
 #: Fields the pytest side adds when it writes the record.
@@ -66,6 +68,8 @@ def problem(rec: Any) -> str | None:
         return f"field 'opset' must be a positive integer, not {rec['opset']!r}"
     if "dtype" in rec and not isinstance(rec["dtype"], str):
         return f"field 'dtype' must be a string, not {rec['dtype']!r}"
+    if rec.get("blame") is not None and rec["blame"] not in status.BLAMES:
+        return f"unknown blame {rec['blame']!r} (known: {', '.join(status.BLAMES)})"
     if "device" in rec and not (isinstance(rec["device"], str) and _DEVICE.match(rec["device"])):
         return f"field 'device' must be 'cpu' or 'cuda:N', not {rec['device']!r}"
     return None

@@ -201,7 +201,10 @@ def main() -> None:
     from . import registry
 
     for mod in plugins:
-        importlib.import_module(mod)
+        try:
+            importlib.import_module(mod)
+        except ImportError as exc:  # e.g. a runtime or pass whose library is missing here: its cases say so
+            print(f"plugin {mod} not importable: {exc}", flush=True)
     for fw in frameworks:
         try:
             adapter = registry.load_framework(fw, plugins)

@@ -162,6 +162,8 @@ EXPECTED = {
                     "status": {"type": "array", "items": {"type": "string"}, "minItems": 1},
                     "reason": {"type": "string", "minLength": 10},
                     "link": {"type": "string"},
+                    "runtimes": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1},
+                    "passes": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1},
                 },
             },
         }

@@ -17,6 +17,8 @@ from harness.runtimes import Unsupported, register_runtime
 
 
 class _RefSession:
+    """The reference evaluator's outputs, + 1 when the model has a node of the op it is wrong on."""
+
     provider = "fake-reference"
     fallback = None
 
@@ -51,7 +53,7 @@ class DropLastNode:
 
     name = "fake-drop-node"
 
-    def apply(self, model):
+    def apply(self, model, inputs=None):
         out = onnx.ModelProto()
         out.CopyFrom(model)
         last = out.graph.node[-1]
@@ -69,7 +71,7 @@ class RaisingPass:
 
     name = "fake-raises"
 
-    def apply(self, model):
+    def apply(self, model, inputs=None):
         raise RuntimeError("fake pass refuses")
 
 
@@ -79,7 +81,7 @@ class BreakingPass:
 
     name = "fake-breaks"
 
-    def apply(self, model):
+    def apply(self, model, inputs=None):
         out = onnx.ModelProto()
         out.CopyFrom(model)
         out.graph.node[0].input[0] = "nobody_makes_this"

@@ -54,6 +54,8 @@ def build_onnx(behavior: str, opset: int) -> onnx.ModelProto:
         return _model([relu], opset=opset)
     if behavior == "wrong-values":
         return _model([helper.make_node("Abs", ["x"], ["y"])], opset=opset)
+    if behavior == "wrong-attribute":  # relu is LeakyRelu with alpha 0; this exporter writes 0.3
+        return _model([helper.make_node("LeakyRelu", ["x"], ["y"], alpha=0.3)], opset=opset)
     if behavior == "raises-opset":
         return _model([relu], opset=opset + 1)
     if behavior == "checker-rejects":

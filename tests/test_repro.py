@@ -210,15 +210,20 @@ def test_bundles_of_other_failures_reproduce(bundles, variant, words, files):
     assert run.returncode == 1 and _last(run).startswith(words), run.stdout + run.stderr
 
 
-@pytest.mark.parametrize("axis, module", [("runtime", "tests.fake_backends"), ("pass", "tests.fake_backends")])
-def test_a_bundle_replays_with_the_case_s_runtime_and_pass(bundles, tmp_path, axis, module):
+@pytest.mark.parametrize("axis, module, verdict, words", [
+    ("runtime", "tests.fake_backends", status.MISMATCH, "REPRODUCED: mismatch: output 0:"),
+    # the exported model passes on ORT, so the dropped node is the pass's doing
+    ("pass", "tests.fake_backends", status.PASS_CHANGED_RESULT,
+     "REPRODUCED: pass-changed-result: fake-drop-node changed the result"),
+])
+def test_a_bundle_replays_with_the_case_s_runtime_and_pass(bundles, tmp_path, axis, module, verdict, words):
     rec = bundles[0][axis]
-    assert rec["status"] == status.MISMATCH, rec
+    assert rec["status"] == verdict, rec
     bundle = Path(rec["repro_bundle"])
     data = json.loads((bundle / "case.json").read_text())
     assert module in data["modules"] and (bundle / "_vendor" / "tests" / "fake_backends.py").exists()
     run = _replay(bundle)
-    assert run.returncode == 1 and _last(run).startswith("REPRODUCED: mismatch: output 0:"), run.stdout + run.stderr
+    assert run.returncode == 1 and _last(run).startswith(words), run.stdout + run.stderr
     good = _copy(rec, tmp_path)
     _edit(good, runtime="ort", post_pass="none")
     run = _replay(good)

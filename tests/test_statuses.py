@@ -16,6 +16,7 @@ FAKE = ROOT / "tests" / "data" / "fake.yaml"
 EXPECTED = {
     "good": status.PASS,
     "wrong_values": status.MISMATCH,
+    "wrong_attribute": status.MISMATCH,
     "raises_opset": status.OPSET_NOT_HONORED,
     "checker_rejects": status.INVALID_MODEL,
     "shape": status.SHAPE_MISMATCH,
@@ -30,14 +31,34 @@ EXPECTED = {
     "skipped": status.SKIPPED,
 }
 
-#: (variant, runtime, pass) -> status: the axes added through the runtime and pass extension points
+#: variant -> blame on the default runtime (ORT): the reference evaluator's second opinion decides
+BLAME = {
+    "wrong_values": status.BLAME_EXPORTER,  # Abs for Relu: ORT and the reference evaluator agree
+    "wrong_attribute": status.BLAME_EXPORTER,  # LeakyRelu alpha 0.3 for Relu
+    "raises_opset": status.BLAME_EXPORTER,
+    "checker_rejects": status.BLAME_EXPORTER,
+    "shape": status.BLAME_EXPORTER,
+    "dtype": status.BLAME_EXPORTER,
+    "ort_unsupported": status.BLAME_UNDETERMINED,  # the reference evaluator lacks the op too
+    "runtime_error": status.BLAME_UNDETERMINED,  # the reference evaluator fails on the Reshape too
+}
+
+#: (variant, runtime, pass) -> (status, blame): the axes added through the runtime and pass extension points
 BACKENDS = {
-    ("good", "fake-wrong-relu", "none"): status.MISMATCH,
-    ("wrong_values", "fake-wrong-relu", "none"): status.MISMATCH,
-    ("ort_unsupported", "fake-wrong-relu", "none"): status.RUNTIME_UNSUPPORTED,
-    ("good", "ort", "fake-raises"): status.PASS_ERROR,
-    ("good", "ort", "fake-breaks"): status.PASS_INVALID_MODEL,
-    ("good", "ort", "fake-drop-node"): status.MISMATCH,  # Relu -> Identity: the inputs have negatives
+    ("good", "fake-wrong-relu", "none"): (status.MISMATCH, status.BLAME_RUNTIME),
+    ("wrong_values", "fake-wrong-relu", "none"): (status.MISMATCH, status.BLAME_EXPORTER),
+    ("wrong_attribute", "fake-wrong-relu", "none"): (status.MISMATCH, status.BLAME_EXPORTER),
+    ("ort_unsupported", "fake-wrong-relu", "none"): (status.RUNTIME_UNSUPPORTED, status.BLAME_UNDETERMINED),
+    ("good", "reference", "none"): (status.PASS, None),
+    ("wrong_attribute", "reference", "none"): (status.MISMATCH, status.BLAME_UNDETERMINED),
+    ("good", "ort", "fake-raises"): (status.PASS_ERROR, status.BLAME_PASS),
+    ("good", "ort", "fake-breaks"): (status.PASS_INVALID_MODEL, status.BLAME_PASS),
+    # Relu -> Identity: the inputs have negatives; the exported model itself passes
+    ("good", "ort", "fake-drop-node"): (status.PASS_CHANGED_RESULT, status.BLAME_PASS),
+    # the exporter did not honor the opset: that verdict comes first, whatever the pass did
+    ("raises_opset", "ort", "fake-drop-node"): (status.OPSET_NOT_HONORED, status.BLAME_EXPORTER),
+    # Abs -> Identity: both fail, so the failure is the exporter's, not the pass's
+    ("wrong_values", "ort", "fake-drop-node"): (status.MISMATCH, status.BLAME_EXPORTER),
 }
 
 
@@ -47,7 +68,8 @@ def fake_cases():
 
 
 def test_every_status_is_covered_by_a_fake():
-    assert set(EXPECTED.values()) | set(BACKENDS.values()) == set(status.ALL)
+    assert set(EXPECTED.values()) | {st for st, _ in BACKENDS.values()} == set(status.ALL)
+    assert set(BLAME.values()) | {b for _, b in BACKENDS.values()} == set(status.BLAMES) | {None}
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +92,8 @@ def test_fake_status(executor, variant):
         assert rec["max_abs"] > 0 and rec["op_types"] == ["Abs"]
     if variant == "good":
         assert rec["max_abs"] == 0 and rec["model_opset"] == 13 and rec["provider"] == "CPUExecutionProvider"
+    assert rec["blame"] == BLAME.get(variant), rec
+    assert bool(rec["blame_why"]) == (variant in BLAME), rec
 
 
 @pytest.mark.parametrize("variant,runtime,post_pass", sorted(BACKENDS))
@@ -78,15 +102,29 @@ def test_fake_runtime_and_pass(executor, variant, runtime, post_pass):
     cases, _ = fake_cases()
     case = replace(cases[variant], runtime=runtime, post_pass=post_pass)
     rec = executor.run(case)
-    expected = BACKENDS[(variant, runtime, post_pass)]
+    expected, blamed = BACKENDS[(variant, runtime, post_pass)]
     assert rec["status"] == expected, rec
+    assert rec["blame"] == blamed, rec
     assert rec["runtime"] == runtime and rec["post_pass"] == post_pass
     assert case.id.endswith("-cpu" + ("" if runtime == "ort" else f"-{runtime}")
                             + ("" if post_pass == "none" else f"-{post_pass}"))
     if runtime != "ort" and expected == status.MISMATCH:
-        assert rec["provider"] == "fake-reference"
+        assert rec["provider"] == ("onnx.reference" if runtime == "reference" else "fake-reference")
     if post_pass == "fake-raises":
         assert "fake-raises raised: RuntimeError: fake pass refuses" in rec["message"]
+    if expected == status.PASS_CHANGED_RESULT:
+        assert rec["pass_status"] == status.MISMATCH and "fake-drop-node changed the result" in rec["message"]
+
+
+def test_export_once_per_runtime_and_pass(executor):
+    """Every runtime and pass of a case reuses the model exported for (model, exporter, opset)."""
+    _, m = fake_cases()
+    base = next(c for c in m.cases if c.variant == "wrong_attribute" and c.opset == 14)  # run nowhere else
+    first = executor.run(replace(base, runtime="reference"))
+    recs = [executor.run(replace(base, runtime=r, post_pass=p))
+            for r, p in (("ort", "none"), ("fake-wrong-relu", "none"), ("ort", "fake-drop-node"))]
+    assert "export_reused" not in first
+    assert all(r["export_reused"] and r["export_s"] == first["export_s"] for r in recs), recs
 
 
 def test_runner_survives_a_crash(executor):

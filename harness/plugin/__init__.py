@@ -55,6 +55,7 @@ def pytest_configure(config):
     cfg = make_config(config)
     config.stash[CONFIG] = cfg
     collection = CaseCollection(config, cfg)
+    collection.check_axes()
     verdicts = Verdicts(config, cfg, collection)
     lifecycle = RunnerLifecycle(config, cfg, collection, verdicts)
     if is_controller(config) and targets_conformance(config):

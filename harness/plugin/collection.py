@@ -6,13 +6,14 @@ expands the matrix once per process and owns every collection hook.
 
 from __future__ import annotations
 
+import pkgutil
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from .. import devices, environments, sharding
+from .. import devices, environments, passes, runtimes, sharding
 from ..case import Case
 from ..matrix import Matrix, load_all
 from ..yamlsrc import MatrixError
@@ -51,6 +52,29 @@ class CaseCollection:
         self._explore: list | None = None
         self._by_id: dict[str, Case] | None = None
 
+    def check_axes(self) -> None:
+        """--runtimes / --passes: an unknown name is a usage error naming the known ones.
+
+        Known: the modules of ``harness/runtimes`` / ``harness/passes`` (not
+        imported here) and, only when a name is none of those, whatever the
+        matrix files' ``plugins:`` register.
+        """
+        import importlib
+
+        axes = (("--runtimes", self.cfg.runtimes, runtimes.names), ("--passes", self.cfg.post_passes, passes.names))
+        if all(set(wanted) <= known() for _, wanted, known in axes):
+            return
+        for mod in self.plugins():
+            try:
+                importlib.import_module(mod)
+            except ImportError:
+                continue  # the runners report it
+        for option, wanted, known in axes:
+            unknown = [n for n in wanted if n not in known()]
+            if unknown:
+                raise pytest.UsageError(f"{option}: unknown {', '.join(map(repr, unknown))} "
+                                        f"(known: {', '.join(sorted(known()))})")
+
     # -- the matrix -----------------------------------------------------------
     @property
     def matrix(self) -> Matrix:
@@ -63,6 +87,10 @@ class CaseCollection:
             except MatrixError as exc:
                 raise pytest.UsageError(str(exc)) from None
             matrix.cases = [_unrunnable(c, cfg.present) for c in matrix.cases]
+            if cfg.runtimes != (runtimes.DEFAULT,) or cfg.post_passes != (passes.NONE,):
+                # every (runtime, pass) of a case follows it, so they share its exported model
+                matrix.cases = [replace(c, runtime=r, post_pass=p) for c in matrix.cases
+                                for r in cfg.runtimes for p in cfg.post_passes]
             self._matrix = matrix
         return self._matrix
 
@@ -114,7 +142,17 @@ class CaseCollection:
                 continue
             if isinstance(data, dict):
                 out += [p for p in data.get("plugins") or () if isinstance(p, str) and p not in out]
-        return tuple(out) + self.cfg.extra_plugins
+        return tuple(out) + self.cfg.extra_plugins + self._backend_modules()
+
+    def _backend_modules(self) -> tuple[str, ...]:
+        """The modules of the run's non-default runtimes and passes: the runner masters import them once,
+        so no forked server (not even one forked after a crash) pays their imports (onnxsim: ~4 s)."""
+        found = []
+        for package, wanted, default in ((runtimes, self.cfg.runtimes, runtimes.DEFAULT),
+                                         (passes, self.cfg.post_passes, passes.NONE)):
+            modules = {m.name for m in pkgutil.iter_modules(package.__path__)}
+            found += [f"{package.__name__}.{n}" for n in wanted if n != default and n in modules]
+        return tuple(found)
 
     # -- hooks ----------------------------------------------------------------
     def pytest_ignore_collect(self, collection_path, config):

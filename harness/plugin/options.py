@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from .. import devices, sharding
+from ..case import DEFAULT_PASS, DEFAULT_RUNTIME
 from ..matrix import Scope, matrix_files
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -57,6 +58,9 @@ class HarnessConfig:
     reports_dir_given: bool = False
     #: seconds a runner may take to import and warm up before its first case (not counted in a case's)
     startup_timeout: float = 300.0
+    #: --runtimes and --passes: every case runs on each runtime after each post-export pass
+    runtimes: tuple[str, ...] = (DEFAULT_RUNTIME,)
+    post_passes: tuple[str, ...] = (DEFAULT_PASS,)
 
 
 def positive_seconds(text: str) -> float:
@@ -136,6 +140,13 @@ def add_options(parser) -> None:
     g.addoption("--repro-dir", default=str(ROOT / "artifacts" / "repro"),
                 help="every failing case leaves a repro bundle in DIR/<case id>/ "
                      "(default artifacts/repro; '' for none)")
+    g.addoption("--runtimes", default=DEFAULT_RUNTIME,
+                help="comma-separated runtimes every case runs on, e.g. ort,openvino,reference "
+                     f"(default {DEFAULT_RUNTIME}; a non-default one is appended to the case id)")
+    g.addoption("--passes", default=DEFAULT_PASS,
+                help="comma-separated post-export passes applied before the runtime, e.g. "
+                     f"none,onnxsim,onnxoptimizer (default {DEFAULT_PASS}; a non-default one is appended "
+                     "to the case id); each exported model is reused by every runtime and pass")
     g.addoption("--explore", action="store_true",
                 help="property mode: hypothesis draws configurations of every matrix entry (variant, "
                      "opset, attributes in combination, shapes; refined by an 'explore:' block), one "
@@ -195,7 +206,8 @@ def make_config(config) -> HarnessConfig:
         reports_dir_given=opt.reports_dir is not None, repro_dir=Path(opt.repro_dir) if opt.repro_dir else None,
         explore=opt.explore, max_examples=opt.max_examples, shrink_budget=opt.shrink_budget,
         hypothesis_profile=opt.explore_profile or "ci", special_values=opt.special_values,
-        present=present, ort_providers=providers, shard=shard, shard_costs=shard_costs, case_ids=case_ids)
+        present=present, ort_providers=providers, shard=shard, shard_costs=shard_costs, case_ids=case_ids,
+        runtimes=_names("--runtimes", opt.runtimes), post_passes=_names("--passes", opt.passes))
 
 
 def narrowing(config, cfg: HarnessConfig) -> list[str]:
@@ -207,6 +219,14 @@ def narrowing(config, cfg: HarnessConfig) -> list[str]:
         ("--explore", cfg.explore), ("-k", getattr(opt, "keyword", "")), ("-m", getattr(opt, "markexpr", "")),
         ("a node id", any("::" in str(a) for a in config.args))) if on]
     return found
+
+
+def _names(option: str, value: str) -> tuple[str, ...]:
+    """The comma-separated names of ``option``, in order, without repeats (checked by the collection)."""
+    out = tuple(dict.fromkeys(n.strip() for n in value.split(",") if n.strip()))
+    if not out:
+        raise pytest.UsageError(f"{option}: give at least one name")
+    return out
 
 
 def is_controller(config) -> bool:

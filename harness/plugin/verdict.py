@@ -56,10 +56,10 @@ class Verdicts:
         if narrowing(config, self.cfg) or not targets_conformance(config):
             return
         try:
-            exp, ids = self.expectations, [c.id for c in self.collection.matrix.cases]
+            exp, cases = self.expectations, self.collection.matrix.cases
         except pytest.UsageError:
             return  # collection reports it
-        for e in exp.mark_collected(ids):
+        for e in exp.mark_collected([c.id for c in cases], {c.id: (c.runtime, c.post_pass) for c in cases}):
             config.issue_config_time_warning(pytest.PytestWarning(
                 f"{exp.path}:{e.line}: expected failure {e.match!r} matches no case of the matrix"), 2)
 
@@ -71,7 +71,7 @@ class Verdicts:
             detail += f"\nrepro bundle: {rec['repro_bundle']}  (python {rec['repro_bundle']}/repro.py)"
         if st == status.SKIPPED:
             pytest.skip(msg)
-        exp = self.expectations.find(case.id)
+        exp = self.expectations.find(case.id, case.runtime, case.post_pass)
         if exp is not None:
             rec["expected"] = {"status": list(exp.status), "reason": exp.text()}
             if st == status.PASS:

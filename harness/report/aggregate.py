@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from .. import status as st
 from ..matrix import format_opsets
+from . import backends
 
 _RANGE = re.compile(r"^\s*(\d+)\s*~\s*(\d+)\s*$")
 #: Longest error text kept for a failing detail (HTML and JSON).
@@ -22,8 +23,8 @@ DETAILS_PER_CELL = 25
 
 
 def group_key(rec: dict) -> tuple[str, str, str]:
-    """(framework, exporter, device) of a record."""
-    return (str(rec["framework"]), str(rec["exporter"]), str(rec.get("device", "cpu")))
+    """(framework, exporter, device) of a record; the device names a non-default runtime and pass too."""
+    return (str(rec["framework"]), str(rec["exporter"]), backends.where(rec))
 
 
 def declared_opsets(text: str) -> set[int]:
@@ -133,6 +134,8 @@ class Summary:
     cells: dict[tuple[str, str, str], dict[tuple[str, int], dict]]
     opsets: list[int]
     counts: Counter
+    #: runtimes disagreeing, passes breaking models, blame counts (see :mod:`.backends`)
+    backends: backends.BackendSummary = field(default_factory=backends.BackendSummary)
 
 
 def summarize(records: list[dict], matrix_rows=(), matrix_exporters: dict | None = None) -> Summary:
@@ -172,7 +175,7 @@ def summarize(records: list[dict], matrix_rows=(), matrix_exporters: dict | None
     order = sorted(rows, key=framework_rank)
     return Summary(rows={g: [rows[g][k] for k in sorted(rows[g])] for g in order},
                    cells={g: cells.get(g, {}) for g in order},
-                   opsets=sorted(opsets), counts=counts)
+                   opsets=sorted(opsets), counts=counts, backends=backends.summarize(records))
 
 
 def _add_matrix_rows(rows: dict, matrix_rows, matrix_exporters: dict) -> None:

@@ -16,6 +16,9 @@ COLORS = {
     "runtime-unsupported": "#5b8bd6",
     "runtime-error": "#2f4f9a",
     "timeout": "#6b4226",
+    "pass-error": "#1f8a8a",
+    "pass-invalid-model": "#4fb3b3",
+    "pass-changed-result": "#0e5c5c",
     "skipped": "#b8b8b8",
     NOT_RUN: "#f1f1f1",
 }

@@ -14,6 +14,7 @@ from markupsafe import Markup
 
 from .. import status as st
 from .aggregate import Summary, cell_status, declared_opsets
+from .backends import tables
 from .colors import COLORS, NOT_RUN, color
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -77,7 +78,7 @@ def render(summary: Summary, meta: dict) -> str:
     legend = [(s, COLORS[s]) for s in (*st.ALL, NOT_RUN) if s in COLORS]
     return env.get_template("support.html.j2").render(
         sections=sections, details_json=script_json(details), opsets=summary.opsets, legend=legend,
-        colors=COLORS, meta=meta, counts=sorted(summary.counts.items()),
+        colors=COLORS, meta=meta, counts=sorted(summary.counts.items()), backend_tables=tables(summary.backends),
         frameworks=sorted({s["framework"] for s in sections}),
         exporters=sorted({s["exporter"] for s in sections}),
         devices=sorted({s["device"] for s in sections}))

@@ -10,7 +10,8 @@ SCHEMA_VERSION = 1
 #: Record fields carried into support.json (figures and identity; no logs).
 FIELDS = ("id", "framework", "exporter", "device", "kernel", "variant", "opset", "dtype", "status",
           "stage", "message", "max_abs", "max_rel", "tolerance", "model_opset", "shared_key", "declared",
-          "expected", "outcome", "export_s", "run_s", "finished", "conflict")
+          "expected", "outcome", "export_s", "run_s", "finished", "conflict",
+          "runtime", "post_pass", "pass_status", "blame", "blame_why")
 SORT = ("framework", "exporter", "device", "kernel", "variant", "dtype", "opset", "id")
 
 

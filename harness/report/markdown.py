@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from .aggregate import Summary, cross_cell, cross_framework
+from .backends import markdown_sections
 
 # GitHub (job summaries, rendered files) turns markdown into HTML: raw HTML, links and
 # images in untrusted text (exporter messages, ids, file names) must stay text.
@@ -66,6 +67,7 @@ def render(summary: Summary, meta: dict) -> str:
             vals = [cross_cell(groups.get(c, [])) for c in cols]
             out.append(f"| {cell(key)} | " + " | ".join(cell(v) for v in vals) + " |")
         out.append("")
+    out += markdown_sections(summary.backends, cell)  # runtimes disagree, passes break models, blame
     out += ["## Conflicts", ""]
     if not meta["conflicts"]:
         out += ["None: no record id had results with different statuses.", ""]

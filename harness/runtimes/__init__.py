@@ -11,6 +11,7 @@ device, then ``run`` inputs through the prepared session.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from typing import Any, Protocol
 
 import numpy as np
@@ -74,3 +75,8 @@ def get(name: str) -> Runtime:
                 raise
             raise KeyError(f"no runtime called {name!r}") from None
     return RUNTIMES[name]
+
+
+def names() -> set[str]:
+    """Runtimes a case may name, found without importing any: this package's modules and those registered so far."""
+    return {m.name for m in pkgutil.iter_modules(__path__)} | set(RUNTIMES)

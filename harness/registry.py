@@ -104,3 +104,23 @@ def _import_optional(mod: str, must_exist: bool) -> None:
     except ModuleNotFoundError as exc:
         if must_exist or exc.name not in (mod, mod.rsplit(".", 1)[0]):
             raise
+
+
+def resolve_dotted(dotted: str, aliases: dict[str, str] | None = None):
+    """``'torch.nn.functional.relu6'`` -> that object: the longest importable module prefix, then attributes.
+
+    ``aliases`` renames the first part (e.g. ``{"tf": "tensorflow"}``). Raises ImportError when no prefix
+    imports, AttributeError when an attribute is missing.
+    """
+    parts = dotted.split(".")
+    if aliases and parts[0] in aliases:
+        parts[0] = aliases[parts[0]]
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise ImportError(f"no module of {dotted!r} can be imported")

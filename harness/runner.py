@@ -54,16 +54,9 @@ def _serve(fd: int, plugins: tuple[str, ...]) -> None:
 
 def resolve_call(dotted: str):
     """``'paddle.nn.functional.relu6'`` -> the object (nested attributes allowed); raises if absent."""
-    parts = dotted.split(".")
-    for cut in range(len(parts) - 1, 0, -1):
-        try:
-            obj = importlib.import_module(".".join(parts[:cut]))
-        except ImportError:
-            continue
-        for attr in parts[cut:]:
-            obj = getattr(obj, attr)
-        return obj
-    raise ImportError(f"no module of {dotted!r} can be imported")
+    from . import registry
+
+    return registry.resolve_dotted(dotted)
 
 
 def check_calls(targets) -> dict[str, str]:

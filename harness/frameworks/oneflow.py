@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import ctypes
-import importlib
 import io
 import logging
 import os
@@ -84,18 +83,7 @@ _LOADED: list[str] = []
 def resolve(dotted: str):
     """``'flow.nn.functional.relu'`` or ``'oneflow.relu'`` -> the function (nested attributes allowed)."""
     flow()
-    parts = dotted.split(".")
-    if parts[0] == "flow":
-        parts[0] = "oneflow"
-    for cut in range(len(parts) - 1, 0, -1):
-        try:
-            obj = importlib.import_module(".".join(parts[:cut]))
-        except ImportError:
-            continue
-        for attr in parts[cut:]:
-            obj = getattr(obj, attr)
-        return obj
-    raise ImportError(f"cannot resolve {dotted!r}")
+    return registry.resolve_dotted(dotted, {"flow": "oneflow"})
 
 
 @functools.lru_cache(maxsize=None)

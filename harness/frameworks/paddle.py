@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 
@@ -32,9 +31,7 @@ logging.getLogger("paddle2onnx").setLevel(logging.ERROR)
 
 def resolve(dotted: str):
     """``'paddle.nn.functional.relu6'`` -> the function."""
-    mod, _, attr = dotted.rpartition(".")
-    obj = importlib.import_module(mod)
-    return getattr(obj, attr)
+    return registry.resolve_dotted(dotted)
 
 
 class _Call(paddle.nn.Layer):

@@ -17,7 +17,6 @@ SIGSEGV, so this module must never share a process with Paddle.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 
@@ -44,18 +43,7 @@ logging.getLogger("tf2onnx").setLevel(logging.ERROR)
 
 def resolve(dotted: str):
     """``'tf.nn.relu6'`` or ``'tensorflow.nn.relu6'`` -> the function (nested attributes allowed)."""
-    parts = dotted.split(".")
-    if parts[0] == "tf":
-        parts[0] = "tensorflow"
-    for cut in range(len(parts) - 1, 0, -1):
-        try:
-            obj = importlib.import_module(".".join(parts[:cut]))
-        except ImportError:
-            continue
-        for attr in parts[cut:]:
-            obj = getattr(obj, attr)
-        return obj
-    raise ImportError(f"cannot resolve {dotted!r}")
+    return registry.resolve_dotted(dotted, {"tf": "tensorflow"})
 
 
 def flatten(out) -> list[np.ndarray]:

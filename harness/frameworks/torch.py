@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib
 import io
 import logging
 import os
@@ -80,16 +79,7 @@ _memoize_registry()
 
 def resolve(dotted: str):
     """``'torch.nn.functional.relu6'`` -> the function (nested attributes allowed)."""
-    parts = dotted.split(".")
-    for cut in range(len(parts) - 1, 0, -1):
-        try:
-            obj = importlib.import_module(".".join(parts[:cut]))
-        except ImportError:
-            continue
-        for attr in parts[cut:]:
-            obj = getattr(obj, attr)
-        return obj
-    raise ImportError(f"cannot resolve {dotted!r}")
+    return registry.resolve_dotted(dotted)
 
 
 class _Call(torch.nn.Module):

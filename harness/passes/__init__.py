@@ -10,9 +10,10 @@ fails where the exported one passes, the case is ``pass-changed-result``.
 
 from __future__ import annotations
 
-import importlib
 import pkgutil
 from typing import Any, Protocol
+
+from ..named import NamedRegistry
 
 from ..case import DEFAULT_PASS as NONE  # noqa: F401 - the pass of a case that names none
 
@@ -36,30 +37,14 @@ class PassFailed(Exception):
     """The pass reported its own failure (e.g. onnxsim's check); status ``pass-error``."""
 
 
-PASSES: dict[str, Pass] = {}
+PASSES = NamedRegistry(__name__, "post-export pass")
 
+#: class or instance decorator: register under ``obj.name``
+register_pass = PASSES.register
 
-def register_pass(obj):
-    """Class or instance decorator: register a pass under ``obj.name``."""
-    inst = obj() if isinstance(obj, type) else obj
-    PASSES[inst.name] = inst
-    return obj
-
-
-def get(name: str) -> Pass:
-    """The pass called ``name``, importing ``harness.passes.<name>`` on first use.
-
-    Raises ImportError when the library behind it is missing, KeyError when no
-    module registers that name.
-    """
-    if name not in PASSES:
-        try:
-            importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
-                raise
-            raise KeyError(f"no post-export pass called {name!r}") from None
-    return PASSES[name]
+#: ``get(name)``: the post-export pass called ``name``, importing ``harness.passes.<name>`` on first use
+#: (ImportError when the library behind it is missing, KeyError when no module registers that name)
+get = PASSES.load
 
 
 def names() -> set[str]:

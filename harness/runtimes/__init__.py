@@ -10,9 +10,10 @@ device, then ``run`` inputs through the prepared session.
 
 from __future__ import annotations
 
-import importlib
 import pkgutil
 from typing import Any, Protocol
+
+from ..named import NamedRegistry
 
 import numpy as np
 
@@ -51,30 +52,14 @@ class Runtime(Protocol):
         """Whether an error of ``prepare`` or ``run`` means an unsupported opset or operator."""
 
 
-RUNTIMES: dict[str, Runtime] = {}
+RUNTIMES = NamedRegistry(__name__, "runtime")
 
+#: class or instance decorator: register under ``obj.name``
+register_runtime = RUNTIMES.register
 
-def register_runtime(obj):
-    """Class or instance decorator: register a runtime under ``obj.name``."""
-    inst = obj() if isinstance(obj, type) else obj
-    RUNTIMES[inst.name] = inst
-    return obj
-
-
-def get(name: str) -> Runtime:
-    """The runtime called ``name``, importing ``harness.runtimes.<name>`` on first use.
-
-    Raises ImportError when its module or the library behind it is missing,
-    KeyError when no module registers that name.
-    """
-    if name not in RUNTIMES:
-        try:
-            importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
-                raise
-            raise KeyError(f"no runtime called {name!r}") from None
-    return RUNTIMES[name]
+#: ``get(name)``: the runtime called ``name``, importing ``harness.runtimes.<name>`` on first use
+#: (ImportError when the library behind it is missing, KeyError when no module registers that name)
+get = RUNTIMES.load
 
 
 def names() -> set[str]:

@@ -43,9 +43,7 @@ def new(case, st: str, **fields: Any) -> dict:
                exporter=case.exporter, opset=case.opset, dtype=case.dtype, device=case.device,
                shared_key=case.shared_key, declared=case.declared,
                tolerance=case.tolerance.get("name"), status=st)
-    extra = getattr(case, "record_fields", None)
-    if extra:  # axes that appear in a record only when not default (e.g. runtime, pass)
-        rec.update(extra())
+    rec.update(case.record_fields())  # the axes added after the first records (runtime, pass)
     if case.spec.get("special_values"):
         rec["special_values"] = True
     rec.update(fields)

@@ -34,12 +34,14 @@ def targets_conformance(config) -> bool:
     return any(t == cases_dir or cases_dir in t.parents for t in targets)
 
 
-def _unrunnable(case: Case, present: tuple[str, ...]) -> Case:
-    """``case`` marked skipped when its device is absent or its framework's environment is missing."""
-    if case.skip:
-        return case
-    reason = devices.skip_reason(case.device, present) or environments.unavailable(case.framework)
-    return case if reason is None else replace(case, skip=reason)
+def _unrunnable(cases: list[Case], present: tuple[str, ...]) -> list[Case]:
+    """``cases``, each marked skipped when its device is absent or its framework's environment is missing."""
+    missing = {fw: environments.unavailable(fw) for fw in {c.framework for c in cases}}  # once per framework
+    out = []
+    for case in cases:
+        reason = None if case.skip else devices.skip_reason(case.device, present) or missing[case.framework]
+        out.append(case if reason is None else replace(case, skip=reason))
+    return out
 
 
 class CaseCollection:
@@ -51,6 +53,7 @@ class CaseCollection:
         self._matrix: Matrix | None = None
         self._explore: list | None = None
         self._by_id: dict[str, Case] | None = None
+        self._scanned: list[dict] | None = None
 
     def check_axes(self) -> None:
         """--runtimes / --passes: an unknown name is a usage error naming the known ones.
@@ -86,7 +89,7 @@ class CaseCollection:
                 matrix = load_all(list(cfg.matrices), cfg.tolerances, cfg.scope, max_opset=top)
             except MatrixError as exc:
                 raise pytest.UsageError(str(exc)) from None
-            matrix.cases = [_unrunnable(c, cfg.present) for c in matrix.cases]
+            matrix.cases = _unrunnable(matrix.cases, cfg.present)
             if cfg.runtimes != (runtimes.DEFAULT,) or cfg.post_passes != (passes.NONE,):
                 # every (runtime, pass) of a case follows it, so they share its exported model
                 matrix.cases = [replace(c, runtime=r, post_pass=p) for c in matrix.cases
@@ -111,37 +114,33 @@ class CaseCollection:
                 raise pytest.UsageError(str(exc)) from None
         return self._explore
 
-    def frameworks(self) -> tuple[str, ...]:
-        """The frameworks the matrix files name (a quick read: no validation or expansion)."""
-        import yaml
+    def _scan(self) -> list[dict]:
+        """The matrix files as plain mappings, read once (a quick read: no validation or expansion)."""
+        if self._scanned is None:
+            import yaml
 
-        found = set()
-        for path in self.cfg.matrices:
-            try:
-                data = yaml.load(path.read_text(encoding="utf-8"),
-                                 Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-            except (OSError, UnicodeDecodeError, yaml.YAMLError):
-                continue  # the real load reports it
-            if not isinstance(data, dict) or not isinstance(data.get("framework"), str):
-                continue
-            if self.cfg.scope.frameworks and data["framework"] not in self.cfg.scope.frameworks:
-                continue
-            found.add(data["framework"])
-        return tuple(sorted(found))
+            self._scanned = []
+            for path in self.cfg.matrices:
+                try:
+                    data = yaml.load(path.read_text(encoding="utf-8"),
+                                     Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+                except (OSError, UnicodeDecodeError, yaml.YAMLError):
+                    continue  # the real load reports it
+                if isinstance(data, dict):
+                    self._scanned.append(data)
+        return self._scanned
+
+    def frameworks(self) -> tuple[str, ...]:
+        """The frameworks the matrix files name, within ``--framework``."""
+        wanted = self.cfg.scope.frameworks
+        return tuple(sorted({d["framework"] for d in self._scan() if isinstance(d.get("framework"), str)
+                             and (not wanted or d["framework"] in wanted)}))
 
     def plugins(self) -> tuple[str, ...]:
         """The extra modules (``plugins:`` of the matrix files) the runners must import."""
-        import yaml
-
         out: list[str] = []
-        for path in self.cfg.matrices:
-            try:
-                data = yaml.load(path.read_text(encoding="utf-8"),
-                                 Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-            except (OSError, UnicodeDecodeError, yaml.YAMLError):
-                continue
-            if isinstance(data, dict):
-                out += [p for p in data.get("plugins") or () if isinstance(p, str) and p not in out]
+        for data in self._scan():
+            out += [p for p in data.get("plugins") or () if isinstance(p, str) and p not in out]
         return tuple(out) + self.cfg.extra_plugins + self._backend_modules()
 
     def _backend_modules(self) -> tuple[str, ...]:

@@ -64,7 +64,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # -- the sample -------------------------------------------------------------------------------------
 def sample_cases(cases_dir: Path, n: int, min_opset: int = 11, max_opset: int = 21,
                  exclude: frozenset[str] = frozenset(), frameworks: tuple[str, ...] = ("paddle", "torch"),
-                 exporters: tuple[str, ...] = ()) -> list:
+                 exporters: tuple[str, ...] = (), dtypes: tuple[str, ...] = ()) -> list:
     """A deterministic sample of ``n`` runnable CPU cases, spread over kernels and exporters.
 
     Candidates come from the ``--opsets full`` expansion of ``frameworks``,
@@ -72,7 +72,8 @@ def sample_cases(cases_dir: Path, n: int, min_opset: int = 11, max_opset: int = 
     (framework, kernel/variant, dtype, exporter) group cases are ordered by
     crc32 of their id, opsets >= 13 first with one opset 11-12 case after the
     first five; groups, ordered by crc32 of their key, are drawn round-robin.
-    ``exporters`` (empty: all) keeps only those exporters' cases.
+    ``exporters`` (empty: all) keeps only those exporters' cases, ``dtypes``
+    (empty: all) only those dtypes.
     The result is in matrix (collection) order.
     """
     from .matrix import Scope, load_all, matrix_files
@@ -83,7 +84,8 @@ def sample_cases(cases_dir: Path, n: int, min_opset: int = 11, max_opset: int = 
     order = {c.id: i for i, c in enumerate(m.cases)}
     groups: dict[tuple, list] = defaultdict(list)
     for c in m.cases:
-        if not c.skip and min_opset <= c.opset <= max_opset and c.id not in exclude:
+        if not c.skip and min_opset <= c.opset <= max_opset and c.id not in exclude \
+                and (not dtypes or c.dtype in dtypes):
             groups[(c.framework, c.kernel, c.variant, c.dtype, c.exporter)].append(c)
     seqs = []
     crc = lambda c: zlib.crc32(c.id.encode())  # noqa: E731
@@ -468,8 +470,8 @@ def _print_ratios(runs: dict[str, Run]) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the figures."""
     ap = argparse.ArgumentParser(prog="python -m harness bench", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--cases", type=int, default=0,
-                    help="sample size; 0 (default): every candidate, about 3000 cases, ~2 min per round. "
+    ap.add_argument("--cases", type=int, default=3000,
+                    help="sample size (default 3000: about 2 min per run b on 2 cores); 0: every candidate. "
                          "Start-up (imports, warm-up) is serial, so a small sample measures start-up "
                          "more than throughput: the 'start s' and 'steady/s' columns show both parts")
     ap.add_argument("--frameworks", default="paddle,torch",
@@ -479,6 +481,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="exporters the sample is drawn from (default: all; with --frameworks torch "
                          "alone: dynamo, which times the dynamo path alone). Every run prints, per "
                          "exporter, the mean export time and its share of the cases' wall time")
+    ap.add_argument("--dtypes", default="float32",
+                    help="dtypes the sample is drawn from (default float32, the sample the targets were set on; "
+                         "'all' for every dtype of the matrix)")
     ap.add_argument("--workers", type=int, default=2, help="xdist workers for run c (default 2)")
     ap.add_argument("--dist", default=None, help="xdist --dist mode for run c (default: the harness's)")
     ap.add_argument("--cases-dir", default=str(ROOT / "cases"))
@@ -517,25 +522,14 @@ def main(argv: list[str] | None = None) -> int:
                "--devices", "cpu", "--no-report", "--repro-dir", "", "-q", "-p", "no:randomly"]
     harness += [a for fw in frameworks for a in ("--framework", fw)]
     harness += [a for ex in exporters for a in ("--exporter", ex)]
-    from .results import read_results
+    dtypes = () if args.dtypes == "all" else tuple(d.strip() for d in args.dtypes.split(",") if d.strip())
 
-    if args.exclude_from:
-        known = args.exclude_from
-    else:  # probe: one harness run over the candidates finds what would kill the bare loop
-        known = work / "probe.jsonl"
-        cand = work / "candidates.txt"
-        cand.write_text("\n".join(c.id for c in sample_cases(Path(args.cases_dir), 10**9, args.min_opset,
-                                                               args.max_opset, frameworks=frameworks,
-                                                               exporters=exporters)) + "\n")
-        print(f"probe: running the harness (-n {args.workers}) once over every candidate to find the cases "
-              f"that crash or hang (the bare loop has no isolation); --exclude-from skips this", flush=True)
-        known.unlink(missing_ok=True)
-        _timed(harness + [f"--case-ids={cand}", "-n", str(args.workers), "--results", str(known)], False,
-               work / "probe.log", 0)
-    exclude = frozenset(r["id"] for r in read_results(str(known), [])
-                        if r["status"] in ("crash", "timeout") or "sys.exit" in (r.get("message") or ""))
-    cases = sample_cases(Path(args.cases_dir), args.cases or 10**9, args.min_opset, args.max_opset, exclude,
-                         frameworks, exporters)
+    def draw(exclude: frozenset[str]) -> list:
+        return sample_cases(Path(args.cases_dir), args.cases or 10**9, args.min_opset, args.max_opset, exclude,
+                            frameworks, exporters, dtypes)
+
+    cases = draw(frozenset(read_ids_to_exclude(args.exclude_from))) if args.exclude_from \
+        else _probed_sample(draw, harness, work, args.workers)
     ids = work / "case-ids.txt"
     ids.write_text("\n".join(c.id for c in cases) + "\n")
     n = len(cases)
@@ -566,6 +560,40 @@ def main(argv: list[str] | None = None) -> int:
     if added:
         _runtime_costs(harness[:-1], cases, added, work, rounds[-1].get("b"))
     return 0
+
+
+def read_ids_to_exclude(path) -> set[str]:
+    """The ids of a results file's cases that would kill the bare loop: crashed, timed out, or called sys.exit."""
+    from .results import read_results
+
+    return {r["id"] for r in read_results(str(path), [])
+            if r["status"] in ("crash", "timeout") or "sys.exit" in (r.get("message") or "")}
+
+
+def _probed_sample(draw, harness: list[str], work: Path, workers: int) -> list:
+    """Draw the sample, leaving out what a probe run of the harness saw crash, hang or exit.
+
+    The probe runs the harness over the drawn cases it has not seen yet; a case
+    left out is replaced by the next draw, which is probed in turn, until the
+    sample is all probed (one or two probe runs).
+    """
+    known = work / "probe.jsonl"
+    known.unlink(missing_ok=True)
+    seen: set[str] = set()
+    exclude: set[str] = set()
+    while True:
+        cases = draw(frozenset(exclude))
+        fresh = [c.id for c in cases if c.id not in seen]
+        if not fresh:
+            return cases
+        cand = work / "candidates.txt"
+        cand.write_text("\n".join(fresh) + "\n")
+        print(f"probe: running the harness (-n {workers}) over {len(fresh)} drawn cases to find those that "
+              f"crash or hang (the bare loop has no isolation); --exclude-from skips this", flush=True)
+        _timed(harness + [f"--case-ids={cand}", "-n", str(workers), "--results", str(known)], False,
+               work / "probe.log", 0)
+        seen.update(fresh)
+        exclude = read_ids_to_exclude(known)
 
 
 def _exporters(given: str | None, frameworks: tuple[str, ...]) -> tuple[str, ...]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 
 #: defaults of the runtime and post-export pass axes (left out of ids); see harness.runtimes/passes
 DEFAULT_RUNTIME = "ort"
@@ -33,7 +34,7 @@ class Case:
     #: the post-export pass applied before the runtime (see :mod:`harness.passes`)
     post_pass: str = "none"
 
-    @property
+    @cached_property
     def id(self) -> str:
         """Stable, readable id, e.g. ``paddle-dygraph-pool2d-max_ceil-opset10-float32-cpu``."""
         base = (f"{self.framework}-{self.exporter}-{self.kernel}-{self.variant}"

@@ -18,6 +18,7 @@ Entries that match no collected case are reported at the end of the run.
 from __future__ import annotations
 
 import bisect
+import heapq
 import fnmatch
 import re
 from dataclasses import dataclass, field
@@ -66,6 +67,14 @@ class Expectation:
         return f"{self.reason} ({self.link})" if self.link else self.reason
 
 
+#: an id's first fields, the key of :meth:`Expectations.find`'s index: framework, exporter, kernel
+_HEAD_FIELDS = 3
+
+
+def _head(text: str) -> str:
+    return "-".join(text.split("-", _HEAD_FIELDS)[:_HEAD_FIELDS])
+
+
 def _literal_prefix(pattern: str) -> str:
     """What every id an fnmatch pattern matches starts with (the part before its first wildcard)."""
     return re.split(r"[*?\[]", pattern, maxsplit=1)[0]
@@ -77,7 +86,7 @@ class Expectations:
     def __init__(self, entries: list[Expectation], path: str = ""):
         self.entries = entries
         self.path = path
-        self._prefixes: list[str] | None = None
+        self._index: tuple[dict[str, list[int]], list[int]] | None = None
 
     @classmethod
     def load(cls, path: str | Path) -> "Expectations":
@@ -110,15 +119,31 @@ class Expectations:
     def find(self, case_id: str, runtime: str = DEFAULT_RUNTIME, post_pass: str = DEFAULT_PASS) -> Expectation | None:
         """The first entry that covers ``case_id`` (run on ``runtime`` after ``post_pass``).
 
-        Each entry's literal prefix (its pattern up to the first wildcard) is
-        tested first: a ``startswith`` rules most entries out without a regex.
+        Only the entries that can match are tested: an entry whose literal
+        prefix (its pattern up to the first wildcard) holds three dashes can
+        only match ids that begin with the same three dash-separated fields
+        (framework, exporter, kernel), so entries are indexed by them; the
+        others are tested for every id. File order is kept (first match wins).
         """
-        if self._prefixes is None:
-            self._prefixes = [_literal_prefix(e.match) for e in self.entries]
-        for prefix, e in zip(self._prefixes, self.entries):
-            if case_id.startswith(prefix) and e.covers(case_id, runtime, post_pass):
+        if self._index is None:
+            self._index = self._build_index()
+        by_head, general = self._index
+        for i in heapq.merge(by_head.get(_head(case_id), ()), general):
+            e = self.entries[i]
+            if e.covers(case_id, runtime, post_pass):
                 return e
         return None
+
+    def _build_index(self) -> tuple[dict[str, list[int]], list[int]]:
+        by_head: dict[str, list[int]] = {}
+        general: list[int] = []
+        for i, e in enumerate(self.entries):
+            prefix = _literal_prefix(e.match)
+            if prefix.count("-") >= _HEAD_FIELDS:
+                by_head.setdefault(_head(prefix), []).append(i)
+            else:
+                general.append(i)
+        return by_head, general
 
     def mark_collected(self, case_ids, axes: dict[str, tuple[str, str]] | None = None) -> list[Expectation]:
         """Return the entries that match none of the collected ids.

@@ -72,8 +72,7 @@ def is_crash(msg: Any) -> bool:
 def send(fd: int, obj: Any) -> None:
     """Write one framed message (blocking until all of it is written)."""
     data = json.dumps(obj).encode()
-    os.write(fd, _HEADER.pack(len(data)))
-    view = memoryview(data)
+    view = memoryview(_HEADER.pack(len(data)) + data)  # one write: the reader wakes once, for all of it
     while view:
         n = os.write(fd, view)
         view = view[n:]

@@ -19,7 +19,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 
 DELAY_S = 0.5
 
@@ -36,7 +35,12 @@ def _kill(kind: str, config) -> None:
 
     if kind == "worker":
         os.kill(os.getpid(), signal.SIGKILL)
-    ex = config.stash[HARNESS].lifecycle.runner.executors["fake"]
+    lifecycle = config.stash[HARNESS].lifecycle
+    for _ in range(200):  # the first case of a process may still be opening its runner session
+        ex = lifecycle.runner.executors.get("fake") if lifecycle.runner is not None else None
+        if ex is not None and ex.pid is not None:
+            break
+        time.sleep(0.05)
     if kind == "server":
         for pid in _children(ex.pid):
             os.kill(pid, signal.SIGKILL)
@@ -46,18 +50,25 @@ def _kill(kind: str, config) -> None:
             os.kill(ex.master_pid, signal.SIGKILL)
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item):
-    """Arm the fault for the chosen case: it fires while the case runs."""
+_config = None
+
+
+def pytest_configure(config):
+    global _config
+    _config = config
+
+
+def pytest_runtest_logstart(nodeid, location):
+    """Arm the fault for the chosen case: it fires while the case runs (both case protocols log its start)."""
+    from harness.plugin.summary import case_id_of
+
     kind, _, case_id = os.environ.get("HARNESS_FAULT", "").partition(":")
     once = Path(os.environ.get("HARNESS_FAULT_MARK", "/nonexistent/fault.done"))
-    case = getattr(getattr(item, "callspec", None), "params", {}).get("case")
-    if case is not None and case.id == case_id and not once.exists():
+    if case_id and case_id_of(nodeid) == case_id and not once.exists():
         once.write_text(kind)
 
         def fire():
             time.sleep(DELAY_S)
-            _kill(kind, item.config)
+            _kill(kind, _config)
 
         threading.Thread(target=fire, daemon=True).start()
-    return (yield)

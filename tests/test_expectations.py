@@ -134,3 +134,28 @@ def test_suggest_groups_causes_whatever_their_numbers():
     entries = suggest(recs)
     assert [(e["match"], e["opsets"]) for e in entries] == [("paddle-static-k-*", "7~12")]
     assert "max_abs differs between these cases: 0.00971 to inf" in entries[0]["reason"]
+
+
+def test_indexed_lookup_keeps_file_order():
+    """find() tests only the entries whose prefix can match, yet the first entry in file order still wins."""
+    from harness.expectations import Expectation
+
+    entries = [Expectation(m, rng, ("mismatch",), f"entry {i}") for i, (m, rng) in enumerate([
+        ("paddle-static-conv2d-basic-opset7-*", None),  # indexed under paddle-static-conv2d
+        ("*-opset8-*", None),  # general: tested for every id
+        ("paddle-static-conv2d-*", (9, 12)),
+        ("paddle-*", None),  # general
+        ("torch-dynamo-add-*", None),
+        ("paddle-static-conv2d-basic-*", None),  # never first: entry 2 or 3 covers its ids
+    ])]
+    exp = Expectations(entries, "inline")
+    ids = [f"{fw}-{ex}-{k}-basic-opset{o}-float32-cpu" for fw, ex in (("paddle", "static"), ("torch", "dynamo"))
+           for k in ("conv2d", "add") for o in (7, 8, 10, 13)]
+
+    def first(cid):
+        return next((e for e in entries if e.covers(cid)), None)
+
+    assert all(exp.find(cid) is first(cid) for cid in ids)
+    assert exp.find("paddle-static-conv2d-basic-opset8-float32-cpu").reason == "entry 1"  # general before later
+    assert exp.find("paddle-static-conv2d-basic-opset13-float32-cpu").reason == "entry 3"
+    assert exp.find("torch-dynamo-conv2d-basic-opset13-float32-cpu") is None

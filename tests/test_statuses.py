@@ -148,3 +148,49 @@ def test_whole_run_keeps_every_record(tmp_path, workers, run_conformance, fake_m
     for r in recs:
         assert r["status"] == EXPECTED[r["variant"]], r
     run.stdout.fnmatch_lines(["*per status:*"])
+
+
+def _outcomes(results: Path, junit: Path) -> tuple[dict, dict]:
+    """Per case id: (status, outcome, expected statuses) from the records, and the junit result."""
+    import xml.etree.ElementTree as ET
+
+    recs = {}
+    for line in results.read_text().splitlines():
+        r = json.loads(line)
+        recs[r["id"]] = (r["status"], r["outcome"], tuple((r.get("expected") or {}).get("status", ())))
+    cases = {}
+    for tc in ET.parse(junit).getroot().iter("testcase"):
+        kinds = sorted(child.tag + ":" + child.get("type", "") for child in tc if child.tag in ("failure", "skipped"))
+        props = [p.get("name") for p in tc.iter("property")]
+        cases[tc.get("name")] = (tuple(kinds), tuple(props))
+    return recs, cases
+
+
+def test_light_protocol_matches_pytest_protocol(tmp_path, run_conformance):
+    """One report per case (the default) gives each case the same outcome, record and junit entry as
+    pytest's own setup/call/teardown protocol: passes, failures, skips, expected failures, an unexpected
+    pass, a crash and a timeout."""
+    cases_dir = tmp_path / "cases"
+    cases_dir.mkdir()
+    (cases_dir / "tolerances.yaml").write_text((ROOT / "cases" / "tolerances.yaml").read_text())
+    (cases_dir / "expected_failures.yaml").write_text(
+        "expected_failures:\n"
+        "- {match: fake-fake-relu-wrong_values-*, status: [mismatch], reason: expected on purpose}\n"
+        "- {match: fake-fake-relu-good-opset13-*, status: [mismatch], reason: an unexpected pass on purpose}\n")
+    seen = {}
+    for protocol in ("light", "pytest"):
+        results, junit = tmp_path / f"{protocol}.jsonl", tmp_path / f"{protocol}.xml"
+        run = run_conformance("--matrix", FAKE, "--cases-dir", cases_dir, "-n", "0", "--results", results,
+                              "--no-report", "--case-timeout", "4", "-q", "--case-protocol", protocol,
+                              "--junitxml", junit)
+        assert run.ret == pytest.ExitCode.TESTS_FAILED, run.stdout.str()[-3000:]
+        seen[protocol] = (run.parseoutcomes(), *_outcomes(results, junit))
+    light, full = seen["light"], seen["pytest"]
+    assert light == full
+    counts, recs, junit_cases = light
+    assert counts["xfailed"] == 2 and counts["skipped"] == 2 and counts["passed"] == 1
+    assert recs["fake-fake-relu-good-opset13-float32-cpu"][:2] == (status.PASS, "failed")  # strict
+    assert recs["fake-fake-relu-wrong_values-opset14-float32-cpu"][1] == "xfailed"
+    assert recs["fake-fake-relu-hangs-opset13-float32-cpu"][0] == status.TIMEOUT
+    assert len(junit_cases) == len(recs)
+    assert all(props == ("record",) for _, props in junit_cases.values())

@@ -35,15 +35,23 @@ def resolve(dotted: str):
 
 
 class _Call(paddle.nn.Layer):
-    """Wraps ``fn(*inputs, *args, **kwargs)`` as a Layer; subclasses fix the arity."""
+    """Wraps ``fn(*inputs, *args, **kwargs)`` as a Layer; subclasses fix the arity.
 
-    def __init__(self, fn, args, kwargs, pack):
+    ``tensor_kwargs``: the last inputs are these keyword arguments instead (an
+    attribute given as a tensor, e.g. ``axis``); ``pack='list'`` passes the
+    other inputs as one list.
+    """
+
+    def __init__(self, fn, args, kwargs, pack, tensor_kwargs=()):
         super().__init__()
         self.fn, self.args, self.kwargs, self.pack = fn, list(args), dict(kwargs), pack
+        self.tensor_kwargs = list(tensor_kwargs)
 
     def _apply(self, *xs):
-        xs = [list(xs)] if self.pack == "list" else list(xs)
-        return self.fn(*xs, *self.args, **self.kwargs)
+        split = len(xs) - len(self.tensor_kwargs)
+        xs, named = list(xs[:split]), dict(zip(self.tensor_kwargs, xs[split:]))
+        xs = [xs] if self.pack == "list" else xs
+        return self.fn(*xs, *self.args, **self.kwargs, **named)
 
 
 class _Call1(_Call):
@@ -118,7 +126,7 @@ class PaddleFramework:
         if spec.get("call"):
             n = len(spec["inputs"])
             layer = _ARITY[n](resolve(spec["call"]), spec.get("args", []), spec.get("kwargs", {}),
-                              spec.get("pack"))
+                              spec.get("pack"), spec.get("tensor_kwargs", ()))
         else:
             layer = registry.BUILDERS[("paddle", spec["builder"])](spec)
         layer.eval()

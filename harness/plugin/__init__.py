@@ -7,6 +7,7 @@ registers the plugin objects that hold the run's state and implement its hooks:
 * :class:`~.collection.CaseCollection` -- the matrix, case ids, shards (``collection.py``);
 * :class:`~.verdict.Verdicts` -- expected failures and the verdict per record (``verdict.py``);
 * :class:`~.lifecycle.RunnerLifecycle` -- runner masters and sessions (``lifecycle.py``);
+* :class:`~.protocol.CaseProtocol` -- a case item run with one report (``protocol.py``);
 * :class:`~.summary.RunSummary` -- records, counts, reports; controller only (``summary.py``).
 
 Each is kept in ``config.stash`` under a typed key (see :data:`HARNESS`).
@@ -22,6 +23,7 @@ from .collection import CaseCollection, targets_conformance
 from .lifecycle import CaseRunner, RunnerLifecycle
 from .options import CONFIG, HarnessConfig, add_options, is_controller, make_config
 from .preflight import preflight
+from .protocol import CaseProtocol
 from .summary import RunSummary
 from .verdict import Verdicts, xfail
 
@@ -65,6 +67,7 @@ def pytest_configure(config):
     pm.register(collection, "onnx-conformance-collection")
     pm.register(verdicts, "onnx-conformance-verdicts")
     pm.register(lifecycle, "onnx-conformance-lifecycle")
+    pm.register(CaseProtocol(lifecycle), "onnx-conformance-protocol")
     if summary is not None:
         pm.register(summary, "onnx-conformance-summary")
     config.stash[HARNESS] = Harness(cfg, collection, verdicts, lifecycle, summary)

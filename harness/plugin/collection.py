@@ -6,6 +6,8 @@ expands the matrix once per process and owns every collection hook.
 
 from __future__ import annotations
 
+import os
+import pickle
 import pkgutil
 from collections import Counter
 from dataclasses import replace
@@ -54,6 +56,7 @@ class CaseCollection:
         self._explore: list | None = None
         self._by_id: dict[str, Case] | None = None
         self._scanned: list[dict] | None = None
+        self._shipped: str | None = None
 
     def check_axes(self) -> None:
         """--runtimes / --passes: an unknown name is a usage error naming the known ones.
@@ -83,6 +86,11 @@ class CaseCollection:
     def matrix(self) -> Matrix:
         """The expanded matrix, loaded once per process; bad input is a one-line usage error."""
         if self._matrix is None:
+            shipped = getattr(self.config, "workerinput", {}).get("harness_matrix")
+            if shipped:  # an xdist worker: the controller expanded this run's matrix already
+                with open(shipped, "rb") as f:
+                    self._matrix = pickle.load(f)
+                return self._matrix
             cfg = self.cfg
             try:
                 top = getattr(self.config, "workerinput", {}).get("harness_max_opset")
@@ -96,6 +104,19 @@ class CaseCollection:
                                 for r in cfg.runtimes for p in cfg.post_passes]
             self._matrix = matrix
         return self._matrix
+
+    def ship(self, folder: str) -> str:
+        """Write the expanded matrix for the xdist workers (once); return the file's path.
+
+        A worker then skips reading, validating and expanding the matrix files
+        (about a second of CPU each, paid while the runners import on the same cores).
+        """
+        if self._shipped is None:
+            path = os.path.join(folder, "matrix.pickle")
+            with open(path, "wb") as f:
+                pickle.dump(self.matrix, f, protocol=pickle.HIGHEST_PROTOCOL)
+            self._shipped = path
+        return self._shipped
 
     def case_by_id(self, case_id: str) -> Case | None:
         """The case of this run's matrix with id ``case_id``, or None."""

@@ -17,12 +17,13 @@ framework's session and hands it the next case early (``ahead``).
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 
 from .. import devices, environments, record, status
 from ..case import Case
-from ..isolation import Executor, Master, sweep_stale_temp_dirs
+from ..isolation import Executor, Master, sweep_stale_temp_dirs, temp_dir
 from .collection import CaseCollection, case_of, targets_conformance
 from .options import HarnessConfig
 from .verdict import Verdicts
@@ -56,6 +57,8 @@ class RunnerLifecycle:
         #: the case pytest runs after the current one (see pytest_runtest_protocol)
         self.next_case: Case | None = None
         self.runner: CaseRunner | None = None
+        #: where the controller leaves the expanded matrix for its workers (see CaseCollection.ship)
+        self.ship_dir: str | None = None
 
     def start(self) -> None:
         """Start what this process needs before collection (imports overlap it)."""
@@ -150,6 +153,13 @@ class RunnerLifecycle:
         from ..matrix import testable_max_opset
 
         node.workerinput["harness_max_opset"] = testable_max_opset()
+        if targets_conformance(self.config) and not self.config.option.collectonly:
+            if self.ship_dir is None:
+                self.ship_dir = temp_dir("matrix")
+            try:
+                node.workerinput["harness_matrix"] = self.collection.ship(self.ship_dir)
+            except pytest.UsageError:
+                pass  # a bad matrix: every worker reports it itself
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item, nextitem):
@@ -173,6 +183,9 @@ class RunnerLifecycle:
         for m in self.masters.values():
             m.close()
         self.masters.clear()
+        if self.ship_dir is not None:
+            shutil.rmtree(self.ship_dir, ignore_errors=True)
+            self.ship_dir = None
 
 
 class CaseRunner:

@@ -61,6 +61,8 @@ class HarnessConfig:
     #: --runtimes and --passes: every case runs on each runtime after each post-export pass
     runtimes: tuple[str, ...] = (DEFAULT_RUNTIME,)
     post_passes: tuple[str, ...] = (DEFAULT_PASS,)
+    #: run each case item with one report (see :mod:`.protocol`) instead of pytest's own protocol
+    light_protocol: bool = True
 
 
 def positive_seconds(text: str) -> float:
@@ -147,6 +149,10 @@ def add_options(parser) -> None:
                 help="comma-separated post-export passes applied before the runtime, e.g. "
                      f"none,onnxsim,onnxoptimizer (default {DEFAULT_PASS}; a non-default one is appended "
                      "to the case id); each exported model is reused by every runtime and pass")
+    g.addoption("--case-protocol", choices=("light", "pytest"), default="light",
+                help="how a case item runs: light (default) = one report per case, no fixtures (the case "
+                     "runs in its runner session anyway); pytest = pytest's setup/call/teardown, slower "
+                     "(always used with --pdb, --trace, --runxfail and --setup-show/-only/-plan)")
     g.addoption("--explore", action="store_true",
                 help="property mode: hypothesis draws configurations of every matrix entry (variant, "
                      "opset, attributes in combination, shapes; refined by an 'explore:' block), one "
@@ -207,7 +213,10 @@ def make_config(config) -> HarnessConfig:
         explore=opt.explore, max_examples=opt.max_examples, shrink_budget=opt.shrink_budget,
         hypothesis_profile=opt.explore_profile or "ci", special_values=opt.special_values,
         present=present, ort_providers=providers, shard=shard, shard_costs=shard_costs, case_ids=case_ids,
-        runtimes=_names("--runtimes", opt.runtimes), post_passes=_names("--passes", opt.passes))
+        runtimes=_names("--runtimes", opt.runtimes), post_passes=_names("--passes", opt.passes),
+        light_protocol=opt.case_protocol == "light" and not any(
+            getattr(opt, name, False) for name in ("usepdb", "trace", "runxfail", "setupshow", "setuponly",
+                                                   "setupplan")))
 
 
 def narrowing(config, cfg: HarnessConfig) -> list[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 
 from .. import status
@@ -21,6 +23,14 @@ def xfail(reason: str):
     ``--opsets full``), in the pytest process, on the critical path.
     """
     raise pytest.xfail.Exception(reason, pytrace=False)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A record's test outcome: ``passed``, ``failed``, ``skipped`` or ``xfailed``, and why."""
+
+    outcome: str
+    message: str = ""
 
 
 class Verdicts:
@@ -63,28 +73,38 @@ class Verdicts:
             config.issue_config_time_warning(pytest.PytestWarning(
                 f"{exp.path}:{e.line}: expected failure {e.match!r} matches no case of the matrix"), 2)
 
-    def judge(self, case: Case, rec: dict) -> None:
-        """Pass, fail, skip or xfail the current test from the record (strict expectations)."""
+    def decide(self, case: Case, rec: dict) -> Verdict:
+        """The test outcome of ``rec`` under strict expectations (notes the expectation in ``rec``)."""
         st, msg = rec["status"], rec.get("message", "")
+        if st == status.SKIPPED:
+            return Verdict("skipped", msg)
         detail = f"{st}: {msg}" + (f"\n--- exporter log ---\n{rec['log']}" if rec.get("log") else "")
         if rec.get("repro_bundle"):
             detail += f"\nrepro bundle: {rec['repro_bundle']}  (python {rec['repro_bundle']}/repro.py)"
-        if st == status.SKIPPED:
-            pytest.skip(msg)
         exp = self.expectations.find(case.id, case.runtime, case.post_pass)
         if exp is not None:
             rec["expected"] = {"status": list(exp.status), "reason": exp.text()}
             if st == status.PASS:
                 rec["unexpected_pass"] = True
-                pytest.fail(f"unexpected pass (strict): expected {'/'.join(exp.status)} because "
-                            f"{exp.text()} [{self.expectations.path}:{exp.line}]", pytrace=False)
+                return Verdict("failed", f"unexpected pass (strict): expected {'/'.join(exp.status)} because "
+                                         f"{exp.text()} [{self.expectations.path}:{exp.line}]")
             if st in exp.status:
-                xfail(f"{st}: {exp.text()}")
-            pytest.fail(f"expected {'/'.join(exp.status)} ({exp.text()}) but got {detail}", pytrace=False)
+                return Verdict("xfailed", f"{st}: {exp.text()}")
+            return Verdict("failed", f"expected {'/'.join(exp.status)} ({exp.text()}) but got {detail}")
         if st == status.PASS:
-            return
+            return Verdict("passed")
         if not case.declared.get("in_range", True):
             rec["expected"] = {"status": [st], "reason": "outside the declared opset range"}
-            xfail(f"{st} at opset {case.opset}, outside the range the table declares "
-                  f"({case.declared['range']}): {msg}")
-        pytest.fail(detail, pytrace=False)
+            return Verdict("xfailed", f"{st} at opset {case.opset}, outside the range the table declares "
+                                      f"({case.declared['range']}): {msg}")
+        return Verdict("failed", detail)
+
+    def judge(self, case: Case, rec: dict) -> None:
+        """Pass, fail, skip or xfail the current test from the record (see :meth:`decide`)."""
+        v = self.decide(case, rec)
+        if v.outcome == "skipped":
+            pytest.skip(v.message)
+        if v.outcome == "xfailed":
+            xfail(v.message)
+        if v.outcome == "failed":
+            pytest.fail(v.message, pytrace=False)

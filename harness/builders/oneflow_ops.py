@@ -148,8 +148,9 @@ def hard_sigmoid_paddle(spec):
 
 @register_builder("oneflow")
 def uniform_like_batch(spec):
-    """``oneflow.rand(batch of x, *shape)``: uniform [0, 1) sized by the input's batch; kwargs: shape."""
+    """``oneflow.rand(batch of x, *shape)``: uniform [0, 1) sized by the input's batch, at its dtype;
+    kwargs: shape."""
     import oneflow as flow
 
     shape = list(spec["kwargs"]["shape"])
-    return _module(lambda self, x: flow.rand(x.shape[0], *shape))
+    return _module(lambda self, x: flow.rand(x.shape[0], *shape, dtype=x.dtype))

@@ -134,6 +134,13 @@ class OneFlowFramework:
 
     name = "oneflow"
 
+    #: OneFlow's own words for "no kernel for this dtype on this device" (see harness.dtypes): its
+    #: dispatcher names the op, the device and every tensor's data type, over several lines
+    dtype_unsupported = (
+        r"(?s)Cannot find the kernel matching Current OperatorConf\..*DeviceType_Name: kCPU"
+        r".*DataType_Name of \w+: k(Float16|Double|Int8|Int32|Int64|UInt8|Char|Bool)\b",
+    )
+
     def versions(self) -> dict:
         """Package versions the environment probe reports."""
         from importlib import metadata
@@ -150,11 +157,23 @@ class OneFlowFramework:
         else:
             module = registry.BUILDERS[("oneflow", spec["builder"])](spec)
         module.eval()
-        return module
+        return _at_dtype(module, spec.get("dtype"))
 
     def reference(self, model, inputs):
         with flow().no_grad():
             return flatten(model(*_tensors(inputs)))
+
+
+def _at_dtype(module, dtype: str | None):
+    """Cast a module's floating weights and buffers to the case's floating dtype.
+
+    Weights are drawn in float32 (the same seeded values at every dtype) and
+    rounded once; at an integer or bool dtype they stay as drawn (an op with
+    weights takes floating inputs only).
+    """
+    if dtype in ("float16", "float64"):
+        module.to(getattr(flow(), dtype))
+    return module
 
 
 def _export(module, xs: list, opset: int, path: str) -> str:

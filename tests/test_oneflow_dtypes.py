@@ -1,0 +1,68 @@
+"""The OneFlow adapter on the dtype axis: weights cast once, OneFlow's "no kernel" refusal a skip.
+
+The pattern tests read the adapter without OneFlow (it is imported lazily, in
+the forked server); the measured test runs ``tests/oneflow_dtype_probe.py`` in
+the OneFlow environment and skips when that environment is not made.
+"""
+
+import json
+import re
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from harness import dtypes, environments
+from harness.frameworks import oneflow as adapter
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: measured with oneflow 0.9.0 on CPU (flow.abs on a float16 tensor), traceback lines shortened
+NO_KERNEL = """Cannot find the kernel matching Current OperatorConf.  The Info of OperatorConf are
+ op_name: abs4
+ op_type_name: abs
+ DeviceType_Name: kCPU
+ DataType_Name of x_0: kFloat16
+ DataType_Name of y_0: kFloat16
+  File "oneflow/core/framework/op_interpreter/op_interpreter_util.cpp", line 144, in Dispatch<oneflow::one::Tensor>"""
+#: measured with oneflow 0.9.0 (nn.BatchNorm2d in eval mode on float16): not a missing kernel
+INFER_FAILED = "InferDataType Failed. Expected kFloat16, but got kFloat"
+
+
+def _case(dtype: str) -> SimpleNamespace:
+    return SimpleNamespace(dtype=dtype, framework="oneflow", device="cpu")
+
+
+def test_oneflows_no_kernel_message_is_a_skip_with_its_words():
+    reason = dtypes.unsupported_reason(adapter.OneFlowFramework, _case("float16"), NO_KERNEL)
+    assert reason and NO_KERNEL in reason and "float16" in reason
+
+
+def test_no_kernel_at_float32_and_other_errors_stay_errors():
+    fw = adapter.OneFlowFramework
+    assert dtypes.unsupported_reason(fw, _case("float32"), NO_KERNEL) is None
+    assert dtypes.unsupported_reason(fw, _case("float16"), INFER_FAILED) is None
+    on_gpu = NO_KERNEL.replace("kCPU", "kCUDA")
+    assert dtypes.unsupported_reason(fw, _case("float16"), on_gpu) is None
+    float32_kernel = NO_KERNEL.replace("kFloat16", "kFloat")
+    assert dtypes.unsupported_reason(fw, _case("float16"), float32_kernel) is None
+
+
+def test_oneflow_builds_at_the_cases_dtype_with_weights_rounded_once():
+    environments.declared.cache_clear()
+    env = environments.declared()["oneflow"]
+    reason = environments.unavailable("oneflow")
+    if reason:
+        pytest.skip(reason)
+    out = subprocess.run([str(env.executable), "-m", "tests.oneflow_dtype_probe"], cwd=ROOT,
+                         env=environments.runner_environ("oneflow"), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    for dtype in ("float32", "float16", "float64"):
+        state = found["dtypes"][dtype]
+        assert state["op.weight"] == state["op.running_mean"] == dtype, state
+        assert state["op.num_batches_tracked"] == "int64"  # integer buffers are left alone
+    assert found["rounded_once"]
+    assert any(re.search(p, found["no_kernel"]) for p in adapter.OneFlowFramework.dtype_unsupported), \
+        found["no_kernel"][:500]

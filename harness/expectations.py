@@ -21,7 +21,7 @@ import bisect
 import heapq
 import fnmatch
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import schema
@@ -73,6 +73,14 @@ _HEAD_FIELDS = 3
 
 def _head(text: str) -> str:
     return "-".join(text.split("-", _HEAD_FIELDS)[:_HEAD_FIELDS])
+
+
+def _any_opset(text: str) -> str:
+    """``text`` (an id or a pattern) with its opset field made a wildcard."""
+    return _OPSET_FIELD.sub("-opset*-", text)
+
+
+_OPSET_FIELD = re.compile(r"-opset[0-9*?]*-")
 
 
 def _literal_prefix(pattern: str) -> str:
@@ -145,24 +153,34 @@ class Expectations:
                 general.append(i)
         return by_head, general
 
-    def mark_collected(self, case_ids, axes: dict[str, tuple[str, str]] | None = None) -> list[Expectation]:
+    def mark_collected(self, case_ids, axes: dict[str, tuple[str, str]] | None = None,
+                       any_opset: bool = False) -> list[Expectation]:
         """Return the entries that match none of the collected ids.
 
         ``axes`` maps an id to its (runtime, post-export pass) when not the defaults.
+        ``any_opset``: an entry counts as matched when it matches a collected id
+        at any opset (the opset in ids and patterns, and the entry's ``opsets``
+        range, are ignored): for a run of fewer opsets than ``--opsets full``,
+        where an entry about the other opsets is not stale.
 
         Ids are sorted once, and each entry only tests the ids that start with
         its pattern's literal prefix (found by bisection).
         """
+        axes = axes or {}
+        if any_opset:
+            axes = {_any_opset(cid): ax for cid, ax in axes.items()}
+            case_ids = {_any_opset(cid) for cid in case_ids}
         ids = sorted(case_ids)
         stale = []
         for e in self.entries:
-            prefix = _literal_prefix(e.match)
+            probe = replace(e, match=_any_opset(e.match), opsets=None, _rx=None) if any_opset else e
+            prefix = _literal_prefix(probe.match)
             start = bisect.bisect_left(ids, prefix)
             hit = False
             for cid in ids[start:]:
                 if not cid.startswith(prefix):
                     break
-                if e.covers(cid, *(axes or {}).get(cid, (DEFAULT_RUNTIME, DEFAULT_PASS))):
+                if probe.covers(cid, *axes.get(cid, (DEFAULT_RUNTIME, DEFAULT_PASS))):
                     hit = True
                     break
             if not hit:

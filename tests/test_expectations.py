@@ -159,3 +159,16 @@ def test_indexed_lookup_keeps_file_order():
     assert exp.find("paddle-static-conv2d-basic-opset8-float32-cpu").reason == "entry 1"  # general before later
     assert exp.find("paddle-static-conv2d-basic-opset13-float32-cpu").reason == "entry 3"
     assert exp.find("torch-dynamo-conv2d-basic-opset13-float32-cpu") is None
+
+
+def test_stale_check_below_full_scope_ignores_opsets():
+    """An entry about opsets a declared-scope run leaves out is not stale there; one naming no case is."""
+    from harness.expectations import Expectation
+
+    entries = [Expectation("torch-dynamo-conv2d-*", (7, 14), ("opset-not-honored",), "below native"),
+               Expectation("torch-dynamo-conv2d-basic-opset9-*", None, ("crash",), "one opset"),
+               Expectation("torch-dynamo-nothing-*", None, ("crash",), "no such kernel")]
+    exp = Expectations(entries, "inline")
+    ids = ["torch-dynamo-conv2d-basic-opset18-float32-cpu"]
+    assert exp.mark_collected(ids) == entries  # exact: none matches opset 18
+    assert exp.mark_collected(ids, any_opset=True) == entries[2:]

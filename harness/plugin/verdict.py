@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from .. import status
-from ..case import Case
+from ..case import DEFAULT_PASS, DEFAULT_RUNTIME, Case
 from ..expectations import Expectations
 from ..yamlsrc import MatrixError
 from .collection import CaseCollection, targets_conformance
@@ -58,7 +58,9 @@ class Verdicts:
         Checked against the matrix the run's scope generates (also under xdist,
         where the controller collects nothing), and only when the run is not
         narrowed (--smoke, a filter, -k, --case-ids, a shard, node ids): a slice
-        leaves most entries unmatched without them being stale.
+        leaves most entries unmatched without them being stale. Below
+        ``--opsets full`` an entry is stale only if it matches no case at any
+        opset: the other opsets' entries are for full runs.
         """
         config = session.config
         if getattr(config, "workerinput", None) is not None:
@@ -69,9 +71,13 @@ class Verdicts:
             exp, cases = self.expectations, self.collection.matrix.cases
         except pytest.UsageError:
             return  # collection reports it
-        for e in exp.mark_collected([c.id for c in cases], {c.id: (c.runtime, c.post_pass) for c in cases}):
+        full = self.cfg.scope.opsets == "full"
+        axes = {c.id: (c.runtime, c.post_pass) for c in cases
+                if (c.runtime, c.post_pass) != (DEFAULT_RUNTIME, DEFAULT_PASS)}
+        for e in exp.mark_collected([c.id for c in cases], axes, any_opset=not full):
             config.issue_config_time_warning(pytest.PytestWarning(
-                f"{exp.path}:{e.line}: expected failure {e.match!r} matches no case of the matrix"), 2)
+                f"{exp.path}:{e.line}: expected failure {e.match!r} matches no case of the matrix"
+                + ("" if full else " at any opset")), 2)
 
     def decide(self, case: Case, rec: dict) -> Verdict:
         """The test outcome of ``rec`` under strict expectations (notes the expectation in ``rec``)."""

@@ -60,8 +60,11 @@ def pytest_configure(config):
 
 def pytest_runtest_logstart(nodeid, location):
     """Arm the fault for the chosen case: it fires while the case runs (both case protocols log its start)."""
+    from harness.plugin.lifecycle import where_cases_run
     from harness.plugin.summary import case_id_of
 
+    if where_cases_run(_config) != "here":  # the xdist controller replays its workers' logstart
+        return
     kind, _, case_id = os.environ.get("HARNESS_FAULT", "").partition(":")
     once = Path(os.environ.get("HARNESS_FAULT_MARK", "/nonexistent/fault.done"))
     if case_id and case_id_of(nodeid) == case_id and not once.exists():

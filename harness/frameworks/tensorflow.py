@@ -131,7 +131,8 @@ def _assign_rounded(model, drawn: list, dtype: str) -> None:
 def _functional(layer_or_fn, spec: dict, lambda_wrap: bool):
     inputs = _keras_inputs(spec)
     if lambda_wrap:
-        out = tf_keras.layers.Lambda(lambda xs: layer_or_fn(*xs))(inputs)
+        # autocast off: the op gets each input at its own dtype (float32 crop boxes beside a float16 image)
+        out = tf_keras.layers.Lambda(lambda xs: layer_or_fn(*xs), autocast=False)(inputs)
     else:
         out = layer_or_fn(inputs if len(inputs) > 1 else inputs[0])
     return tf_keras.Model(inputs, out)

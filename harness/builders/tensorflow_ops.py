@@ -71,12 +71,12 @@ def scale(spec):
 
 @register_builder("tensorflow")
 def uniform_like_batch(spec):
-    """``tf.random.uniform([batch of x, *shape], minval, maxval)``; kwargs: shape, minval, maxval."""
+    """``tf.random.uniform([batch of x, *shape], minval, maxval)`` at x's dtype; kwargs: shape, minval, maxval."""
     import tensorflow as tf
 
     kw = spec["kwargs"]
     return _lambda(lambda x: tf.random.uniform(tf.concat([tf.shape(x)[:1], kw["shape"]], 0),
-                                               kw["minval"], kw["maxval"]))
+                                               kw["minval"], kw["maxval"], dtype=x.dtype))
 
 
 @register_builder("tensorflow")

@@ -10,6 +10,14 @@ entry wraps the TensorFlow function in a ``Lambda`` layer, a builder returns a
 layer. The ``function`` exporter traces the plain function of a ``call:``
 entry (the op itself, no Keras in between) and the model's call otherwise.
 
+Dtypes: the case's inputs carry its dtype into the ``tf.TensorSpec`` signature and
+the Keras ``Input`` layers. At float16 and float64 the Keras layers are built at
+that dtype too (``floatx``: a float32 layer would cast a float16 input up and
+run at float32), with the weights drawn in float32 under the same seed and
+rounded once; at integer and bool dtypes the layers keep float32 weights (an
+op with weights takes floating inputs only). The reference runs in TensorFlow
+at the case's dtype on CPU.
+
 TensorFlow runs in an environment of its own (see :mod:`harness.environments`):
 ``import tensorflow`` followed by ``import paddle`` kills the process with
 SIGSEGV, so this module must never share a process with Paddle.
@@ -17,6 +25,7 @@ SIGSEGV, so this module must never share a process with Paddle.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 
@@ -91,10 +100,39 @@ def _keras_inputs(spec: dict) -> list:
     return inputs
 
 
+#: Keras layer dtypes besides float32: a case at one of them builds its layers at it.
+_LAYER_DTYPES = ("float16", "float64")
+
+
+@contextlib.contextmanager
+def _floatx(dtype: str):
+    """Layers created inside are at ``dtype`` (Keras's default layer dtype is ``floatx``)."""
+    before = tf_keras.backend.floatx()
+    tf_keras.backend.set_floatx(dtype)
+    try:
+        yield
+    finally:
+        tf_keras.backend.set_floatx(before)
+
+
+def _assign_rounded(model, drawn: list, dtype: str) -> None:
+    """Give ``model`` the float32 weights ``drawn``, rounded once to ``dtype``.
+
+    A variable Keras keeps at float32 in a float16 layer (BatchNormalization's
+    statistics) gets the rounded values, stored at its own dtype.
+    """
+    variables = model.weights
+    if [tuple(v.shape) for v in variables] != [w.shape for w in drawn]:
+        raise RuntimeError(f"the model at {dtype} has other weights than at float32")
+    for v, w in zip(variables, drawn):
+        v.assign(w.astype(dtype).astype(v.dtype.as_numpy_dtype))
+
+
 def _functional(layer_or_fn, spec: dict, lambda_wrap: bool):
     inputs = _keras_inputs(spec)
     if lambda_wrap:
-        out = tf_keras.layers.Lambda(lambda xs: layer_or_fn(*xs))(inputs)
+        # autocast off: the op gets each input at its own dtype (float32 crop boxes beside a float16 image)
+        out = tf_keras.layers.Lambda(lambda xs: layer_or_fn(*xs), autocast=False)(inputs)
     else:
         out = layer_or_fn(inputs if len(inputs) > 1 else inputs[0])
     return tf_keras.Model(inputs, out)
@@ -105,6 +143,15 @@ class TensorFlowFramework:
     """Builds Keras 2 models from case specs (seeded weights) and runs them eagerly on CPU."""
 
     name = "tensorflow"
+
+    #: TensorFlow's own words for "no CPU kernel for this dtype" (eager: NotFoundError,
+    #: graph: InvalidArgumentError), see harness.dtypes. An op whose definition refuses a
+    #: dtype ("Value for attr 'T' of int32 is not in the list of allowed values") is not
+    #: here: its entry must not declare that dtype.
+    dtype_unsupported = (
+        r"Could not find device for node: [^\n]*\bT=DT_(HALF|DOUBLE|INT32|INT64|BOOL)\b",
+        r"No OpKernel was registered to support Op '\w+' [^\n]*\bT=DT_(HALF|DOUBLE|INT32|INT64|BOOL)\b",
+    )
 
     def versions(self) -> dict:
         """Package versions the environment probe reports."""
@@ -121,6 +168,17 @@ class TensorFlowFramework:
                                    output_path=os.path.join(workdir, "warm2.onnx"))
 
     def build(self, spec: dict, seed: int) -> Built:
+        """The case's model at ``spec['dtype']`` (seeded weights drawn in float32, then rounded)."""
+        dtype = spec.get("dtype")
+        if dtype not in _LAYER_DTYPES:
+            return self._build(spec, seed)
+        drawn = self._build(spec, seed).keras.get_weights()
+        with _floatx(dtype):
+            built = self._build(spec, seed)
+        _assign_rounded(built.keras, drawn, dtype)
+        return built
+
+    def _build(self, spec: dict, seed: int) -> Built:
         tf_keras.utils.set_random_seed(seed % (2**31))
         args, kwargs = list(spec.get("args", [])), dict(spec.get("kwargs", {}))
         if spec.get("call"):

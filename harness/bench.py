@@ -6,9 +6,10 @@ imports included, each in a fresh subprocess):
 
 a. the *floor*: one process, no isolation, no pytest, doing only what a case
    needs: build the model and its reference once per model (as the harness
-   caches them), export through the same exporter call (``paddle.onnx.export``
-   for dygraph; ``paddle.jit.save`` once per variant plus ``paddle2onnx.export``
-   per opset for static; ``torch.onnx.export`` with and without dynamo),
+   caches them: the last 8 models, see ``pipeline.CACHED_MODELS``), export
+   through the same exporter call (``paddle.onnx.export`` for dygraph;
+   ``paddle.jit.save`` once per variant plus ``paddle2onnx.export`` per
+   opset for static; ``torch.onnx.export`` with and without dynamo),
    ``onnx.checker`` full check, an ONNX Runtime session and run, and a
    comparison (see :func:`floor`);
 b. the harness with ``-n 0`` on exactly those case ids (``--case-ids``);
@@ -49,7 +50,7 @@ import tempfile
 import threading
 import time
 import zlib
-from collections import Counter, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,6 +122,7 @@ def floor(ids_file: str, cases_dir: str, done_file: str | None = None) -> dict:
 
     from . import registry
     from .inputs import make_input_sets
+    from .pipeline import CACHED_MODELS
 
     ids = [ln.strip() for ln in Path(ids_file).read_text().splitlines() if ln.strip()]
     by_id = {c.id: c for c in sample_cases(Path(cases_dir), 10**9, min_opset=1, max_opset=64)}
@@ -128,7 +130,7 @@ def floor(ids_file: str, cases_dir: str, done_file: str | None = None) -> dict:
     for fw in sorted({c.framework for c in cases}):
         registry.load_framework(fw)
     work = tempfile.mkdtemp(prefix="bench-floor-")
-    models: dict[str, tuple] = {}
+    models: OrderedDict[str, tuple] = OrderedDict()
     counts: Counter = Counter()
     done = open(done_file, "a", buffering=1) if done_file else None  # noqa: SIM115 - one line per case
     for case in cases:
@@ -140,6 +142,9 @@ def floor(ids_file: str, cases_dir: str, done_file: str | None = None) -> dict:
                 model = fw.build(case.spec, case.seed)
                 xss = make_input_sets(case)
                 models[case.model_key] = (model, xss, [list(fw.reference(model, xs)) for xs in xss], {})
+                while len(models) > CACHED_MODELS:  # the harness's servers keep as many (an LRU)
+                    models.popitem(last=False)
+            models.move_to_end(case.model_key)
             model, xss, refs, cache = models[case.model_key]
             t_export = time.perf_counter()
             out = registry.EXPORTERS[(case.framework, case.exporter)].export(model, case, work, cache)

@@ -34,10 +34,14 @@ class Prepared:
     cache: dict = field(default_factory=dict)
 
 
+#: models (with their inputs, references and exports) a server keeps, least recently used dropped first
+CACHED_MODELS = 8
+
+
 class ModelCache:
     """A small LRU of :class:`Prepared` models keyed by ``Case.model_key``."""
 
-    def __init__(self, size: int = 8):
+    def __init__(self, size: int = CACHED_MODELS):
         self.size = size
         self._items: OrderedDict[str, Prepared | Exception] = OrderedDict()
 

@@ -243,6 +243,7 @@ def load_matrix(path: str | Path, rules: dict, default_rules: dict, scope: Scope
     exporters = [e for e in data["exporters"] if not scope.exporters or e in scope.exporters]
     defaults = data.get("defaults", {})
     native = data.get("native_opsets", {})
+    crash_retry = (data.get("crash_retry") or {}).get("reason")
     seen: dict[str, int] = {}
     for i, entry in enumerate(data["entries"]):
         at = ("entries", i)
@@ -329,6 +330,8 @@ def load_matrix(path: str | Path, rules: dict, default_rules: dict, scope: Scope
                          if k not in ("dtypes", "tolerance", "smoke", "skip", "exporters")}
                 cspec["inputs"] = [{"dtype": dtype, **inp} for inp in spec.get("inputs", [])]
                 cspec["dtype"] = dtype
+                if crash_retry:
+                    cspec["crash_retry"] = crash_retry
                 for exporter, ex_opsets in by_exporter.items():
                     if dtype != BASE_DTYPE and scope.opsets == "declared" and len(ex_opsets) > 2:
                         matrix.skipped_opsets.append((fw, f"{kernel}-{vname}-{dtype}-{exporter}",

@@ -121,6 +121,9 @@ MATRIX = {
         "native_opsets": {"type": "object", "additionalProperties": _OPSET},
         "defaults": {"type": "object", "additionalProperties": False,
                      "properties": dict(CASE_FIELDS)},
+        # a crashed case of this framework runs once more, in a fresh server; why (required)
+        "crash_retry": {"type": "object", "additionalProperties": False, "required": ["reason"],
+                        "properties": {"reason": {"type": "string", "minLength": 10}}},
         "entries": {"type": "array", "items": _ENTRY, "minItems": 1},
     },
 }

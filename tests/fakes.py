@@ -94,6 +94,12 @@ class FakeExporter:
             raise RuntimeError("fake exporter refuses")
         if model == "aborts":
             os.abort()
+        if model == "aborts-once":  # the first attempt of each case dies (a marker file per case remembers it)
+            mark = os.path.join(os.environ["HARNESS_FAKE_ONCE_DIR"], case.id)
+            if not os.path.exists(mark):
+                open(mark, "w").close()
+                os.abort()
+            model = "good"
         if model == "hangs":
             time.sleep(3600)
         if model == "slow":  # a case still running when a fault test kills something

@@ -194,3 +194,22 @@ def test_light_protocol_matches_pytest_protocol(tmp_path, run_conformance):
     assert recs["fake-fake-relu-hangs-opset13-float32-cpu"][0] == status.TIMEOUT
     assert len(junit_cases) == len(recs)
     assert all(props == ("record",) for _, props in junit_cases.values())
+
+
+def test_crash_retry_runs_a_crashed_case_once_more(tmp_path, run_conformance, monkeypatch):
+    """With ``crash_retry`` a case that crashes once passes on its second attempt, the first attempt kept in
+    its record; a case that crashes every time stays a crash. Without it a crash is final."""
+    monkeypatch.setenv("HARNESS_FAKE_ONCE_DIR", str(tmp_path))
+    results = tmp_path / "r.jsonl"
+    run = run_conformance("--matrix", ROOT / "tests" / "data" / "fake_retry.yaml", "-n", "0", "--results", results,
+                          "--no-report", "--repro-dir", "", "-q")
+    assert run.ret == pytest.ExitCode.TESTS_FAILED, run.stdout.str()[-3000:]
+    recs = {r["variant"] + str(r["opset"]): r for r in map(json.loads, results.read_text().splitlines())}
+    assert len(recs) == 6
+    for opset in (13, 14):
+        once, always, good = recs[f"aborts_once{opset}"], recs[f"aborts{opset}"], recs[f"good{opset}"]
+        assert once["status"] == status.PASS and once["retried"]["status"] == status.CRASH
+        assert "SIGABRT" in once["retried"]["message"] and "on purpose" in once["retried"]["why"]
+        assert always["status"] == status.CRASH and always["retried"]["status"] == status.CRASH
+        assert good["status"] == status.PASS and "retried" not in good
+    run.assert_outcomes(passed=4, failed=2)

@@ -217,9 +217,25 @@ class CaseRunner:
             if nxt is not None and not nxt.skip and nxt.framework == case.framework:
                 ahead = (nxt, self._device(nxt))
             rec = self.executor_for(case.framework).run(case, device=self._device(case), ahead=ahead)
+            if rec["status"] == status.CRASH and case.spec.get("crash_retry"):
+                rec = self._retry(case, rec)
         rec["worker"] = self.worker
         if self.cfg.shard is not None:
             rec["shard"] = list(self.cfg.shard)
+        return rec
+
+    def _retry(self, case: Case, first: dict) -> dict:
+        """Run a crashed case once more in a fresh server (its matrix file's ``crash_retry``).
+
+        The second attempt's record is the verdict: a crash that repeats is a
+        crash. The first attempt stays in the record (``retried``), and its
+        repro bundle is removed when the second one does not crash.
+        """
+        rec = self.executor_for(case.framework).run(case, device=self._device(case))
+        rec["retried"] = {"status": first["status"], "message": first.get("message", ""),
+                          "why": case.spec["crash_retry"]}
+        if rec["status"] != status.CRASH and first.get("repro_bundle"):
+            shutil.rmtree(first["repro_bundle"], ignore_errors=True)
         return rec
 
     def _device(self, case: Case) -> dict:

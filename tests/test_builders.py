@@ -7,7 +7,6 @@ takes part. Resolving a ``call:`` imports paddle; without it those checks skip.
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import pytest
@@ -39,20 +38,6 @@ def _load_builders() -> None:
     registry.load_builders(FRAMEWORK, plugins)
 
 
-def _resolve(dotted: str):
-    """Import the longest importable module prefix of ``dotted``, then walk attributes."""
-    parts = dotted.split(".")
-    for i in range(len(parts) - 1, 0, -1):
-        try:
-            obj = importlib.import_module(".".join(parts[:i]))
-        except ImportError:
-            continue
-        for attr in parts[i:]:
-            obj = getattr(obj, attr)
-        return obj
-    raise ImportError(f"no importable module in {dotted!r}")
-
-
 ENTRIES = _entries()
 
 
@@ -73,7 +58,7 @@ def test_entry_reaches_a_model(entry):
             f"builder {entry['builder']!r} is not registered"
     else:
         pytest.importorskip(FRAMEWORK)
-        fn = _resolve(entry["call"])
+        fn = registry.resolve_dotted(entry["call"])
         assert callable(fn), f"{entry['call']} is not callable"
 
 

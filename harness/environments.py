@@ -9,13 +9,16 @@ framework that cannot share it gets an environment of its own, declared once in
     python = "3.10"                   # the interpreter version it is made with
     path = ".envs/oneflow"            # relative to the repository root
     requirements = ["oneflow==0.9.0", ...]   # pinned, installed with pip
+    disk_gib = 7                      # optional: free GiB needed to make it
 
 ``python -m harness envs create [NAME ...]`` makes them (see :func:`create`);
 it is idempotent: an environment whose marker file matches its declaration
 is left alone. The marker (``<path>/harness-env.json``) is written last, after
 a probe run in the new interpreter imported the runner side of the harness
 and the framework adapter, so its presence means "this interpreter runs this
-framework's cases".
+framework's cases". An environment that declares ``disk_gib`` is not started
+on a disk with less free space, and one whose install fails is removed again,
+so a failed attempt never leaves the disk fuller than it found it.
 
 The pytest controller asks :func:`interpreter` which executable starts a
 framework's runner and :func:`unavailable` whether it can (a file check, no
@@ -63,6 +66,8 @@ class Environment:
     requirements: tuple[str, ...]
     #: interpreters to try first when looking for ``python`` (optional, declared)
     interpreters: tuple[str, ...] = ()
+    #: free disk space, in GiB, that making it takes (installed size plus pip's downloads); 0: unchecked
+    disk_gib: float = 0.0
 
     @property
     def executable(self) -> Path:
@@ -112,7 +117,8 @@ def declared(pyproject: Path | None = None) -> dict[str, Environment]:
         out[name] = Environment(name=name, frameworks=tuple(t["frameworks"]), python=str(t["python"]),
                                 path=path if path.is_absolute() else pyproject.parent / path,
                                 requirements=tuple(t["requirements"]),
-                                interpreters=tuple(t.get("interpreters", ())))
+                                interpreters=tuple(t.get("interpreters", ())),
+                                disk_gib=float(t.get("disk_gib", 0.0)))
     return out
 
 
@@ -223,6 +229,29 @@ def tree_size(path: Path) -> int:
     return total
 
 
+def free_gib(path: Path) -> float:
+    """Free space, in GiB, on the file system that holds ``path`` (or its nearest existing parent)."""
+    path = Path(path)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free / 2**30
+
+
+def check_disk(env: Environment, free: Callable[[Path], float] = free_gib) -> None:
+    """Refuse to start making ``env`` when the disk cannot hold it (declared ``disk_gib``).
+
+    A half-installed multi-GB environment fills the disk that the rest of the
+    run (tests, lint caches, results) needs, so it is refused before it starts.
+    """
+    if env.disk_gib <= 0:
+        return
+    have = free(env.path)
+    if have < env.disk_gib:
+        raise EnvironmentError_(
+            f"needs about {env.disk_gib:g} GiB free to be made (pyproject.toml [tool.harness.environments."
+            f"{env.name}] disk_gib), but the disk holding {show_path(env.path)} has {have:.1f} GiB free")
+
+
 def _run(cmd: list[str], log: Callable[[str], None], prefix: str, **kw) -> None:
     log(f"{prefix}$ {' '.join(cmd)}")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -236,6 +265,18 @@ def _run(cmd: list[str], log: Callable[[str], None], prefix: str, **kw) -> None:
             log(f"{prefix}{line}")
     if proc.wait() != 0:
         raise EnvironmentError_(f"`{' '.join(cmd)}` exited {proc.returncode}:\n" + "\n".join(tail))
+
+
+def _install(env: Environment, log: Callable[[str], None], prefix: str) -> None:
+    """The venv (unless it exists) and the pinned requirements."""
+    if not env.executable.exists():
+        base = find_python(env)
+        log(f"{prefix}creating a Python {env.python} environment in {show_path(env.path)} from {base}")
+        _run([base, "-m", "venv", str(env.path)], log, prefix)
+    pip = [str(env.executable), "-m", "pip", "install", "--progress-bar", "off",
+           "--disable-pip-version-check"]
+    log(f"{prefix}installing {len(env.requirements)} pinned requirements (large downloads: minutes)")
+    _run(pip + list(env.requirements), log, prefix)
 
 
 def create(env: Environment, log: Callable[[str], None] = print, recreate: bool = False) -> dict:
@@ -255,14 +296,14 @@ def create(env: Environment, log: Callable[[str], None] = print, recreate: bool 
     t0 = time.monotonic()
     if env.marker.exists():
         env.marker.unlink()
-    if not env.executable.exists():
-        base = find_python(env)
-        log(f"{prefix}creating a Python {env.python} environment in {show_path(env.path)} from {base}")
-        _run([base, "-m", "venv", str(env.path)], log, prefix)
-    pip = [str(env.executable), "-m", "pip", "install", "--progress-bar", "off",
-           "--disable-pip-version-check"]
-    log(f"{prefix}installing {len(env.requirements)} pinned requirements (large downloads: minutes)")
-    _run(pip + list(env.requirements), log, prefix)
+    check_disk(env)
+    try:
+        _install(env, log, prefix)
+    except (EnvironmentError_, OSError):
+        if env.path.exists():
+            log(f"{prefix}removing the unfinished {show_path(env.path)} to give its disk space back")
+            shutil.rmtree(env.path, ignore_errors=True)
+        raise
     log(f"{prefix}probing: the runner side of the harness and the adapters of {', '.join(env.frameworks)}")
     probe = subprocess.run([str(env.executable), "-m", "harness.envprobe", *env.frameworks],
                            cwd=ROOT, env=runner_environ(env.frameworks[0]), capture_output=True,

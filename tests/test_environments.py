@@ -140,6 +140,41 @@ def test_create_is_idempotent_when_the_marker_matches(tmp_path):
     assert lines == ["[demo] up to date (" + str(env.path) + ", 0.00 GiB)"]
 
 
+def test_too_little_disk_refuses_before_anything_is_made(tmp_path):
+    env = environments.declared(_pyproject(tmp_path, _ONE + "disk_gib = 4\n"))["demo"]
+    assert env.disk_gib == 4.0
+    environments.check_disk(env, free=lambda path: 4.5)
+    with pytest.raises(environments.EnvironmentError_,
+                       match=r"needs about 4 GiB free .*disk_gib\), but the disk holding .* has 1\.5 GiB free"):
+        environments.check_disk(env, free=lambda path: 1.5)
+
+
+def test_undeclared_disk_need_is_not_checked(tmp_path):
+    env = environments.declared(_pyproject(tmp_path, _ONE))["demo"]
+    assert env.disk_gib == 0.0
+    environments.check_disk(env, free=lambda path: 0.0)
+
+
+def test_free_gib_looks_at_the_nearest_existing_parent(tmp_path):
+    assert environments.free_gib(tmp_path / "not" / "made" / "yet") > 0
+
+
+def test_failed_install_removes_the_unfinished_environment(tmp_path, monkeypatch):
+    env = environments.declared(_pyproject(tmp_path, _ONE))["demo"]
+
+    def half_install(env_, log, prefix):
+        env_.executable.parent.mkdir(parents=True)
+        (env_.path / "big-partial-wheel").write_bytes(b"x" * 1024)
+        raise environments.EnvironmentError_("pip exited 1: No space left on device")
+
+    monkeypatch.setattr(environments, "_install", half_install)
+    lines: list[str] = []
+    with pytest.raises(environments.EnvironmentError_, match="No space left"):
+        environments.create(env, log=lines.append)
+    assert not env.path.exists()
+    assert lines[-1] == f"[demo] removing the unfinished {env.path} to give its disk space back"
+
+
 def test_envs_command_lists_and_refuses_unknown_names():
     run = [sys.executable, "-m", "harness", "envs"]
     out = subprocess.run(run + ["list"], cwd=ROOT, capture_output=True, text=True, timeout=60)

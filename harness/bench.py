@@ -205,6 +205,19 @@ def _kib(path: str, field: str) -> int | None:
     return None
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_s(pid: int) -> float | None:
+    """User plus system CPU seconds that ``pid`` has used so far (``/proc/<pid>/stat``)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
 def _worker_label(pid: int) -> str | None:
     """The xdist worker name (gw0, ...) of a pytest worker process, from its environment."""
     try:
@@ -243,6 +256,7 @@ class TreeSampler(threading.Thread):
         self.root, self.split, self.interval = root, split_workers, interval
         self.peak_pss: dict[str, int] = defaultdict(int)  # worker name -> KiB
         self.hwm: dict[str, dict[int, int]] = defaultdict(dict)  # worker name -> pid -> KiB
+        self.cpu: dict[int, tuple[str, float]] = {}  # pid -> (role, CPU s last read)
         self.stop_event = threading.Event()
 
     def _groups(self, kids) -> dict[str, list[int]]:
@@ -259,12 +273,27 @@ class TreeSampler(threading.Thread):
                 groups[_session_owner(session) or "master"] += _tree(session, kids)
         return groups
 
+    def _role(self, pid: int, kids) -> str:
+        if pid == self.root:
+            return "main"
+        if self.split and pid in kids.get(self.root, ()) and _worker_label(pid) is not None:
+            return "workers"
+        return "runner"
+
     def run(self) -> None:
         tick = 0
         while not self.stop_event.wait(self.interval):
-            for w, pids in self._groups(_children_map()).items():
+            kids = _children_map()
+            root_cpu = _cpu_s(self.root)
+            if root_cpu is not None:
+                self.cpu[self.root] = ("main", root_cpu)
+            for w, pids in self._groups(kids).items():
                 pss = 0
                 for p in pids:
+                    used = _cpu_s(p)
+                    if used is not None:
+                        role = self.cpu[p][0] if p in self.cpu else self._role(p, kids)
+                        self.cpu[p] = (role, used)
                     if tick % 4 == 0:
                         pss += _kib(f"/proc/{p}/smaps_rollup", "Pss") or 0
                     h = _kib(f"/proc/{p}/status", "VmHWM")
@@ -272,6 +301,16 @@ class TreeSampler(threading.Thread):
                         self.hwm[w][p] = max(h, self.hwm[w].get(p, 0))
                 self.peak_pss[w] = max(self.peak_pss[w], pss)
             tick += 1
+
+    def cpu_by_role(self) -> dict[str, float]:
+        """CPU s per role, as last read while each process lived: ``main`` (the process started:
+        pytest, with xdist its controller, or the floor), ``workers`` (the xdist workers' pytest processes), ``runner``
+        (the runner master, sessions and servers, where the cases run). A process's last
+        ``interval`` before it exits is missed."""
+        out: dict[str, float] = defaultdict(float)
+        for role, used in self.cpu.values():
+            out[role] += used
+        return dict(out)
 
     def per_worker(self) -> list[tuple[str, float | None, float]]:
         """[(name, peak PSS MiB or None if never read, sum VmHWM MiB)] per worker (and the master)."""
@@ -310,9 +349,9 @@ class Progress(threading.Thread):
 
 
 def _timed(cmd: list[str], split_workers: bool, log: Path, interval: float,
-           results: Path | None = None) -> tuple[float, list, int, float, "Progress | None"]:
-    """Run ``cmd``: (wall s, memory per worker, exit code, CPU s of its whole reaped process tree,
-    arrival times of the records in ``results``)."""
+           results: Path | None = None) -> tuple[float, "TreeSampler", int, float, "Progress | None"]:
+    """Run ``cmd``: (wall s, its sampler (memory per worker, CPU per role), exit code, CPU s of its
+    whole reaped process tree, arrival times of the records in ``results``)."""
     env = {**os.environ, **RUNNER_ENV}  # as the harness runs its cases
     t0 = time.perf_counter()
     progress = Progress(results, t0) if results is not None else None
@@ -333,7 +372,7 @@ def _timed(cmd: list[str], split_workers: bool, log: Path, interval: float,
         progress.stop_event.set()
         progress.join()
         progress.poll()
-    return wall, sampler.per_worker(), rc, usage.ru_utime + usage.ru_stime, progress
+    return wall, sampler, rc, usage.ru_utime + usage.ru_stime, progress
 
 
 def _statuses(path: Path) -> Counter:
@@ -354,15 +393,17 @@ class Run:
     steady: float | None  # cases/s from the first case done to the last
     #: framework/exporter -> (cases, mean export s, export share of the cases' wall time)
     exporters: dict | None = None
+    #: CPU s per role (:meth:`TreeSampler.cpu_by_role`)
+    roles: dict | None = None
 
     @staticmethod
-    def of(wall, mem, what, cpu, progress) -> "Run":
+    def of(wall, sampler: "TreeSampler", what, cpu, progress) -> "Run":
         first = steady = None
         if progress is not None and progress.first is not None:
             first = progress.first
             if progress.count > 1 and progress.last > progress.first:
                 steady = (progress.count - 1) / (progress.last - progress.first)
-        return Run(wall, mem, what, cpu, first, steady)
+        return Run(wall, sampler.per_worker(), what, cpu, first, steady, roles=sampler.cpu_by_role())
 
 
 def _round(args, py: str, harness: list[str], ids: Path, work: Path, n: int) -> dict[str, Run]:
@@ -371,13 +412,13 @@ def _round(args, py: str, harness: list[str], ids: Path, work: Path, n: int) -> 
     if "a" in args.only:
         done = work / "a.done"
         done.unlink(missing_ok=True)
-        wall, mem, rc, cpu, prog = _timed([py, "-m", "harness.bench", "--floor", str(ids), "--floor-done",
-                                           str(done), "--cases-dir", args.cases_dir], False, work / "a.log",
-                                          args.mem_interval, done)
+        wall, sampler, rc, cpu, prog = _timed([py, "-m", "harness.bench", "--floor", str(ids), "--floor-done",
+                                               str(done), "--cases-dir", args.cases_dir], False, work / "a.log",
+                                              args.mem_interval, done)
         lines = (work / "a.log").read_text().strip().splitlines()
         info = json.loads(lines[-1]) if rc == 0 and lines else {
             "counts": {"died": rc, "at": lines[-1] if lines else ""}}
-        runs["a"] = Run.of(wall, mem, f"{info['counts']}", cpu, prog)
+        runs["a"] = Run.of(wall, sampler, f"{info['counts']}", cpu, prog)
         runs["a"].exporters = export_shares(done)
     for key, workers in (("b", 0), ("c", args.workers)):
         if key not in args.only:
@@ -387,10 +428,10 @@ def _round(args, py: str, harness: list[str], ids: Path, work: Path, n: int) -> 
         cmd = harness + ["-n", str(workers), "--results", str(res)]
         if args.dist and workers:
             cmd += ["--dist", args.dist]
-        wall, mem, rc, cpu, prog = _timed(cmd, workers > 0, work / f"{key}.log", args.mem_interval, res)
+        wall, sampler, rc, cpu, prog = _timed(cmd, workers > 0, work / f"{key}.log", args.mem_interval, res)
         st = _statuses(res)
         note = "" if sum(st.values()) == n else f" ONLY {sum(st.values())} RECORDS (rc {rc}, see {key}.log)"
-        runs[key] = Run.of(wall, mem, f"{dict(st)}{note}", cpu, prog)
+        runs[key] = Run.of(wall, sampler, f"{dict(st)}{note}", cpu, prog)
         runs[key].exporters = export_shares(res)
     return runs
 
@@ -442,6 +483,7 @@ def _print_round(runs: dict[str, Run], n: int, workers: int) -> None:
               f"{_f(r.steady, 1):>10}   {m:<28}  {r.what}")
     _print_ratios(runs)
     _print_exporters(runs)
+    _print_roles(runs, n)
     parts = []
     for key, r in runs.items():
         workers = [(w, p) for w, p, _ in r.mem if w != "master" and p is not None]
@@ -453,6 +495,17 @@ def _print_round(runs: dict[str, Run], n: int, workers: int) -> None:
             f", {peak + master:.0f} MiB with the whole shared master counted in" if master else ""))
     if parts:
         print("  largest peak PSS of a worker: " + "; ".join(parts) + " (target <= 1536)")
+
+
+def _print_roles(runs: dict[str, Run], n: int) -> None:
+    """CPU ms per case of each role, where the extra CPU of a parallel run goes."""
+    parts = []
+    for key, r in runs.items():
+        if r.roles:
+            roles = ", ".join(f"{role} {sec * 1000 / n:.1f}" for role, sec in sorted(r.roles.items()))
+            parts.append(f"{key}: {roles} (all {r.cpu * 1000 / n:.1f})")
+    if parts:
+        print("  CPU ms per case by process role: " + "; ".join(parts))
 
 
 def _f(x: float | None, digits: int) -> str:
@@ -561,6 +614,9 @@ def main(argv: list[str] | None = None) -> int:
                        for k in rounds[0]})
         _print_exporters({k: Run(0, [], "", 0, None, None, _median_shares([rd[k].exporters for rd in rounds]))
                           for k in rounds[0]})
+        _print_roles({k: Run(0, [], "", med(k, "cpu"), None, None, roles={
+            role: statistics.median(rd[k].roles.get(role, 0.0) for rd in rounds) for role in rounds[0][k].roles})
+            for k in rounds[0] if rounds[0][k].roles}, n)
     added = [r.strip() for r in args.runtimes.split(",") if r.strip() and r.strip() != "ort"]
     if added:
         _runtime_costs(harness[:-1], cases, added, work, rounds[-1].get("b"))

@@ -1,8 +1,11 @@
 """The bench's per-exporter figures: mean export time and its share of the cases' wall time."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
-from harness.bench import _exporters, export_shares
+from harness.bench import TreeSampler, _exporters, export_shares
 
 
 def test_export_shares_per_exporter(tmp_path):
@@ -26,3 +29,18 @@ def test_torch_alone_times_dynamo_alone():
     assert _exporters(None, ("torch",)) == ("dynamo",)
     assert _exporters(None, ("paddle", "torch")) == ()
     assert _exporters("torchscript,dynamo", ("torch",)) == ("torchscript", "dynamo")
+
+
+def test_tree_sampler_splits_cpu_between_the_started_process_and_its_children():
+    burner = Path(__file__).with_name("burn_cpu.py")
+    proc = subprocess.Popen([sys.executable, str(burner), "0.4", "--in-child"])
+    sampler = TreeSampler(proc.pid, split_workers=False, interval=0.05)
+    sampler.start()
+    proc.wait(timeout=30)
+    sampler.stop_event.set()
+    sampler.join()
+    roles = sampler.cpu_by_role()
+    # the burner's last 50 ms may fall after its last read; the started process only waited
+    assert set(roles) == {"main", "runner"}
+    assert 0.3 <= roles["runner"] <= 0.6
+    assert roles["main"] < 0.3

@@ -13,7 +13,11 @@ a. the *floor*: one process, no isolation, no pytest, doing only what a case
    ``onnx.checker`` full check, an ONNX Runtime session and run, and a
    comparison (see :func:`floor`);
 b. the harness with ``-n 0`` on exactly those case ids (``--case-ids``);
-c. the harness with ``-n 2`` (``--workers``).
+c. the harness with ``-n 2`` (``--workers``);
+p. the floor split into as many processes as c has workers, run at once (each
+   model's cases in one process): the speed-up the bare loop itself gets from
+   the cores, so ``a/p`` is the ceiling the machine puts on ``b/c``
+   (processes on the cores share caches, memory bandwidth and clock).
 
 Per run it prints the wall time, the CPU time of the whole process tree, the
 time until the first case was done (``start s``: process start, imports,
@@ -406,9 +410,9 @@ class Run:
         return Run(wall, sampler.per_worker(), what, cpu, first, steady, roles=sampler.cpu_by_role())
 
 
-def _round(args, py: str, harness: list[str], ids: Path, work: Path, n: int) -> dict[str, Run]:
-    """One run each of a, b, c (as selected)."""
-    runs = {}
+def _round(args, py: str, harness: list[str], ids: Path, work: Path, cases: list) -> dict[str, Run]:
+    """One run each of a, p, b, c (as selected)."""
+    runs, n = {}, len(cases)
     if "a" in args.only:
         done = work / "a.done"
         done.unlink(missing_ok=True)
@@ -420,6 +424,8 @@ def _round(args, py: str, harness: list[str], ids: Path, work: Path, n: int) -> 
             "counts": {"died": rc, "at": lines[-1] if lines else ""}}
         runs["a"] = Run.of(wall, sampler, f"{info['counts']}", cpu, prog)
         runs["a"].exporters = export_shares(done)
+    if "p" in args.only:
+        runs["p"] = _parallel_floor(args, py, cases, work)
     for key, workers in (("b", 0), ("c", args.workers)):
         if key not in args.only:
             continue
@@ -434,6 +440,53 @@ def _round(args, py: str, harness: list[str], ids: Path, work: Path, n: int) -> 
         runs[key] = Run.of(wall, sampler, f"{dict(st)}{note}", cpu, prog)
         runs[key].exporters = export_shares(res)
     return runs
+
+
+def split_by_model(cases: list, parts: int) -> list[list[str]]:
+    """The ids of ``cases`` dealt into ``parts`` lists, a whole model at a time (the cases of one
+    ``model_key`` share its build), each model to the list with the fewest cases so far; order kept."""
+    models: OrderedDict[str, list[str]] = OrderedDict()
+    for c in cases:
+        models.setdefault(c.model_key, []).append(c.id)
+    out: list[list[str]] = [[] for _ in range(max(1, parts))]
+    for group in models.values():
+        min(out, key=len).extend(group)
+    return out
+
+
+def _parallel_floor(args, py: str, cases: list, work: Path) -> "Run":
+    """Run p: the floor loop in ``args.workers`` processes at once, each on its share of the models."""
+    done = work / "p.done"
+    done.unlink(missing_ok=True)
+    parts = split_by_model(cases, args.workers)
+    env = {**os.environ, **RUNNER_ENV}
+    t0 = time.perf_counter()
+    progress = Progress(done, t0)
+    progress.start()
+    procs = []
+    for k, part in enumerate(parts):
+        part_ids = work / f"p{k}.ids"
+        part_ids.write_text("\n".join(part) + "\n")
+        with open(work / f"p{k}.log", "w") as out:
+            procs.append(subprocess.Popen([py, "-m", "harness.bench", "--floor", str(part_ids), "--floor-done",
+                                           str(done), "--cases-dir", args.cases_dir], cwd=ROOT, stdout=out,
+                                          stderr=subprocess.STDOUT, env=env))
+    cpu, counts = 0.0, Counter()
+    for k, proc in enumerate(procs):
+        _, code, usage = os.wait4(proc.pid, 0)
+        cpu += usage.ru_utime + usage.ru_stime
+        lines = (work / f"p{k}.log").read_text().strip().splitlines()
+        if os.waitstatus_to_exitcode(code) == 0 and lines:
+            counts.update(json.loads(lines[-1])["counts"])
+        else:
+            counts["died"] += 1
+    wall = time.perf_counter() - t0
+    progress.stop_event.set()
+    progress.join()
+    progress.poll()
+    run = Run.of(wall, TreeSampler(0, False), f"{dict(counts)}", cpu, progress)
+    run.exporters = export_shares(done)
+    return run
 
 
 def export_shares(path: Path) -> dict:
@@ -474,7 +527,8 @@ def _print_exporters(runs: dict[str, "Run"]) -> None:
 
 
 def _print_round(runs: dict[str, Run], n: int, workers: int) -> None:
-    label = {"a": "a floor (1 process)", "b": "b harness -n 0", "c": f"c harness -n {workers}"}
+    label = {"a": "a floor (1 process)", "b": "b harness -n 0", "c": f"c harness -n {workers}",
+             "p": f"p floor ({workers} processes)"}
     print(f"  {'run':<22}{'wall s':>8}{'cases/s':>9}{'CPU s':>7}{'start s':>9}{'steady/s':>10}"
           f"   peak PSS / sum VmHWM (MiB)   statuses")
     for key, r in runs.items():
@@ -513,7 +567,7 @@ def _f(x: float | None, digits: int) -> str:
 
 
 def _print_ratios(runs: dict[str, Run]) -> None:
-    a, b, c = runs.get("a"), runs.get("b"), runs.get("c")
+    a, b, c, p = runs.get("a"), runs.get("b"), runs.get("c"), runs.get("p")
     if a and b:
         print(f"  overhead b/a = {b.wall / a.wall:.3f} wall (target <= 1.15), {b.cpu / a.cpu:.3f} CPU"
               + (f", {a.steady / b.steady:.3f} steady (per case, after the first)" if a.steady and b.steady
@@ -523,6 +577,10 @@ def _print_ratios(runs: dict[str, Run]) -> None:
               + (f", {c.steady / b.steady:.2f} steady" if b.steady and c.steady else "")
               + (f"; start-up (until the first case is done) b {b.first:.1f} s, c {c.first:.1f} s"
                  if b.first is not None and c.first is not None else ""))
+    if a and p:
+        print(f"  the floor's own speed-up a/p = {a.wall / p.wall:.2f} wall"
+              + (f", {p.steady / a.steady:.2f} steady" if a.steady and p.steady else "")
+              + f", CPU p/a = {p.cpu / a.cpu:.3f}: the most b/c can reach on this machine with this sample")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -551,7 +609,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="highest opset in the sample (default 21: paddle2onnx 2.1 aborts the process "
                          "above it, and the floor has no isolation)")
     ap.add_argument("--keep", default=None, help="folder for the id list, logs and results (default: temp)")
-    ap.add_argument("--only", default="abc", help="which runs: any of a, b, c (default abc)")
+    ap.add_argument("--only", default="abcp",
+                    help="which runs: any of a, b, c, p (default abcp; p: the floor in --workers processes "
+                         "at once, whose a/p is the speed-up the machine itself allows)")
     ap.add_argument("--mem-interval", type=float, default=0.5,
                     help="seconds between memory samples; 0: no sampling (default 0.5)")
     ap.add_argument("--repeat", type=int, default=1,
@@ -600,7 +660,7 @@ def main(argv: list[str] | None = None) -> int:
     rounds = []
     for r in range(args.repeat):
         print(f"round {r + 1} of {args.repeat}: running {', '.join(args.only)} ...", flush=True)
-        runs = _round(args, py, harness, ids, work, n)
+        runs = _round(args, py, harness, ids, work, cases)
         rounds.append(runs)
         print(f"round {r + 1} of {args.repeat}, load average {os.getloadavg()[0]:.1f}:")
         _print_round(runs, n, args.workers)

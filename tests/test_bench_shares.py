@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness.bench import TreeSampler, _exporters, export_shares
+from harness.bench import TreeSampler, _exporters, export_shares, split_by_model
 
 
 def test_export_shares_per_exporter(tmp_path):
@@ -44,3 +44,14 @@ def test_tree_sampler_splits_cpu_between_the_started_process_and_its_children():
     assert set(roles) == {"main", "runner"}
     assert 0.3 <= roles["runner"] <= 0.6
     assert roles["main"] < 0.3
+
+
+def test_parallel_floor_deals_whole_models_to_the_least_loaded_process():
+    class C:
+        def __init__(self, cid, model):
+            self.id, self.model_key = cid, model
+
+    cases = [C("a1", "A"), C("a2", "A"), C("a3", "A"), C("b1", "B"), C("c1", "C"), C("c2", "C"), C("b2", "B")]
+    parts = split_by_model(cases, 2)
+    assert parts == [["a1", "a2", "a3"], ["b1", "b2", "c1", "c2"]]
+    assert split_by_model(cases, 1) == [["a1", "a2", "a3", "b1", "b2", "c1", "c2"]]

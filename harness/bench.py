@@ -296,7 +296,9 @@ class TreeSampler(threading.Thread):
                 for p in pids:
                     used = _cpu_s(p)
                     if used is not None:
-                        role = self.cpu[p][0] if p in self.cpu else self._role(p, kids)
+                        # read anew until it is a worker: a worker names itself only once it has exec'd,
+                        # and its name cannot be read once it has exited (a zombie not yet reaped)
+                        role = "workers" if self.cpu.get(p, ("",))[0] == "workers" else self._role(p, kids)
                         self.cpu[p] = (role, used)
                     if tick % 4 == 0:
                         pss += _kib(f"/proc/{p}/smaps_rollup", "Pss") or 0

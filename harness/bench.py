@@ -222,16 +222,24 @@ def _cpu_s(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
-def _worker_label(pid: int) -> str | None:
-    """The xdist worker name (gw0, ...) of a pytest worker process, from its environment."""
+def _is_runner(pid: int) -> bool:
+    """Whether ``pid`` is a process of a runner master (``python -m harness.runner``, or forked from one)."""
     try:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            for item in f.read().split(b"\0"):
-                if item.startswith(b"PYTEST_XDIST_WORKER="):
-                    return item.split(b"=", 1)[1].decode()
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"harness.runner" in f.read()
     except OSError:
-        return None
-    return None
+        return False
+
+
+def _xdist_workers(root: int, kids: dict[int, list[int]]) -> dict[int, str]:
+    """The xdist worker processes among ``root``'s children, named ``gw0``, ``gw1``, ... in start order.
+
+    A worker sets ``PYTEST_XDIST_WORKER`` only once it runs, so /proc does not show it in its
+    environment; every child of the controller that is not a runner master is a worker, and xdist
+    starts them in the order of their names (pids grow).
+    """
+    workers = sorted(p for p in kids.get(root, []) if not _is_runner(p))
+    return {p: f"gw{k}" for k, p in enumerate(workers)}
 
 
 def _session_owner(pid: int) -> str | None:
@@ -267,8 +275,9 @@ class TreeSampler(threading.Thread):
         if not self.split:
             return {"all": _tree(self.root, kids)}
         groups: dict[str, list[int]] = defaultdict(list)
+        workers = _xdist_workers(self.root, kids)
         for child in kids.get(self.root, []):
-            label = _worker_label(child)
+            label = workers.get(child)
             if label is not None:
                 groups[label] += _tree(child, kids)
                 continue
@@ -280,7 +289,7 @@ class TreeSampler(threading.Thread):
     def _role(self, pid: int, kids) -> str:
         if pid == self.root:
             return "main"
-        if self.split and pid in kids.get(self.root, ()) and _worker_label(pid) is not None:
+        if self.split and pid in kids.get(self.root, ()) and not _is_runner(pid):
             return "workers"
         return "runner"
 
@@ -296,8 +305,8 @@ class TreeSampler(threading.Thread):
                 for p in pids:
                     used = _cpu_s(p)
                     if used is not None:
-                        # read anew until it is a worker: a worker names itself only once it has exec'd,
-                        # and its name cannot be read once it has exited (a zombie not yet reaped)
+                        # read anew until it is a worker: a forked child shows what it runs once it has
+                        # exec'd, and a zombie not yet reaped shows nothing
                         role = "workers" if self.cpu.get(p, ("",))[0] == "workers" else self._role(p, kids)
                         self.cpu[p] = (role, used)
                     if tick % 4 == 0:

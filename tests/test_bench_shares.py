@@ -3,9 +3,10 @@
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from harness.bench import TreeSampler, _exporters, export_shares, split_by_model
+from harness.bench import TreeSampler, _children_map, _exporters, _xdist_workers, export_shares, split_by_model
 
 
 def test_export_shares_per_exporter(tmp_path):
@@ -55,3 +56,21 @@ def test_parallel_floor_deals_whole_models_to_the_least_loaded_process():
     parts = split_by_model(cases, 2)
     assert parts == [["a1", "a2", "a3"], ["b1", "b2", "c1", "c2"]]
     assert split_by_model(cases, 1) == [["a1", "a2", "a3", "b1", "b2", "c1", "c2"]]
+
+
+def test_xdist_workers_are_the_controllers_children_that_are_not_runner_masters():
+    burner = Path(__file__).with_name("burn_cpu.py")
+    proc = subprocess.Popen([sys.executable, str(burner), "1.0", "--in-child"])
+    try:
+        kids: dict = {}
+        for _ in range(200):  # until the child is started
+            kids = _children_map()
+            if kids.get(proc.pid):
+                break
+            time.sleep(0.01)
+        child = kids[proc.pid][0]
+        assert _xdist_workers(proc.pid, kids) == {child: "gw0"}
+        assert _xdist_workers(child, kids) == {}
+    finally:
+        proc.kill()
+        proc.wait()

@@ -64,6 +64,8 @@ class Matrix:
     #: (framework, kernel, opsets text, reason) for every opset not tested
     skipped_opsets: list[tuple[str, str, str, str]] = field(default_factory=list)
     plugins: tuple[str, ...] = ()
+    #: ``call:`` target -> ``file:line`` of the first entry field naming it (for errors about the target)
+    call_sources: dict[str, str] = field(default_factory=dict)
 
 
 @functools.lru_cache(maxsize=1)
@@ -258,6 +260,8 @@ def load_matrix(path: str | Path, rules: dict, default_rules: dict, scope: Scope
         if not unavailable:
             _check_builder(doc, at, entry, fw)
         source = f"{doc.path}:{line}"
+        if entry.get("call"):
+            matrix.call_sources.setdefault(entry["call"], f"{doc.path}:{doc.line_of(at + ('call',))}")
         shared_key = entry.get("shared_key", kernel)
         matrix.rows.append(Row(fw, kernel, entry["table"]["opsets"], entry["table"].get("note", ""),
                                unavailable, shared_key, source))
@@ -418,6 +422,7 @@ def load_all(paths: list[Path], tolerances_path: Path, scope: Scope,
         out.rows += m.rows
         out.skipped_opsets += m.skipped_opsets
         out.plugins += m.plugins
+        out.call_sources = {**m.call_sources, **out.call_sources}  # the first file naming a target wins
     return out
 
 

@@ -176,5 +176,5 @@ def test_a_call_target_that_does_not_resolve_is_a_configuration_error(run_confor
     m.write_text(m.read_text().replace("builder: relu", "call: numpy.maximum_nope"))
     err = _usage_error(run_conformance, tmp_path, monkeypatch, "--cases-dir", cases_dir, workers=workers,
                        runner_starts=True)
-    assert err == [f"ERROR: {m}:9: entries[relu].call: 'numpy.maximum_nope' does not resolve in fake "
+    assert err == [f"ERROR: {m}:11: entries[relu].call: 'numpy.maximum_nope' does not resolve in fake "
                    f"(AttributeError: module 'numpy' has no attribute 'maximum_nope')"], err

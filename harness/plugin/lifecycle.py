@@ -105,10 +105,12 @@ class RunnerLifecycle:
                 continue  # a runner that cannot start is reported per case, with its own message
             if bad:
                 target, why = sorted(bad.items())[0]
-                case = next(c for c in self.collection.matrix.cases if c.spec.get("call") == target)
+                matrix = self.collection.matrix
+                case = next(c for c in matrix.cases if c.spec.get("call") == target)
                 more = f" (and {len(bad) - 1} more call target(s))" if len(bad) > 1 else ""
                 self.close()
-                raise pytest.UsageError(f"{case.source}: entries[{case.kernel}].call: {target!r} does not "
+                where = matrix.call_sources.get(target, case.source)  # the line of the call: field itself
+                raise pytest.UsageError(f"{where}: entries[{case.kernel}].call: {target!r} does not "
                                         f"resolve in {fw} ({why}){more}")
 
     def pytest_collection_finish(self, session):

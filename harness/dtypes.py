@@ -1,4 +1,4 @@
-"""The dtype axis at run time: when a framework's refusal of a dtype is a skip.
+"""The dtype axis: its names, and at run time when a framework's refusal of a dtype is a skip.
 
 A case at a dtype its framework has no CPU kernel for cannot have a reference,
 so it has no verdict either: it is recorded as ``skipped`` with the framework's
@@ -13,8 +13,16 @@ from __future__ import annotations
 
 import re
 
+#: The dtype names the harness knows (cases, records, ``report --dtypes``), in report column order.
+NAMES = ("float16", "float32", "float64", "int8", "int32", "int64", "bool", "uint8")
 #: The dtype every entry takes; a refusal at it is never a skip.
 BASE_DTYPE = "float32"
+
+
+def ordered(names) -> list[str]:
+    """``names`` without repeats, in :data:`NAMES` order (names the harness does not know last, by name)."""
+    rank = {n: i for i, n in enumerate(NAMES)}
+    return sorted(set(names), key=lambda n: (rank.get(n, len(NAMES)), n))
 
 
 def unsupported_reason(fw, case, message: str) -> str | None:

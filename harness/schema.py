@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from .dtypes import NAMES as _DTYPE_NAMES
+
 _NAME = {"type": "string", "pattern": "^[A-Za-z0-9_]+$"}
-_DTYPE = {"enum": ["float16", "float32", "float64", "int8", "int32", "int64", "bool", "uint8"]}
+_DTYPE = {"enum": list(_DTYPE_NAMES)}
 _OPSET = {"type": "integer", "minimum": 1, "maximum": 64}
 
 _INPUT = {

@@ -118,7 +118,8 @@ def test_report_tables_for_runtimes_passes_and_blame():
 
 
 def meta_of(n: int) -> dict:
-    return {"files": [], "n_records": n, "conflicts": [], "bad": []}
+    return {"files": [], "n_records": n, "n_loaded": n, "conflicts": [], "bad": [],
+            "dtypes": {"selected": None, "covered": ["float32"], "missing": []}}
 
 
 def test_reference_evaluator_refuses_older_semantics_it_does_not_implement():

@@ -1,16 +1,20 @@
 """Records -> per-kernel support rows and per-(kernel, opset) heatmap cells.
 
 An opset counts as *passing* for a kernel when every case run at that opset
-(every variant and dtype, skipped cases aside) passed. Nothing here is
-hard-coded: statuses, ranges and figures all come from the records.
+(every variant and dtype, skipped cases aside) passed. Every aggregation takes
+a record filter (``where``): the report's ``--dtypes`` selection is one, and
+the by-dtype table is the same per-kernel rows over each dtype's records alone.
+Nothing here is hard-coded: statuses, ranges and figures all come from the records.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .. import dtypes
 from .. import status as st
 from ..matrix import format_opsets
 from . import backends
@@ -126,29 +130,68 @@ class KernelRow:
         return "; ".join(parts) or "✓ agrees"
 
 
+Group = tuple[str, str, str]
+#: A record filter: which records an aggregation takes.
+Where = Callable[[dict], bool]
+#: A by-dtype cell where every case of the kernel at that dtype was skipped.
+DTYPE_SKIPPED = "skipped"
+
+
 @dataclass
 class Summary:
     """Everything the writers need, computed once."""
 
-    rows: dict[tuple[str, str, str], list[KernelRow]]  # sorted by group, then kernel
-    cells: dict[tuple[str, str, str], dict[tuple[str, int], dict]]
+    rows: dict[Group, list[KernelRow]]  # sorted by group, then kernel
+    cells: dict[Group, dict[tuple[str, int], dict]]
     opsets: list[int]
     counts: Counter
     #: runtimes disagreeing, passes breaking models, blame counts (see :mod:`.backends`)
     backends: backends.BackendSummary = field(default_factory=backends.BackendSummary)
+    #: group -> dtype (in :data:`harness.dtypes.NAMES` order) -> kernel -> its row at that dtype alone
+    by_dtype: dict[Group, dict[str, dict[str, KernelRow]]] = field(default_factory=dict)
+
+    @property
+    def dtypes(self) -> list[str]:
+        """Every dtype the aggregated records hold, in :data:`harness.dtypes.NAMES` order."""
+        return dtypes.ordered(d for per in self.by_dtype.values() for d in per)
 
 
-def summarize(records: list[dict], matrix_rows=(), matrix_exporters: dict | None = None) -> Summary:
-    """Aggregate ``records``; ``matrix_rows`` (``harness.matrix.Row``) add kernels with no record."""
-    rows: dict[tuple, dict[str, KernelRow]] = {}
-    cells: dict[tuple, dict[tuple[str, int], dict]] = {}
-    counts: Counter = Counter()
-    opsets: set[int] = set()
+def dtype_is(*names: str) -> Where:
+    """A record filter taking the records whose dtype is one of ``names``."""
+    wanted = frozenset(names)
+    return lambda rec: str(rec.get("dtype") or "") in wanted
+
+
+def dtype_scope(records: list[dict], selected=None) -> dict:
+    """What a report covers on the dtype axis: ``selected`` (None: every dtype in the records),
+    ``covered`` (the dtypes with records in the report) and ``missing`` (selected, without records)."""
+    present = {str(r.get("dtype") or "") for r in records}
+    if selected is None:
+        return {"selected": None, "covered": dtypes.ordered(present), "missing": []}
+    chosen = dtypes.ordered(selected)
+    return {"selected": chosen, "covered": [d for d in chosen if d in present],
+            "missing": [d for d in chosen if d not in present]}
+
+
+def dtype_scope_text(scope: dict, n_records: int, n_loaded: int) -> str:
+    """The report header's line on the dtypes it covers (see :func:`dtype_scope`)."""
+    if scope["selected"] is None:
+        return f"Dtypes: every dtype in the records ({', '.join(scope['covered']) or 'none'})."
+    text = (f"Dtypes: only {', '.join(scope['selected'])} (--dtypes {','.join(scope['selected'])}): "
+            f"{n_records} of {n_loaded} records")
+    if scope["missing"]:
+        text += f"; no record of {', '.join(scope['missing'])} in these results"
+    return text + "."
+
+
+def kernel_rows(records: list[dict], where: Where | None = None) -> dict[Group, dict[str, KernelRow]]:
+    """Group -> kernel -> :class:`KernelRow` of the records ``where`` accepts (every record when None)."""
+    rows: dict[Group, dict[str, KernelRow]] = {}
     for rec in records:
+        if where is not None and not where(rec):
+            continue
         g = group_key(rec)
         kernel, opset, status = str(rec["kernel"]), int(rec["opset"]), str(rec["status"])
-        counts[status] += 1
-        opsets.add(opset)
         row = rows.setdefault(g, {}).get(kernel)
         if row is None:
             decl = rec.get("declared") or {}
@@ -164,18 +207,71 @@ def summarize(records: list[dict], matrix_rows=(), matrix_exporters: dict | None
             if isinstance(rec.get("max_abs"), (int, float)) and status == st.MISMATCH and (
                     row.worst is None or rec["max_abs"] > row.worst["max_abs"]):
                 row.worst = rec
-        cell = cells.setdefault(g, {}).setdefault((kernel, opset), {"counts": Counter(), "fails": [],
-                                                                     "unexpected": 0})
+    return rows
+
+
+def heatmap_cells(records: list[dict]) -> tuple[dict[Group, dict[tuple[str, int], dict]], Counter, set[int]]:
+    """Per-(kernel, opset) cells by group, the status counts and the opsets seen."""
+    cells: dict[Group, dict[tuple[str, int], dict]] = {}
+    counts: Counter = Counter()
+    opsets: set[int] = set()
+    for rec in records:
+        kernel, opset, status = str(rec["kernel"]), int(rec["opset"]), str(rec["status"])
+        counts[status] += 1
+        opsets.add(opset)
+        cell = cells.setdefault(group_key(rec), {}).setdefault(
+            (kernel, opset), {"counts": Counter(), "fails": [], "unexpected": 0})
         cell["counts"][status] += 1
         if status not in (st.PASS, st.SKIPPED) and not rec.get("expected"):
             cell["unexpected"] += 1
         if status not in (st.PASS,) and len(cell["fails"]) < DETAILS_PER_CELL:
             cell["fails"].append(detail(rec))
+    return cells, counts, opsets
+
+
+def summarize(records: list[dict], matrix_rows=(), matrix_exporters: dict | None = None,
+              where: Where | None = None) -> Summary:
+    """Aggregate the records ``where`` accepts (every record when None).
+
+    ``matrix_rows`` (``harness.matrix.Row``) add kernels with no record;
+    ``Summary.by_dtype`` holds the same per-kernel rows at each dtype alone.
+    """
+    if where is not None:
+        records = [r for r in records if where(r)]
+    rows = kernel_rows(records)
+    cells, counts, opsets = heatmap_cells(records)
+    by_dtype: dict[Group, dict[str, dict[str, KernelRow]]] = {}
+    for d in dtypes.ordered(str(r.get("dtype") or "") for r in records):
+        for g, kernels in kernel_rows(records, where=dtype_is(d)).items():
+            by_dtype.setdefault(g, {})[d] = kernels
     _add_matrix_rows(rows, matrix_rows, matrix_exporters or {})
     order = sorted(rows, key=framework_rank)
     return Summary(rows={g: [rows[g][k] for k in sorted(rows[g])] for g in order},
                    cells={g: cells.get(g, {}) for g in order},
-                   opsets=sorted(opsets), counts=counts, backends=backends.summarize(records))
+                   opsets=sorted(opsets), counts=counts, backends=backends.summarize(records),
+                   by_dtype={g: by_dtype.get(g, {}) for g in order})
+
+
+def dtype_cell(row: KernelRow | None) -> str:
+    """One by-dtype cell: the measured passing range at that dtype; ``—`` cases ran and none
+    passes; :data:`DTYPE_SKIPPED` every case was skipped; ``''`` no case of that dtype."""
+    if row is None:
+        return ""
+    if row.tested:
+        return row.measured() or "—"
+    return DTYPE_SKIPPED
+
+
+def dtype_table(summary: Summary, group: Group) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """The by-dtype table of ``group``: its dtype columns and, for each kernel with records, one cell per dtype."""
+    per = summary.by_dtype.get(group, {})
+    cols = list(per)
+    table = []
+    for r in summary.rows.get(group, []):
+        found = [per[d].get(r.kernel) for d in cols]
+        if any(f is not None for f in found):
+            table.append((r.kernel, [dtype_cell(f) for f in found]))
+    return cols, table
 
 
 def _add_matrix_rows(rows: dict, matrix_rows, matrix_exporters: dict) -> None:

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from . import html, jsonout, markdown, png
-from .aggregate import summarize
+from .aggregate import dtype_is, dtype_scope, summarize
 from .environment import environment
 from .inputs import Loaded, newest_finished
 
@@ -25,24 +25,29 @@ def matrix_rows(cases_dir: Path):
 
 
 def build_reports(loaded: Loaded, out_dir: str | Path, rows=(), exporters: dict | None = None,
-                  only: tuple[str, ...] = OUTPUTS, timings: dict | None = None) -> list[Path]:
+                  only: tuple[str, ...] = OUTPUTS, timings: dict | None = None,
+                  dtypes: tuple[str, ...] | None = None) -> list[Path]:
     """Write the reports of ``loaded`` into ``out_dir``; return the paths written.
 
     ``rows``/``exporters`` (see :func:`matrix_rows`) add kernels without records.
+    ``dtypes``, when given, keeps only the records of those dtypes (the header says which).
     ``timings``, when given, receives (wall, CPU) seconds spent per output.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t, c = time.perf_counter(), time.process_time()
-    summary = summarize(loaded.records, rows, exporters)
+    keep = None if dtypes is None else dtype_is(*dtypes)
+    records = loaded.records if keep is None else [r for r in loaded.records if keep(r)]
+    summary = summarize(records, rows, exporters)
     meta = {"environment": environment(newest_finished(loaded.records)), "files": loaded.files,
-            "n_records": len(loaded.records), "conflicts": loaded.conflicts, "bad": loaded.bad}
+            "n_records": len(records), "n_loaded": len(loaded.records), "conflicts": loaded.conflicts,
+            "bad": loaded.bad, "dtypes": dtype_scope(loaded.records, dtypes)}
     if timings is not None:
         timings["aggregate"] = (time.perf_counter() - t, time.process_time() - c)
     written = []
     writers = {
         "support.md": lambda p: p.write_text(markdown.render(summary, meta) + "\n", encoding="utf-8"),
-        "support.json": lambda p: p.write_text(jsonout.render(loaded.records, summary, meta), encoding="utf-8"),
+        "support.json": lambda p: p.write_text(jsonout.render(records, summary, meta), encoding="utf-8"),
         "support.html": lambda p: p.write_text(html.render(summary, meta), encoding="utf-8"),
         "support.png": lambda p: png.write(summary, p),
     }

@@ -7,7 +7,11 @@ results/run-*.jsonl is used. Kernels of the matrices in --cases-dir that have
 no record are listed as "not run in these results". Invalid lines are reported
 as file:line errors and left out (and counted); a file that is not a results
 file at all (binary data, a report's support.json) is refused with one line.
-The exit code is 0 unless no valid record (or an unusable argument) remains: 2.
+--dtypes LIST keeps only the records of those dtypes (the header says which;
+a dtype without records is named there too). Each framework/exporter/device
+section also gets a by-dtype table: the measured range at each dtype alone.
+The exit code is 0 unless no valid record (or an unusable argument, such as an
+unknown dtype name) remains: 2.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..dtypes import NAMES
 from .build import build_reports, matrix_rows
 from .inputs import ROOT, InputError, load, newest_results
 
@@ -29,6 +34,20 @@ def add_arguments(p) -> None:
     p.add_argument("--cases-dir", default=str(ROOT / "cases"),
                    help="matrices whose kernels are listed even without records (default: cases/)")
     p.add_argument("--no-matrix", action="store_true", help="list only kernels that have records")
+    p.add_argument("--dtypes", metavar="LIST",
+                   help=f"comma-separated dtypes to report, of {', '.join(NAMES)} "
+                        "(default: every dtype in the records)")
+
+
+def parse_dtypes(text: str) -> tuple[str, ...]:
+    """``'float32,float16'`` -> ``('float32', 'float16')``; ValueError names an unknown or missing name."""
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    unknown = [n for n in names if n not in NAMES]
+    if unknown:
+        raise ValueError(f"unknown dtype {', '.join(map(repr, unknown))} (known: {', '.join(NAMES)})")
+    if not names:
+        raise ValueError(f"no dtype given (known: {', '.join(NAMES)})")
+    return names
 
 
 def print_problems(loaded, stream=None) -> None:
@@ -48,6 +67,11 @@ def print_problems(loaded, stream=None) -> None:
 def run(args) -> int:
     """Load, report problems, write the four files."""
     try:
+        dtypes = None if args.dtypes is None else parse_dtypes(args.dtypes)
+    except ValueError as exc:
+        print(f"error: --dtypes: {exc}", file=sys.stderr)
+        return 2
+    try:
         paths = args.results or [newest_results()]
         loaded = load(paths, include_explore=False)
     except (InputError, OSError) as exc:
@@ -64,6 +88,6 @@ def run(args) -> int:
         except Exception as exc:  # noqa: BLE001 - the report still stands without the matrix
             print(f"warning: matrix in {args.cases_dir} not loaded ({exc}); "
                   f"listing only kernels with records", file=sys.stderr)
-    for path in build_reports(loaded, args.out, rows, exporters):
+    for path in build_reports(loaded, args.out, rows, exporters, dtypes=dtypes):
         print(f"wrote {path}")
     return 0

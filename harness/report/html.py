@@ -13,7 +13,7 @@ from pathlib import Path
 from markupsafe import Markup
 
 from .. import status as st
-from .aggregate import Summary, cell_status, declared_opsets
+from .aggregate import DTYPE_SKIPPED, Summary, cell_status, declared_opsets, dtype_scope_text, dtype_table
 from .backends import tables
 from .colors import COLORS, NOT_RUN, color
 
@@ -64,7 +64,9 @@ def view(summary: Summary) -> tuple[list[dict], dict]:
             grows.append({"kernel": r.kernel, "measured": r.measured(), "declared": r.declared,
                           "marker": r.marker(), "reason": "" if r.tested else (r.reason or r.status_text()),
                           "status_text": r.status_text() if r.tested else "", "cells": rcells})
-        sections.append({"framework": g[0], "exporter": g[1], "device": g[2], "rows": grows})
+        dtype_cols, dtype_rows = dtype_table(summary, g)
+        sections.append({"framework": g[0], "exporter": g[1], "device": g[2], "rows": grows,
+                         "dtype_cols": dtype_cols, "dtype_rows": dtype_rows})
     return sections, details
 
 
@@ -78,7 +80,9 @@ def render(summary: Summary, meta: dict) -> str:
     legend = [(s, COLORS[s]) for s in (*st.ALL, NOT_RUN) if s in COLORS]
     return env.get_template("support.html.j2").render(
         sections=sections, details_json=script_json(details), opsets=summary.opsets, legend=legend,
-        colors=COLORS, meta=meta, counts=sorted(summary.counts.items()), backend_tables=tables(summary.backends),
+        colors=COLORS, meta=meta, dtype_skipped=DTYPE_SKIPPED,
+        dtype_scope=dtype_scope_text(meta["dtypes"], meta["n_records"], meta["n_loaded"]),
+        counts=sorted(summary.counts.items()), backend_tables=tables(summary.backends),
         frameworks=sorted({s["framework"] for s in sections}),
         exporters=sorted({s["exporter"] for s in sections}),
         devices=sorted({s["device"] for s in sections}))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 
-from .aggregate import DETAIL_CHARS, Summary
+from .aggregate import DETAIL_CHARS, KernelRow, Summary, dtype_cell
 
 SCHEMA_VERSION = 1
 #: Record fields carried into support.json (figures and identity; no logs).
@@ -29,20 +30,32 @@ def sort_key(rec: dict) -> tuple:
     return tuple((0, rec[k]) if isinstance(rec.get(k), int) else (1, str(rec.get(k, ""))) for k in SORT)
 
 
+def dtype_entry(row: KernelRow) -> dict:
+    """One kernel's figures at one dtype (its ``by_dtype`` value)."""
+    counts: Counter = Counter()
+    for c in row.by_opset.values():
+        counts.update(c)
+    return {"measured": row.measured(), "tested": row.tested, "passing": row.passing,
+            "cell": dtype_cell(row), "counts": dict(sorted(counts.items()))}
+
+
 def document(records: list[dict], summary: Summary, meta: dict) -> dict:
     """The support.json object."""
     kernels = []
-    for rows in summary.rows.values():
+    for g, rows in summary.rows.items():
+        per = summary.by_dtype.get(g, {})
         for r in rows:
             kernels.append({"framework": r.framework, "exporter": r.exporter, "device": r.device,
                             "kernel": r.kernel, "shared_key": r.shared_key, "declared": r.declared,
                             "note": r.note, "measured": r.measured(), "tested": r.tested,
                             "passing": r.passing, "status_text": r.status_text() if r.tested or not r.reason
-                            else r.reason, "marker": r.marker()})
+                            else r.reason, "marker": r.marker(),
+                            "by_dtype": {d: dtype_entry(k[r.kernel]) for d, k in per.items() if r.kernel in k}})
     return {"schema_version": SCHEMA_VERSION, "environment": meta["environment"],
-            "inputs": {"files": meta["files"], "records": len(records),
+            "inputs": {"files": meta["files"], "records": len(records), "loaded": meta["n_loaded"],
                        "bad_lines": [str(b) for b in meta["bad"]]},
-            "counts": dict(summary.counts), "kernels": kernels, "conflicts": meta["conflicts"],
+            "counts": dict(summary.counts), "dtypes": meta["dtypes"], "kernels": kernels,
+            "conflicts": meta["conflicts"],
             "records": [compact(r) for r in sorted(records, key=sort_key)]}
 
 

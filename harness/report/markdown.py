@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .aggregate import Summary, cross_cell, cross_framework
+from .aggregate import DTYPE_SKIPPED, Summary, cross_cell, cross_framework, dtype_scope_text, dtype_table
 from .backends import markdown_sections
 
 # GitHub (job summaries, rendered files) turns markdown into HTML: raw HTML, links and
@@ -24,6 +24,18 @@ def cell(value: object) -> str:
     return text(value)
 
 
+def by_dtype(summary: Summary, group: tuple[str, str, str]) -> list[str]:
+    """The section's by-dtype table (a one-line note when all its cases share one dtype)."""
+    cols, table = dtype_table(summary, group)
+    if len(cols) < 2:
+        return [f"By dtype: every case here is {text(cols[0])}.", ""] if cols else []
+    out = ["By dtype:", "",
+           f"| {cell(group[0].capitalize())} kernel | " + " | ".join(cell(d) for d in cols) + " |",
+           "| --- |" + " --- |" * len(cols)]
+    out += [f"| {cell(kernel)} | " + " | ".join(cell(v) for v in vals) + " |" for kernel, vals in table]
+    return out + [""]
+
+
 def render(summary: Summary, meta: dict) -> str:
     """The whole markdown document (deterministic for the same records)."""
     env = meta["environment"]
@@ -36,9 +48,15 @@ def render(summary: Summary, meta: dict) -> str:
     for name, versions in env.get("extra_environments", {}).items():
         out += [f"Environment `{name}` (`python -m harness envs create {name}`): "
                 + ", ".join(f"{k} {v}" for k, v in versions.items() if k != "cuda_libraries_preloaded") + ".", ""]
-    out += ["Statuses: " + (", ".join(f"{s} {n}" for s, n in sorted(summary.counts.items())) or "none"), "",
+    out += [text(dtype_scope_text(meta["dtypes"], meta["n_records"], meta["n_loaded"])), "",
+            "Statuses: " + (", ".join(f"{s} {n}" for s, n in sorted(summary.counts.items())) or "none"), "",
             "*ONNX Opset Versions* is the measured range: an opset counts when every variant and dtype "
-            "case at that opset passed. *declared* is the range the support table claims.", ""]
+            "case at that opset passed. *declared* is the range the support table claims. "
+            "*By dtype* (under each table) gives the same range at each dtype alone: an opset counts when "
+            "every variant case at that opset and dtype passed; `—` cases ran and none passes, "
+            f"`{DTYPE_SKIPPED}` every case at that dtype was skipped, blank no case of that dtype; a range lists "
+            "only the opsets that dtype ran at (by default dtypes other than float32 run at each exporter's "
+            "lowest and highest opset only).", ""]
     for (fw, exporter, device), rows in summary.rows.items():
         out += [f"## {fw} / {exporter} / {device}", "",
                 f"| {fw.capitalize()} kernel | ONNX Opset Versions | support_status | declared | "
@@ -50,6 +68,7 @@ def render(summary: Summary, meta: dict) -> str:
             out.append(f"| {cell(r.kernel)} | {cell(r.measured() or '—')} | {cell(status)} | "
                        f"{cell(declared)} | {cell(r.marker())} |")
         out.append("")
+        out += by_dtype(summary, (fw, exporter, device))
     cols, shared = cross_framework(summary)
     out += ["## Cross-framework (by shared_key)", ""]
     if shared:

@@ -287,12 +287,16 @@ def _cells(row: str) -> int:
 
 
 def test_untrusted_strings_stay_text_in_support_md(tmp_path):
-    bad = [rec(opset=13, status="mismatch", message=HOSTILE, variant="v", kernel="k" + HOSTILE, shared_key=HOSTILE)]
+    bad = [rec(opset=13, status="mismatch", message=HOSTILE, variant="v", kernel="k" + HOSTILE, shared_key=HOSTILE),
+           rec(opset=13, dtype=HOSTILE, kernel="k" + HOSTILE)]
     src = write(tmp_path / "r`<b>`.jsonl", sample() + bad, extra_lines=[HOSTILE + "\n"])
     md = (report(tmp_path, src) / "support.md").read_text()
     _inert(md)
-    rows = [line for line in md.splitlines() if line.startswith("| k")]
+    main_table, by_dtype = md.split("## paddle / dygraph / cpu")[1].split("\n## ")[0].split("By dtype:")
+    rows = [line for line in main_table.splitlines() if line.startswith("| k")]
     assert rows and all(_cells(r) == 5 for r in rows)
+    rows = [line for line in by_dtype.splitlines() if line.startswith("| ")]
+    assert len(rows) > 3 and all(_cells(r) == 3 for r in rows)  # kernel, float32, the hostile dtype
 
 
 def test_untrusted_strings_stay_text_in_diff_markdown(tmp_path, capsys):
@@ -335,3 +339,92 @@ def test_suggest_expectations_refuses_bad_input_in_one_line(tmp_path, capsys):
     mixed = write(tmp_path / "m.jsonl", sample() + [{**rec(status="mismatch"), "opset": "9"}])
     assert main(["suggest-expectations", str(mixed)]) == 0
     assert "field 'opset' must be a positive integer" in capsys.readouterr().err
+
+
+def mixed_dtypes():
+    """abs passes at float32 at every opset and fails at float16 at opset 12 only."""
+    out = [rec(opset=o) for o in range(7, 13)]
+    out += [rec(opset=o, dtype="float16", status="mismatch" if o == 12 else "pass", max_abs=0.5 if o == 12 else 0.0)
+            for o in (7, 12)]
+    out += [rec(framework="torch", exporter="dynamo", opset=o, dtype=d) for o in (7, 12) for d in ("float32", "int64")]
+    return out
+
+
+def _tables(md: str) -> str:
+    """The report from its first section on (the header names files and dtypes)."""
+    return md[md.index("\n## "):]
+
+
+def test_dtypes_option_gives_exactly_the_float32_only_report(tmp_path, capsys):
+    mixed = mixed_dtypes()
+    src = write(tmp_path / "mixed.jsonl", mixed)
+    md_all = (report(tmp_path, src, out="all") / "support.md").read_text()
+    assert ("| abs | 7~11 | fails at opset 12: mismatch ×1 at 12; worst max_abs 0.5 (opset 12, default, float16)"
+            in md_all)
+    assert "Dtypes: every dtype in the records (float16, float32, int64)." in md_all
+    chosen = report(tmp_path, src, out="f32", extra=["--dtypes", "float32"])
+    md = (chosen / "support.md").read_text()
+    assert "| abs | 7~12 | all 6 cases pass | 7~12 | ✓ agrees |" in md  # the float16 failure is left out
+    float32 = [r for r in mixed if r["dtype"] == "float32"]
+    assert f"Dtypes: only float32 (--dtypes float32): {len(float32)} of {len(mixed)} records." in md
+    alone = report(tmp_path, write(tmp_path / "f32.jsonl", float32), out="alone")
+    assert _tables(md) == _tables((alone / "support.md").read_text())
+    doc, doc_alone = (json.loads((d / "support.json").read_text()) for d in (chosen, alone))
+    assert doc["kernels"] == doc_alone["kernels"] and doc["records"] == doc_alone["records"]
+    assert doc["dtypes"] == {"selected": ["float32"], "covered": ["float32"], "missing": []}
+    assert "float16" not in (chosen / "support.html").read_text()
+    capsys.readouterr()
+    md = (report(tmp_path, src, out="u8", extra=["--dtypes", "uint8,float32"]) / "support.md").read_text()
+    assert (f"Dtypes: only float32, uint8 (--dtypes float32,uint8): {len(float32)} of {len(mixed)} records; "
+            "no record of uint8 in these results.") in md
+
+
+def by_dtype_records():
+    """relu: float16 passes at 7 only, float32 has a failing variant at 9, float64 always fails,
+    no int32 case, bool skipped; exp: float32 and int32 only."""
+    out = [rec(kernel="relu", opset=o, variant=v, status="mismatch" if (v == "b" and o == 9) else "pass")
+           for o in range(7, 13) for v in ("a", "b")]
+    out += [rec(kernel="relu", opset=o, variant=v, dtype="float16",
+                status="mismatch" if (v == "b" and o == 12) else "pass") for o in (7, 12) for v in ("a", "b")]
+    out += [rec(kernel="relu", opset=o, dtype="float64", status="export-error") for o in (7, 12)]
+    out += [rec(kernel="relu", opset=o, dtype="bool", status="skipped", message="no bool kernel") for o in (7, 12)]
+    out += [rec(kernel="exp", opset=o) for o in range(7, 13)]
+    out += [rec(kernel="exp", opset=o, dtype="int32") for o in (7, 12)]
+    out += [rec(framework="torch", exporter="dynamo", kernel="relu", opset=o) for o in (7, 12)]
+    return out
+
+
+def test_by_dtype_table_gives_each_dtypes_own_range(tmp_path):
+    d = report(tmp_path, write(tmp_path / "r.jsonl", by_dtype_records()))
+    md = (d / "support.md").read_text()
+    paddle = md.split("## paddle / dygraph / cpu")[1].split("\n## ")[0]
+    assert "| relu | 8, 10~11 |" in paddle  # the main table: every dtype at once
+    table = paddle.split("By dtype:")[1].strip().splitlines()
+    assert table == ["| Paddle kernel | float16 | float32 | float64 | int32 | bool |",
+                     "| --- | --- | --- | --- | --- | --- |",
+                     "| exp |  | 7~12 |  | 7, 12 |  |",
+                     "| relu | 7 | 7~8, 10~12 | — |  | skipped |"]
+    torch = md.split("## torch / dynamo / cpu")[1].split("\n## ")[0]
+    assert "By dtype: every case here is float32." in torch and "| --- | --- |\n" not in torch.split("By dtype")[1]
+    kernels = {(k["framework"], k["kernel"]): k for k in json.loads((d / "support.json").read_text())["kernels"]}
+    relu = kernels[("paddle", "relu")]["by_dtype"]
+    assert sorted(relu) == ["bool", "float16", "float32", "float64"]  # no int32 case: no entry
+    assert relu["float16"] == {"measured": "7", "tested": [7, 12], "passing": [7], "cell": "7",
+                               "counts": {"mismatch": 1, "pass": 3}}
+    assert relu["float64"]["cell"] == "—" and relu["float64"]["passing"] == []
+    assert relu["bool"] == {"measured": "", "tested": [], "passing": [], "cell": "skipped", "counts": {"skipped": 2}}
+    assert kernels[("paddle", "exp")]["by_dtype"]["int32"]["measured"] == "7, 12"
+    page = (d / "support.html").read_text()
+    bydtype = re.search(r'<table class="plain bydtype">(.*?)</table>', page, re.S).group(1)
+    assert "<th>float16</th><th>float32</th><th>float64</th><th>int32</th><th>bool</th>" in bydtype
+    assert ("<tr><th>relu</th><td>7</td><td>7~8, 10~12</td><td>—</td><td></td><td>skipped</td></tr>"
+            in bydtype)
+
+
+@pytest.mark.parametrize("value, named", [("float32,float8", "'float8'"), ("fp16", "'fp16'"), (" , ", "no dtype")])
+def test_unknown_dtype_is_a_one_line_usage_error(tmp_path, capsys, value, named):
+    src = write(tmp_path / "r.jsonl", sample())
+    assert main(["report", str(src), "--out", str(tmp_path / "x"), "--no-matrix", "--dtypes", value]) == 2
+    out, err = capsys.readouterr()
+    assert err.count("\n") == 1 and err.startswith("error: --dtypes: ") and named in err, err
+    assert "float16, float32, float64" in err and not out and not (tmp_path / "x").exists()

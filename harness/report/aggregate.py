@@ -149,6 +149,8 @@ class Summary:
     backends: backends.BackendSummary = field(default_factory=backends.BackendSummary)
     #: group -> dtype (in :data:`harness.dtypes.NAMES` order) -> kernel -> its row at that dtype alone
     by_dtype: dict[Group, dict[str, dict[str, KernelRow]]] = field(default_factory=dict)
+    #: the records aggregated (those the ``where`` of :func:`summarize` accepted)
+    records: list[dict] = field(default_factory=list)
 
     @property
     def dtypes(self) -> list[str]:
@@ -249,7 +251,7 @@ def summarize(records: list[dict], matrix_rows=(), matrix_exporters: dict | None
     return Summary(rows={g: [rows[g][k] for k in sorted(rows[g])] for g in order},
                    cells={g: cells.get(g, {}) for g in order},
                    opsets=sorted(opsets), counts=counts, backends=backends.summarize(records),
-                   by_dtype={g: by_dtype.get(g, {}) for g in order})
+                   by_dtype={g: by_dtype.get(g, {}) for g in order}, records=records)
 
 
 def dtype_cell(row: KernelRow | None) -> str:

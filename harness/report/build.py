@@ -36,18 +36,16 @@ def build_reports(loaded: Loaded, out_dir: str | Path, rows=(), exporters: dict 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t, c = time.perf_counter(), time.process_time()
-    keep = None if dtypes is None else dtype_is(*dtypes)
-    records = loaded.records if keep is None else [r for r in loaded.records if keep(r)]
-    summary = summarize(records, rows, exporters)
+    summary = summarize(loaded.records, rows, exporters, where=None if dtypes is None else dtype_is(*dtypes))
     meta = {"environment": environment(newest_finished(loaded.records)), "files": loaded.files,
-            "n_records": len(records), "n_loaded": len(loaded.records), "conflicts": loaded.conflicts,
+            "n_records": len(summary.records), "n_loaded": len(loaded.records), "conflicts": loaded.conflicts,
             "bad": loaded.bad, "dtypes": dtype_scope(loaded.records, dtypes)}
     if timings is not None:
         timings["aggregate"] = (time.perf_counter() - t, time.process_time() - c)
     written = []
     writers = {
         "support.md": lambda p: p.write_text(markdown.render(summary, meta) + "\n", encoding="utf-8"),
-        "support.json": lambda p: p.write_text(jsonout.render(records, summary, meta), encoding="utf-8"),
+        "support.json": lambda p: p.write_text(jsonout.render(summary.records, summary, meta), encoding="utf-8"),
         "support.html": lambda p: p.write_text(html.render(summary, meta), encoding="utf-8"),
         "support.png": lambda p: png.write(summary, p),
     }

@@ -428,3 +428,12 @@ def test_unknown_dtype_is_a_one_line_usage_error(tmp_path, capsys, value, named)
     out, err = capsys.readouterr()
     assert err.count("\n") == 1 and err.startswith("error: --dtypes: ") and named in err, err
     assert "float16, float32, float64" in err and not out and not (tmp_path / "x").exists()
+
+
+def test_long_skip_reasons_are_cut_in_the_tables_but_kept_in_the_records():
+    from harness.report.aggregate import REASON_CHARS, short_reason
+
+    long = "paddle cannot run this op at float16 on cpu: RuntimeError: (NotFound) " + "x" * 400
+    cut = short_reason(long)
+    assert len(cut) == REASON_CHARS and cut.endswith("…") and cut.startswith("paddle cannot run this op at float16")
+    assert short_reason("  two\n lines  ") == "two lines"

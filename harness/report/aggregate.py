@@ -186,6 +186,17 @@ def dtype_scope_text(scope: dict, n_records: int, n_loaded: int) -> str:
     return text + "."
 
 
+#: how much of a skip reason a table cell keeps (the records and support.json keep all of it)
+REASON_CHARS = 160
+
+
+def short_reason(message: str, limit: int = REASON_CHARS) -> str:
+    """A skip reason on one line, cut to ``limit`` characters (a framework's own message can run to
+    several hundred: Paddle's "kernel not registered" one lists every dtype and a C++ hint)."""
+    text = " ".join(str(message).split())
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
+
+
 def kernel_rows(records: list[dict], where: Where | None = None) -> dict[Group, dict[str, KernelRow]]:
     """Group -> kernel -> :class:`KernelRow` of the records ``where`` accepts (every record when None)."""
     rows: dict[Group, dict[str, KernelRow]] = {}
@@ -202,7 +213,7 @@ def kernel_rows(records: list[dict], where: Where | None = None) -> dict[Group, 
                                               shared_key=str(rec.get("shared_key") or kernel))
         row.by_opset.setdefault(opset, Counter())[status] += 1
         if status == st.SKIPPED:
-            row.skip_reasons.add(" ".join(str(rec.get("message") or "skipped").split()))
+            row.skip_reasons.add(short_reason(rec.get("message") or "skipped"))
         elif status != st.PASS:
             if rec.get("expected"):
                 row.expected += 1

@@ -30,9 +30,12 @@ server forked for it from the shared runner master; the master is reported on
 its own (for ``-n 0`` and the floor: the whole tree). Reported per worker:
 
 * peak PSS: the largest sum over the worker's processes of ``Pss`` from
-  ``/proc/<pid>/smaps_rollup`` in one sample, read every 4th sample (it costs
-  ~15 ms per paddle process and briefly locks the target's memory map, so
-  reading it more often slows the run measured). PSS splits pages shared
+  ``/proc/<pid>/smaps_rollup`` in one sample, read every ``--pss-every``-th
+  sample (default 16: every 8 s). A read walks the target's page tables
+  (~15 ms per paddle process) under its memory-map lock, and on two busy cores
+  that slows the run measured: with PSS read every 2 s (and command lines read
+  every sample) run c used 9% more CPU than b and b/c read 1.66-1.69 on the
+  default sample; with no sampling 1.81, and with PSS every 8 s 1.80. PSS splits pages shared
   between the master and the forked processes instead of counting them twice, so
   the sum is the worker's real footprint; a spike between reads can be missed;
 * sum of VmHWM: each process's own high-water RSS (``/proc/<pid>/status``, read
@@ -210,6 +213,7 @@ def _kib(path: str, field: str) -> int | None:
 
 
 _TICK = os.sysconf("SC_CLK_TCK")
+_RUNNER: dict[int, bool] = {}  # pid -> whether it runs harness.runner, once its command line says
 
 
 def _cpu_s(pid: int) -> float | None:
@@ -223,12 +227,22 @@ def _cpu_s(pid: int) -> float | None:
 
 
 def _is_runner(pid: int) -> bool:
-    """Whether ``pid`` is a process of a runner master (``python -m harness.runner``, or forked from one)."""
+    """Whether ``pid`` is a process of a runner master (``python -m harness.runner``, or forked from one).
+
+    Reading a command line takes the target's memory-map lock, so the answer is kept once the
+    process has exec'd (its command line no longer starts like pytest's, its parent's).
+    """
+    if pid in _RUNNER:
+        return _RUNNER[pid]
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"harness.runner" in f.read()
+            cmd = f.read()
     except OSError:
         return False
+    runner = b"harness.runner" in cmd
+    if runner or (cmd and b"pytest" not in cmd):
+        _RUNNER[pid] = runner
+    return runner
 
 
 def _xdist_workers(root: int, kids: dict[int, list[int]]) -> dict[int, str]:
@@ -263,9 +277,9 @@ class TreeSampler(threading.Thread):
     as ``master``. Otherwise the whole tree is one worker, ``all``.
     """
 
-    def __init__(self, root: int, split_workers: bool, interval: float = 0.5):
+    def __init__(self, root: int, split_workers: bool, interval: float = 0.5, pss_every: int = 16):
         super().__init__(daemon=True)
-        self.root, self.split, self.interval = root, split_workers, interval
+        self.root, self.split, self.interval, self.pss_every = root, split_workers, interval, pss_every
         self.peak_pss: dict[str, int] = defaultdict(int)  # worker name -> KiB
         self.hwm: dict[str, dict[int, int]] = defaultdict(dict)  # worker name -> pid -> KiB
         self.cpu: dict[int, tuple[str, float]] = {}  # pid -> (role, CPU s last read)
@@ -309,7 +323,7 @@ class TreeSampler(threading.Thread):
                         # exec'd, and a zombie not yet reaped shows nothing
                         role = "workers" if self.cpu.get(p, ("",))[0] == "workers" else self._role(p, kids)
                         self.cpu[p] = (role, used)
-                    if tick % 4 == 0:
+                    if tick % self.pss_every == 0:
                         pss += _kib(f"/proc/{p}/smaps_rollup", "Pss") or 0
                     h = _kib(f"/proc/{p}/status", "VmHWM")
                     if h:
@@ -363,8 +377,8 @@ class Progress(threading.Thread):
             self.poll()
 
 
-def _timed(cmd: list[str], split_workers: bool, log: Path, interval: float,
-           results: Path | None = None) -> tuple[float, "TreeSampler", int, float, "Progress | None"]:
+def _timed(cmd: list[str], split_workers: bool, log: Path, interval: float, results: Path | None = None,
+           pss_every: int = 16) -> tuple[float, "TreeSampler", int, float, "Progress | None"]:
     """Run ``cmd``: (wall s, its sampler (memory per worker, CPU per role), exit code, CPU s of its
     whole reaped process tree, arrival times of the records in ``results``)."""
     env = {**os.environ, **RUNNER_ENV}  # as the harness runs its cases
@@ -374,7 +388,7 @@ def _timed(cmd: list[str], split_workers: bool, log: Path, interval: float,
         progress.start()
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
-        sampler = TreeSampler(proc.pid, split_workers, interval or 1e9)
+        sampler = TreeSampler(proc.pid, split_workers, interval or 1e9, pss_every)
         if interval:
             sampler.start()
         _, code, usage = os.wait4(proc.pid, 0)  # rusage covers every descendant that was waited for
@@ -429,7 +443,7 @@ def _round(args, py: str, harness: list[str], ids: Path, work: Path, cases: list
         done.unlink(missing_ok=True)
         wall, sampler, rc, cpu, prog = _timed([py, "-m", "harness.bench", "--floor", str(ids), "--floor-done",
                                                str(done), "--cases-dir", args.cases_dir], False, work / "a.log",
-                                              args.mem_interval, done)
+                                              args.mem_interval, done, args.pss_every)
         lines = (work / "a.log").read_text().strip().splitlines()
         info = json.loads(lines[-1]) if rc == 0 and lines else {
             "counts": {"died": rc, "at": lines[-1] if lines else ""}}
@@ -445,7 +459,8 @@ def _round(args, py: str, harness: list[str], ids: Path, work: Path, cases: list
         cmd = harness + ["-n", str(workers), "--results", str(res)]
         if args.dist and workers:
             cmd += ["--dist", args.dist]
-        wall, sampler, rc, cpu, prog = _timed(cmd, workers > 0, work / f"{key}.log", args.mem_interval, res)
+        wall, sampler, rc, cpu, prog = _timed(cmd, workers > 0, work / f"{key}.log", args.mem_interval, res,
+                                              args.pss_every)
         st = _statuses(res)
         note = "" if sum(st.values()) == n else f" ONLY {sum(st.values())} RECORDS (rc {rc}, see {key}.log)"
         runs[key] = Run.of(wall, sampler, f"{dict(st)}{note}", cpu, prog)
@@ -625,6 +640,9 @@ def main(argv: list[str] | None = None) -> int:
                          "at once, whose a/p is the speed-up the machine itself allows)")
     ap.add_argument("--mem-interval", type=float, default=0.5,
                     help="seconds between memory samples; 0: no sampling (default 0.5)")
+    ap.add_argument("--pss-every", type=int, default=16, metavar="K",
+                    help="read PSS (smaps_rollup: a page-table walk under the target's memory-map lock) every "
+                         "K-th memory sample only (default 16: every 8 s); more often slows the runs measured")
     ap.add_argument("--repeat", type=int, default=1,
                     help="rounds of a, b, c in turn (a shared machine is noisy; medians are printed)")
     ap.add_argument("--exclude-from", default=None, metavar="RESULTS",

@@ -280,6 +280,7 @@ class TreeSampler(threading.Thread):
     def __init__(self, root: int, split_workers: bool, interval: float = 0.5, pss_every: int = 16):
         super().__init__(daemon=True)
         self.root, self.split, self.interval, self.pss_every = root, split_workers, interval, pss_every
+        _RUNNER.clear()  # pids of an earlier run may be reused by this one
         self.peak_pss: dict[str, int] = defaultdict(int)  # worker name -> KiB
         self.hwm: dict[str, dict[int, int]] = defaultdict(dict)  # worker name -> pid -> KiB
         self.cpu: dict[int, tuple[str, float]] = {}  # pid -> (role, CPU s last read)

@@ -213,7 +213,6 @@ def _kib(path: str, field: str) -> int | None:
 
 
 _TICK = os.sysconf("SC_CLK_TCK")
-_RUNNER: dict[int, bool] = {}  # pid -> whether it runs harness.runner, once its command line says
 
 
 def _cpu_s(pid: int) -> float | None:
@@ -226,14 +225,14 @@ def _cpu_s(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
-def _is_runner(pid: int) -> bool:
+def _is_runner(pid: int, known: dict[int, bool]) -> bool:
     """Whether ``pid`` is a process of a runner master (``python -m harness.runner``, or forked from one).
 
-    Reading a command line takes the target's memory-map lock, so the answer is kept once the
-    process has exec'd (its command line no longer starts like pytest's, its parent's).
+    Reading a command line takes the target's memory-map lock, so the answer is kept in ``known``
+    once the process has exec'd (its command line no longer says pytest, as its parent's does).
     """
-    if pid in _RUNNER:
-        return _RUNNER[pid]
+    if pid in known:
+        return known[pid]
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             cmd = f.read()
@@ -241,18 +240,18 @@ def _is_runner(pid: int) -> bool:
         return False
     runner = b"harness.runner" in cmd
     if runner or (cmd and b"pytest" not in cmd):
-        _RUNNER[pid] = runner
+        known[pid] = runner
     return runner
 
 
-def _xdist_workers(root: int, kids: dict[int, list[int]]) -> dict[int, str]:
+def _xdist_workers(root: int, kids: dict[int, list[int]], known: dict[int, bool]) -> dict[int, str]:
     """The xdist worker processes among ``root``'s children, named ``gw0``, ``gw1``, ... in start order.
 
     A worker sets ``PYTEST_XDIST_WORKER`` only once it runs, so /proc does not show it in its
     environment; every child of the controller that is not a runner master is a worker, and xdist
     starts them in the order of their names (pids grow).
     """
-    workers = sorted(p for p in kids.get(root, []) if not _is_runner(p))
+    workers = sorted(p for p in kids.get(root, []) if not _is_runner(p, known))
     return {p: f"gw{k}" for k, p in enumerate(workers)}
 
 
@@ -280,17 +279,16 @@ class TreeSampler(threading.Thread):
     def __init__(self, root: int, split_workers: bool, interval: float = 0.5, pss_every: int = 16):
         super().__init__(daemon=True)
         self.root, self.split, self.interval, self.pss_every = root, split_workers, interval, pss_every
-        _RUNNER.clear()  # pids of an earlier run may be reused by this one
+        self.runners: dict[int, bool] = {}  # pid -> whether it is a runner process (see _is_runner)
         self.peak_pss: dict[str, int] = defaultdict(int)  # worker name -> KiB
         self.hwm: dict[str, dict[int, int]] = defaultdict(dict)  # worker name -> pid -> KiB
         self.cpu: dict[int, tuple[str, float]] = {}  # pid -> (role, CPU s last read)
         self.stop_event = threading.Event()
 
-    def _groups(self, kids) -> dict[str, list[int]]:
+    def _groups(self, kids, workers: dict[int, str]) -> dict[str, list[int]]:
         if not self.split:
             return {"all": _tree(self.root, kids)}
         groups: dict[str, list[int]] = defaultdict(list)
-        workers = _xdist_workers(self.root, kids)
         for child in kids.get(self.root, []):
             label = workers.get(child)
             if label is not None:
@@ -301,29 +299,18 @@ class TreeSampler(threading.Thread):
                 groups[_session_owner(session) or "master"] += _tree(session, kids)
         return groups
 
-    def _role(self, pid: int, kids) -> str:
-        if pid == self.root:
-            return "main"
-        if self.split and pid in kids.get(self.root, ()) and not _is_runner(pid):
-            return "workers"
-        return "runner"
-
     def run(self) -> None:
         tick = 0
         while not self.stop_event.wait(self.interval):
             kids = _children_map()
-            root_cpu = _cpu_s(self.root)
-            if root_cpu is not None:
-                self.cpu[self.root] = ("main", root_cpu)
-            for w, pids in self._groups(kids).items():
+            workers = _xdist_workers(self.root, kids, self.runners) if self.split else {}
+            for p in _tree(self.root, kids):
+                used = _cpu_s(p)
+                if used is not None:  # the role is read anew: a child shows what it runs once it has exec'd
+                    self.cpu[p] = ("main" if p == self.root else "workers" if p in workers else "runner", used)
+            for w, pids in self._groups(kids, workers).items():
                 pss = 0
                 for p in pids:
-                    used = _cpu_s(p)
-                    if used is not None:
-                        # read anew until it is a worker: a forked child shows what it runs once it has
-                        # exec'd, and a zombie not yet reaped shows nothing
-                        role = "workers" if self.cpu.get(p, ("",))[0] == "workers" else self._role(p, kids)
-                        self.cpu[p] = (role, used)
                     if tick % self.pss_every == 0:
                         pss += _kib(f"/proc/{p}/smaps_rollup", "Pss") or 0
                     h = _kib(f"/proc/{p}/status", "VmHWM")
@@ -427,12 +414,14 @@ class Run:
     roles: dict | None = None
 
     @staticmethod
-    def of(wall, sampler: "TreeSampler", what, cpu, progress) -> "Run":
+    def of(wall, sampler: "TreeSampler | None", what, cpu, progress) -> "Run":
         first = steady = None
         if progress is not None and progress.first is not None:
             first = progress.first
             if progress.count > 1 and progress.last > progress.first:
                 steady = (progress.count - 1) / (progress.last - progress.first)
+        if sampler is None:  # not sampled
+            return Run(wall, [], what, cpu, first, steady)
         return Run(wall, sampler.per_worker(), what, cpu, first, steady, roles=sampler.cpu_by_role())
 
 
@@ -442,13 +431,9 @@ def _round(args, py: str, harness: list[str], ids: Path, work: Path, cases: list
     if "a" in args.only:
         done = work / "a.done"
         done.unlink(missing_ok=True)
-        wall, sampler, rc, cpu, prog = _timed([py, "-m", "harness.bench", "--floor", str(ids), "--floor-done",
-                                               str(done), "--cases-dir", args.cases_dir], False, work / "a.log",
+        wall, sampler, rc, cpu, prog = _timed(_floor_cmd(py, ids, done, args.cases_dir), False, work / "a.log",
                                               args.mem_interval, done, args.pss_every)
-        lines = (work / "a.log").read_text().strip().splitlines()
-        info = json.loads(lines[-1]) if rc == 0 and lines else {
-            "counts": {"died": rc, "at": lines[-1] if lines else ""}}
-        runs["a"] = Run.of(wall, sampler, f"{info['counts']}", cpu, prog)
+        runs["a"] = Run.of(wall, sampler, f"{_floor_counts(work / 'a.log', rc)}", cpu, prog)
         runs["a"].exporters = export_shares(done)
     if "p" in args.only:
         runs["p"] = _parallel_floor(args, py, cases, work)
@@ -467,6 +452,19 @@ def _round(args, py: str, harness: list[str], ids: Path, work: Path, cases: list
         runs[key] = Run.of(wall, sampler, f"{dict(st)}{note}", cpu, prog)
         runs[key].exporters = export_shares(res)
     return runs
+
+
+def _floor_cmd(py: str, ids: Path, done: Path, cases_dir: str) -> list[str]:
+    """The command of one bare-loop process over the case ids in ``ids`` (a line per case into ``done``)."""
+    return [py, "-m", "harness.bench", "--floor", str(ids), "--floor-done", str(done), "--cases-dir", cases_dir]
+
+
+def _floor_counts(log: Path, rc: int) -> dict:
+    """The counts a bare-loop process printed last, or what it died of."""
+    lines = log.read_text().strip().splitlines()
+    if rc == 0 and lines:
+        return json.loads(lines[-1])["counts"]
+    return {"died": rc, "at": lines[-1] if lines else ""}
 
 
 def split_by_model(cases: list, parts: int) -> list[list[str]]:
@@ -495,23 +493,22 @@ def _parallel_floor(args, py: str, cases: list, work: Path) -> "Run":
         part_ids = work / f"p{k}.ids"
         part_ids.write_text("\n".join(part) + "\n")
         with open(work / f"p{k}.log", "w") as out:
-            procs.append(subprocess.Popen([py, "-m", "harness.bench", "--floor", str(part_ids), "--floor-done",
-                                           str(done), "--cases-dir", args.cases_dir], cwd=ROOT, stdout=out,
+            procs.append(subprocess.Popen(_floor_cmd(py, part_ids, done, args.cases_dir), cwd=ROOT, stdout=out,
                                           stderr=subprocess.STDOUT, env=env))
-    cpu, counts = 0.0, Counter()
+    cpu, counts, died = 0.0, Counter(), []
     for k, proc in enumerate(procs):
         _, code, usage = os.wait4(proc.pid, 0)
         cpu += usage.ru_utime + usage.ru_stime
-        lines = (work / f"p{k}.log").read_text().strip().splitlines()
-        if os.waitstatus_to_exitcode(code) == 0 and lines:
-            counts.update(json.loads(lines[-1])["counts"])
+        got = _floor_counts(work / f"p{k}.log", os.waitstatus_to_exitcode(code))
+        if "died" in got:
+            died.append(got)
         else:
-            counts["died"] += 1
+            counts.update(got)
     wall = time.perf_counter() - t0
     progress.stop_event.set()
     progress.join()
     progress.poll()
-    run = Run.of(wall, TreeSampler(0, False), f"{dict(counts)}", cpu, progress)
+    run = Run.of(wall, None, f"{dict(counts)}" + (f" DIED: {died}" if died else ""), cpu, progress)
     run.exporters = export_shares(done)
     return run
 

@@ -69,8 +69,8 @@ def test_xdist_workers_are_the_controllers_children_that_are_not_runner_masters(
                 break
             time.sleep(0.01)
         child = kids[proc.pid][0]
-        assert _xdist_workers(proc.pid, kids) == {child: "gw0"}
-        assert _xdist_workers(child, kids) == {}
+        assert _xdist_workers(proc.pid, kids, {}) == {child: "gw0"}
+        assert _xdist_workers(child, kids, {}) == {}
     finally:
         proc.kill()
         proc.wait()

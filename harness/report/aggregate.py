@@ -1,9 +1,9 @@
 """Records -> per-kernel support rows and per-(kernel, opset) heatmap cells.
 
 An opset counts as *passing* for a kernel when every case run at that opset
-(every variant and dtype, skipped cases aside) passed. Every aggregation takes
-a record filter (``where``): the report's ``--dtypes`` selection is one, and
-the by-dtype table is the same per-kernel rows over each dtype's records alone.
+(every variant and dtype, skipped cases aside) passed. :func:`summarize` takes
+a record filter (``where``: the report's ``--dtypes`` selection), and its
+by-dtype table is the same per-kernel rows over each dtype's records alone.
 Nothing here is hard-coded: statuses, ranges and figures all come from the records.
 """
 
@@ -197,12 +197,10 @@ def short_reason(message: str, limit: int = REASON_CHARS) -> str:
     return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
 
 
-def kernel_rows(records: list[dict], where: Where | None = None) -> dict[Group, dict[str, KernelRow]]:
-    """Group -> kernel -> :class:`KernelRow` of the records ``where`` accepts (every record when None)."""
+def kernel_rows(records: list[dict]) -> dict[Group, dict[str, KernelRow]]:
+    """Group -> kernel -> :class:`KernelRow` of ``records``."""
     rows: dict[Group, dict[str, KernelRow]] = {}
     for rec in records:
-        if where is not None and not where(rec):
-            continue
         g = group_key(rec)
         kernel, opset, status = str(rec["kernel"]), int(rec["opset"]), str(rec["status"])
         row = rows.setdefault(g, {}).get(kernel)
@@ -253,9 +251,12 @@ def summarize(records: list[dict], matrix_rows=(), matrix_exporters: dict | None
         records = [r for r in records if where(r)]
     rows = kernel_rows(records)
     cells, counts, opsets = heatmap_cells(records)
+    of_dtype: dict[str, list[dict]] = {}
+    for r in records:
+        of_dtype.setdefault(str(r.get("dtype") or ""), []).append(r)
     by_dtype: dict[Group, dict[str, dict[str, KernelRow]]] = {}
-    for d in dtypes.ordered(str(r.get("dtype") or "") for r in records):
-        for g, kernels in kernel_rows(records, where=dtype_is(d)).items():
+    for d in dtypes.ordered(of_dtype):
+        for g, kernels in kernel_rows(of_dtype[d]).items():
             by_dtype.setdefault(g, {})[d] = kernels
     _add_matrix_rows(rows, matrix_rows, matrix_exporters or {})
     order = sorted(rows, key=framework_rank)

@@ -1,12 +1,12 @@
 """Property mode: one hypothesis-driven test per matrix entry x exporter x device.
 
-Collected only with ``pytest --explore`` (see harness/plugin.py and harness/explore.py).
+Collected only with ``pytest --explore`` (see harness/plugin.py and harness/explore/property.py).
 """
 
 import pytest
 
-from harness import status
-from harness.explore import failure_message, skipped_record
+from harness.core import status
+from harness.explore.property import failure_message, skipped_record
 from harness.plugin import xfail
 
 

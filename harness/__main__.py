@@ -14,15 +14,15 @@ import sys
 
 #: command name -> module implementing it
 COMMANDS: dict[str, str] = {
-    "report": "harness.report.cmd_report",
-    "diff": "harness.report.cmd_diff",
-    "merge": "harness.report.cmd_merge",
-    "bench-report": "harness.report.cmd_bench",
-    "suggest-expectations": "harness.suggest",
-    "bench": "harness.bench",
-    "shards": "harness.cmd_shards",
-    "pin-example": "harness.pin",
-    "envs": "harness.cmd_envs",
+    "report": "harness.cli.report",
+    "diff": "harness.cli.diff",
+    "merge": "harness.cli.merge",
+    "bench-report": "harness.cli.bench_report",
+    "suggest-expectations": "harness.cli.suggest",
+    "bench": "harness.bench.runs",
+    "shards": "harness.cli.shards",
+    "pin-example": "harness.explore.pin",
+    "envs": "harness.cli.envs",
 }
 
 

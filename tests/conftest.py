@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.matrix import Scope, load_all
+from harness.spec.matrix import Scope, load_all
 
 ROOT = Path(__file__).resolve().parent.parent
 FAKE = ROOT / "tests" / "data" / "fake.yaml"

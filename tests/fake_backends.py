@@ -37,6 +37,7 @@ class WrongOnRelu:
     """onnx's reference evaluator, except that every model with a Relu node gets outputs + 1."""
 
     name = "fake-wrong-relu"
+    devices = ("cpu",)
 
     def prepare(self, model, path, setting):
         if any(o.domain not in ("", "ai.onnx") for o in model.opset_import):

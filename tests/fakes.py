@@ -14,11 +14,11 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from harness import registry
+from harness.core import registry
 
 
 @registry.register_framework
-class FakeFramework:
+class FakeFramework(registry.FrameworkAdapter):
     """Reference: numpy relu."""
 
     name = "fake"
@@ -139,7 +139,7 @@ def build_explore_onnx(spec: dict, opset: int) -> onnx.ModelProto:
 
 
 @registry.register_framework
-class FakeExploreFramework:
+class FakeExploreFramework(registry.FrameworkAdapter):
     """Reference: numpy ``relu(x) + k``; the 'model' is the spec."""
 
     name = "fakex"

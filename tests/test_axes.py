@@ -4,9 +4,9 @@ import shutil
 
 import pytest
 
-from harness import status
-from harness.expectations import Expectations
-from harness.results import read_results
+from harness.core import status
+from harness.spec.expectations import Expectations
+from harness.report.results import read_results
 
 EXPECTED = """\
 expected_failures:
@@ -158,7 +158,7 @@ def test_reference_evaluator_refuses_older_semantics_it_does_not_implement():
     (status.MISMATCH, "ort", {"problem": "it lacks Foo"}, status.BLAME_UNDETERMINED, "gave no verdict: it lacks Foo"),
 ])
 def test_blame_decision_table(verdict, runtime, opinion, blamed, why):
-    from harness.blame import Opinion, decide
+    from harness.core.blame import Opinion, decide
 
     found = decide(verdict, "checker", runtime, None if opinion is None else Opinion(**opinion))
     if blamed is None:
@@ -172,7 +172,7 @@ def test_a_slow_second_opinion_is_cut_off(fake_matrix, tmp_path, monkeypatch):
     import time
 
     import tests.fakes  # noqa: F401 - registers the fake framework in this process
-    from harness import pipeline
+    from harness.core import pipeline
     from harness.runtimes import reference
 
     def slow(self, inputs):

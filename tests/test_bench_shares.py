@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from harness.bench import TreeSampler, _children_map, _exporters, _xdist_workers, export_shares, split_by_model
+from harness.bench.runs import TreeSampler, _children_map, _exporters, _xdist_workers, export_shares, split_by_model
 
 
 def test_export_shares_per_exporter(tmp_path):

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import registry
-from harness.matrix import matrix_files
+from harness.core import registry
+from harness.spec.matrix import matrix_files
 
 ROOT = Path(__file__).resolve().parent.parent
 FRAMEWORK = "paddle"

@@ -8,10 +8,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from harness import dtypes, tolerance
-from harness.inputs import make_inputs
-from harness.matrix import Scope, load_all, load_dtype_policy, load_tolerances
-from harness.yamlsrc import MatrixError
+from harness.core import dtypes, tolerance
+from harness.core.inputs import make_inputs
+from harness.spec.matrix import Scope, load_all, load_dtype_policy, load_tolerances
+from harness.spec.yamlsrc import MatrixError
 
 ROOT = Path(__file__).resolve().parent.parent
 TOL = ROOT / "cases" / "tolerances.yaml"

@@ -15,13 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from harness import environments
+from harness.isolation import environments
 
 ROOT = Path(__file__).resolve().parent.parent
 
 #: Where the runner side starts: the runner, the probe, the adapters and builders of the extra environments.
-ENTRY_POINTS = ("runner", "envprobe", "frameworks/tensorflow", "frameworks/oneflow", "builders/tensorflow_ops",
-                "builders/tensorflow_models", "builders/oneflow_ops", "builders/oneflow_models")
+ENTRY_POINTS = ("core/runner", "isolation/envprobe", "frameworks/tensorflow", "frameworks/oneflow",
+                "builders/tensorflow_ops", "builders/tensorflow_models",
+                "builders/oneflow_ops", "builders/oneflow_models")
 
 
 def _harness_imports(path: Path) -> set[Path]:
@@ -34,9 +35,16 @@ def _harness_imports(path: Path) -> set[Path]:
             base = pkg
             for _ in range(node.level - 1):
                 base = base.parent
-            names = [node.module] if node.module else [a.name for a in node.names]
-            for name in names:
-                out.add(base.joinpath(*name.split(".")))
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "harness":
+            base = ROOT
+        elif isinstance(node, ast.Import):
+            out.update(ROOT.joinpath(*a.name.split(".")) for a in node.names if a.name.split(".")[0] == "harness")
+            continue
+        else:
+            continue
+        stem = base.joinpath(*node.module.split(".")) if node.module else base
+        out.add(stem)
+        out.update(stem / a.name for a in node.names)
     found = set()
     for stem in out:
         for cand in (stem.with_suffix(".py"), stem / "__init__.py"):
@@ -208,7 +216,7 @@ def _ready(name: str) -> environments.Environment:
 
 
 def _probe(env, *args) -> dict:
-    out = subprocess.run([str(env.executable), "-m", "harness.envprobe", *args], cwd=ROOT,
+    out = subprocess.run([str(env.executable), "-m", "harness.isolation.envprobe", *args], cwd=ROOT,
                          env=environments.runner_environ(env.frameworks[0]), capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.expectations import Expectations
-from harness.results import read_results
-from harness.yamlsrc import MatrixError
+from harness.spec.expectations import Expectations
+from harness.report.results import read_results
+from harness.spec.yamlsrc import MatrixError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -100,8 +100,8 @@ def test_corrupt_results_file_names_the_line(tmp_path):
 
 
 def test_suggest_covers_exactly_the_failures():
-    from harness.expectations import Expectation
-    from harness.suggest import suggest
+    from harness.spec.expectations import Expectation
+    from harness.cli.suggest import suggest
 
     def rec(variant, opset, st, msg="boom"):
         return {"id": f"paddle-static-k-{variant}-opset{opset}-float32-cpu", "framework": "paddle",
@@ -124,7 +124,7 @@ def test_suggest_covers_exactly_the_failures():
 def test_suggest_groups_causes_whatever_their_numbers():
     """Magnitudes vary between runs (paddle2onnx 2.1 writes LeakyRelu's alpha uninitialised):
     one entry, whose reason says the size is not stable."""
-    from harness.suggest import suggest
+    from harness.cli.suggest import suggest
 
     recs = [{"id": f"paddle-static-k-a-opset{o}-float32-cpu", "framework": "paddle", "exporter": "static",
              "kernel": "k", "variant": "a", "opset": o, "status": "mismatch", "max_abs": m,
@@ -138,7 +138,7 @@ def test_suggest_groups_causes_whatever_their_numbers():
 
 def test_indexed_lookup_keeps_file_order():
     """find() tests only the entries whose prefix can match, yet the first entry in file order still wins."""
-    from harness.expectations import Expectation
+    from harness.spec.expectations import Expectation
 
     entries = [Expectation(m, rng, ("mismatch",), f"entry {i}") for i, (m, rng) in enumerate([
         ("paddle-static-conv2d-basic-opset7-*", None),  # indexed under paddle-static-conv2d
@@ -163,7 +163,7 @@ def test_indexed_lookup_keeps_file_order():
 
 def test_stale_check_below_full_scope_ignores_opsets():
     """An entry about opsets a declared-scope run leaves out is not stale there; one naming no case is."""
-    from harness.expectations import Expectation
+    from harness.spec.expectations import Expectation
 
     entries = [Expectation("torch-dynamo-conv2d-*", (7, 14), ("opset-not-honored",), "below native"),
                Expectation("torch-dynamo-conv2d-basic-opset9-*", None, ("crash",), "one opset"),

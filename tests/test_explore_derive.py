@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from hypothesis import find, given, settings
 
-from harness.derive import ABSENT, Domain, shape_template
-from harness.explore import collect_targets
-from harness.matrix import Scope, load_all
-from harness.pin import pin
-from harness.strategies import ExploreError
+from harness.explore.derive import ABSENT, Domain, shape_template
+from harness.explore.property import collect_targets
+from harness.spec.matrix import Scope, load_all
+from harness.explore.pin import pin
+from harness.explore.strategies import ExploreError
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
@@ -218,8 +218,8 @@ def test_failures_the_fixed_matrix_already_shows_are_not_findings(tmp_path):
     from dataclasses import replace
     from types import SimpleNamespace
 
-    from harness.expectations import Expectations
-    from harness.explore import Explorer, ExploreTarget
+    from harness.spec.expectations import Expectations
+    from harness.explore.property import Explorer, ExploreTarget
 
     cases, _ = _cases(tmp_path, MATRIX)
     exp = tmp_path / "expected.yaml"

@@ -14,9 +14,10 @@ from pathlib import Path
 import onnxruntime
 import pytest
 
-from harness import devices, sharding, status
-from harness.isolation import Executor
-from harness.matrix import Scope, load_all
+from harness.core import devices, status
+from harness.plugin import sharding
+from harness.isolation.processes import Executor
+from harness.spec.matrix import Scope, load_all
 
 ROOT = Path(__file__).resolve().parent.parent
 FAKE = ROOT / "tests" / "data" / "fake.yaml"
@@ -157,7 +158,7 @@ def test_shards_are_an_exact_cover_grouped_by_model(n):
 
 def test_shard_of_is_the_same_in_every_process():
     keys = sorted({c.model_key for c in _all_cases()})
-    code = ("import json, sys; from harness import sharding; "
+    code = ("import json, sys; from harness.plugin import sharding; "
             "print(json.dumps([sharding.shard_of(k, 4) for k in json.loads(sys.argv[1])]))")
     got = []
     for seed in ("1", "2"):

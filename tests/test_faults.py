@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import status
+from harness.core import status
 from harness.__main__ import main as harness_main
-from harness.matrix import Scope, load_all
+from harness.spec.matrix import Scope, load_all
 
 ROOT = Path(__file__).resolve().parent.parent
 FAULTS = ROOT / "tests" / "data" / "faults.yaml"
@@ -159,7 +159,7 @@ def _dead_pid() -> int:
 
 
 def test_sweep_removes_only_folders_of_dead_owners(tmp_path):
-    from harness.isolation import sweep_stale_temp_dirs
+    from harness.isolation.processes import sweep_stale_temp_dirs
 
     dead = _dead_pid()
     names = {f"onnx-conf-{dead}-a": False, f"onnx-conf-master-{dead}-b": False, f"onnx-conf-warm-{dead}-c": False,

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import matrix, registry
+from harness.spec import matrix
+from harness.core import registry
 
 ROOT = Path(__file__).resolve().parent.parent
 TRACKS = {"tensorflow": ("function", "keras"), "oneflow": ("graph",)}

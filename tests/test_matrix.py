@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.matrix import Scope, format_opsets, load_all, load_tolerances
-from harness.yamlsrc import MatrixError
+from harness.spec.matrix import Scope, format_opsets, load_all, load_tolerances
+from harness.spec.yamlsrc import MatrixError
 
 ROOT = Path(__file__).resolve().parent.parent
 TOL = ROOT / "cases" / "tolerances.yaml"
@@ -149,7 +149,7 @@ def test_bad_tolerance_rule(tmp_path):
 
 
 def test_real_matrices_load():
-    from harness.matrix import matrix_files
+    from harness.spec.matrix import matrix_files
 
     m = load_all(matrix_files(ROOT / "cases"), TOL, Scope())
     assert m.cases and m.rows
@@ -192,7 +192,7 @@ def test_non_utf8_file_is_named(tmp_path):
 @pytest.mark.parametrize("text, got", [("", "the file is empty"), ("# nothing yet\n", "the file is empty"),
                                        ("- relu\n", "the file holds a list")])
 def test_empty_or_non_mapping_files_say_what_was_expected(tmp_path, text, got):
-    from harness.expectations import Expectations
+    from harness.spec.expectations import Expectations
 
     m = write(tmp_path, text)
     with pytest.raises(MatrixError) as err:

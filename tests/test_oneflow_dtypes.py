@@ -13,7 +13,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness import dtypes, environments
+from harness.core import dtypes
+from harness.isolation import environments
 from harness.frameworks import oneflow as adapter
 
 ROOT = Path(__file__).resolve().parent.parent

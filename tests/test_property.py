@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from harness import status
-from harness.isolation import Executor
-from harness.matrix import Scope, load_all
-from harness.case import Case
-from harness.derive import Domain
-from harness.strategies import ExploreError, compile_constraint, describe_special_disagreement, inject_special_values
+from harness.core import status
+from harness.isolation.processes import Executor
+from harness.spec.matrix import Scope, load_all
+from harness.core.case import Case
+from harness.explore.derive import Domain
+from harness.core.special import describe_special_disagreement, inject_special_values
+from harness.explore.strategies import ExploreError, compile_constraint
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"

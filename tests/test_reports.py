@@ -8,11 +8,11 @@ from types import SimpleNamespace
 import pytest
 
 from harness.__main__ import COMMANDS, main
-from harness.matrix import Row
+from harness.spec.matrix import Row
 from harness.report import build_reports
 from harness.report.aggregate import summarize
 from harness.report.inputs import load
-from harness.reporting import end_of_run
+from harness.report.hook import end_of_run
 
 XSS = "<script>alert(1)</script>"
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import registry, replay, repro, status
-from harness.isolation import Executor
-from harness.matrix import Scope, load_all
+from harness.core import registry, replay, repro, status
+from harness.isolation.processes import Executor
+from harness.spec.matrix import Scope, load_all
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
@@ -78,7 +78,7 @@ def test_bundle_scripts_compile_define_every_name_and_import_only_what_the_repla
     assert (tmp_path / "repro.py").read_bytes() == Path(replay.__file__).read_bytes()
     vendor = tmp_path / repro.VENDOR
     rel = {p.relative_to(vendor).as_posix() for p in scripts if vendor in p.parents}
-    assert {"harness/__init__.py", "harness/pipeline.py", "harness/tolerance.py", "harness/registry.py",
+    assert {"harness/__init__.py", "harness/core/pipeline.py", "harness/core/tolerance.py", "harness/core/registry.py",
             f"harness/frameworks/{fw}.py", "harness/runtimes/ort.py"} <= rel
     if builder != "call":
         module = registry.BUILDERS[(fw, builder)].__module__
@@ -101,8 +101,8 @@ def test_bundle_scripts_compile_define_every_name_and_import_only_what_the_repla
 
 def test_the_bundle_writer_does_not_import_the_pipeline():
     """No cycle: pipeline imports repro (to write bundles), repro never imports pipeline."""
-    mods = repro.imported_modules(Path(repro.__file__), "harness.repro", False, {"harness"})
-    assert "harness.pipeline" not in mods and "harness.replay" not in mods
+    mods = repro.imported_modules(Path(repro.__file__), "harness.core.repro", False, {"harness"})
+    assert "harness.core.pipeline" not in mods and "harness.core.replay" not in mods
 
 
 @pytest.mark.parametrize("rec, original, code, words", [

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import status
-from harness.isolation import Executor
-from harness.matrix import Scope, load_all
+from harness.core import status
+from harness.isolation.processes import Executor
+from harness.spec.matrix import Scope, load_all
 
 pytestmark = pytest.mark.slow
 

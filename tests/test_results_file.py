@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from harness import results
-from harness.results import NotResults, ResultsWriter, WriteFailed, read_results
+from harness.report import results
+from harness.report.results import NotResults, ResultsWriter, WriteFailed, read_results
 
 
 def rec(i: int) -> dict:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import status
-from harness.isolation import Executor, Master
-from harness.matrix import Scope, load_all
+from harness.core import status
+from harness.isolation.processes import Executor, Master
+from harness.spec.matrix import Scope, load_all
 
 ROOT = Path(__file__).resolve().parent.parent
 FAKE = ROOT / "tests" / "data" / "fake.yaml"

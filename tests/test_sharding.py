@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import sharding
-from harness.cmd_shards import plan
+from harness.plugin import sharding
+from harness.cli.shards import plan
 
 ROOT = Path(__file__).resolve().parent.parent
 FAKE = ROOT / "tests" / "data" / "fake.yaml"
@@ -137,7 +137,7 @@ def test_shards_command_compares_both_partitions(tmp_path, capsys):
 
 def test_shard_durations_select_balanced_shards(tmp_path):
     """--shard-durations deals the fake matrix's models by the wall times of a results file."""
-    from harness.matrix import Scope, load_all
+    from harness.spec.matrix import Scope, load_all
 
     cases = load_all([FAKE], ROOT / "cases" / "tolerances.yaml", Scope(opsets="declared")).cases
     keys = sorted({c.model_key for c in cases})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -123,3 +124,117 @@ def test_the_plugin_imports_no_framework():
             f"print([m for m in {FRAMEWORKS!r} if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+#: What each layer may import from the others (``harness.X`` packages; the top-level ``harness``
+#: package itself is empty). ``core`` runs in the case servers: it reaches the extension packages
+#: only, never the controller's layers.
+LAYERS = {
+    "core": {"core", "frameworks", "builders", "runtimes", "passes"},
+    "frameworks": {"core", "builders"},
+    "builders": {"core"},
+    "runtimes": {"core"},
+    "passes": {"core"},
+    "spec": {"core", "spec"},
+    "isolation": {"core", "isolation"},
+    "explore": {"core", "spec", "explore", "report"},
+    "report": {"core", "spec", "report", "isolation"},
+    "plugin": {"core", "spec", "isolation", "explore", "report", "plugin", "runtimes", "passes"},
+    "bench": {"core", "spec", "isolation", "report", "bench"},
+    "cli": {"core", "spec", "isolation", "explore", "report", "plugin", "bench", "cli"},
+}
+
+
+def _layer(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    """``module -> imported`` edges that cross a layer boundary :data:`LAYERS` does not allow."""
+    bad = []
+    for mod, deps in sorted(graph.items()):
+        allowed = LAYERS.get(_layer(mod))
+        if allowed is None:
+            continue
+        allowed = allowed | {_layer(mod)}
+        bad += [f"{mod} imports {dep}" for dep in sorted(deps) if _layer(dep) and _layer(dep) not in allowed]
+    return bad
+
+
+def test_every_package_of_harness_has_a_layer():
+    packages = {p.name for p in PKG.iterdir() if (p / "__init__.py").is_file()}
+    assert packages == set(LAYERS), "give each new package of harness/ its place in LAYERS"
+
+
+def test_layers_import_only_what_they_may():
+    assert layer_violations(_graph()) == []
+
+
+def test_the_layer_check_finds_a_crossing():
+    assert layer_violations({"harness.core.pipeline": {"harness.plugin.options"}}) == [
+        "harness.core.pipeline imports harness.plugin.options"]
+    assert layer_violations({"harness.core.pipeline": {"harness.core.record", "harness.runtimes"}}) == []
+
+
+def test_the_server_side_parses_as_python_3_10():
+    """The OneFlow environment runs core/ on 3.10: no syntax newer than that (e.g. ``except*``, PEP 695)."""
+    offenders = []
+    for folder in ("core", "frameworks", "builders", "runtimes", "passes", "isolation"):
+        for path in sorted((PKG / folder).glob("*.py")):
+            try:
+                ast.parse(path.read_text(encoding="utf-8"), feature_version=(3, 10))
+            except SyntaxError as exc:
+                offenders.append(f"{path.relative_to(ROOT)}:{exc.lineno}: {exc.msg}")
+    assert offenders == []
+
+
+README = ROOT / "README.md"
+
+
+def _layout_rows() -> list[tuple[str, str]]:
+    text = README.read_text(encoding="utf-8")
+    section = text.split("\n## Layout\n", 1)[1].split("\n## ", 1)[0]
+    rows = []
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 2 and cells[0].startswith("`"):
+            rows.append((cells[0].strip("`"), cells[1]))
+    return rows
+
+
+def test_readme_is_a_map():
+    assert len(README.read_text(encoding="utf-8").splitlines()) <= 170
+
+
+def test_every_path_of_the_readme_layout_exists():
+    missing = []
+    for path, what in _layout_rows():
+        if not (ROOT / path).exists():
+            missing.append(path)
+        if path.startswith("harness/") and path.endswith("/"):
+            missing += [f"{path}{n}" for n in re.findall(r"`([\w]+\.py|templates/)`", what)
+                        if not (ROOT / path / n).exists()]
+        missing += [n for n in re.findall(r"`((?:harness|tests|cases|docs)/[\w/.]+)`", what) if not (ROOT / n).exists()]
+    assert missing == []
+
+
+def test_the_readme_layout_names_every_module():
+    rows = dict(_layout_rows())
+    unnamed = []
+    for pkg in sorted(p for p in PKG.iterdir() if (p / "__init__.py").is_file()):
+        key = f"harness/{pkg.name}/"
+        assert key in rows, f"README layout has no row for {key}"
+        if "`" not in rows[key]:
+            continue  # a row that describes its folder without listing files
+        named = set(re.findall(r"`([\w]+\.py)`", rows[key]))
+        if pkg.name in ("cli", "bench", "frameworks", "builders"):
+            continue  # one module per command / framework: the row states the convention
+        unnamed += [f"{key}{p.name}" for p in sorted(pkg.glob("*.py")) if p.name != "__init__.py"
+                    and p.name not in named]
+    assert unnamed == []
+
+
+def test_every_docs_page_the_readme_links_exists():
+    links = re.findall(r"\]\((docs/[\w.-]+\.md)\)", README.read_text(encoding="utf-8"))
+    assert links and all((ROOT / link).is_file() for link in links)

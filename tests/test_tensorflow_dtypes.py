@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import environments, matrix
+from harness.isolation import environments
+from harness.spec import matrix
 
 ROOT = Path(__file__).resolve().parent.parent
 

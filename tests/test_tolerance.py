@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from harness.tolerance import compare
+from harness.core.tolerance import compare
 
 SEED_ABS_REL = {"name": "seed-abs-rel", "kind": "abs-or-rel", "abs": 1e-5, "rel": 1e-5}
 ALLCLOSE = {"name": "allclose", "kind": "allclose", "rtol": 1e-3, "atol": 1e-5}

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import status
-from harness.isolation import Executor
-from harness.matrix import Scope, load_all
-from harness.yamlsrc import MatrixError
+from harness.core import status
+from harness.isolation.processes import Executor
+from harness.spec.matrix import Scope, load_all
+from harness.spec.yamlsrc import MatrixError
 
 ROOT = Path(__file__).resolve().parent.parent
 TOL = ROOT / "cases" / "tolerances.yaml"

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from harness import dtypes, registry
+from harness.core import dtypes, registry
 
 CONV = {"builder": "layer", "kwargs": {"layer": "Conv2D", "filters": 4, "kernel_size": 3},
         "inputs": [{"shape": [2, 8, 8, 3]}]}
@@ -45,7 +45,7 @@ def weights(fw, spec: dict, dtype: str, seed: int = 7) -> dict:
 
 def refusals(fw) -> dict:
     """TensorFlow's messages for an op without a CPU kernel (eager and in a graph) and for an op
-    whose definition refuses the dtype, and what :func:`harness.dtypes.unsupported_reason` makes of them."""
+    whose definition refuses the dtype, and what :func:`harness.core.dtypes.unsupported_reason` makes of them."""
     import tensorflow as tf
 
     ints = tf.constant([1, 2], tf.int32)

@@ -11,7 +11,7 @@ OneFlow is imported inside the builders (see :mod:`harness.builders.oneflow_ops`
 
 from __future__ import annotations
 
-from ..registry import register_builder
+from harness.core.registry import register_builder
 from .oneflow_ops import randomize_norms
 
 

@@ -11,7 +11,7 @@ adapter must load the CUDA libraries before OneFlow's first import.
 
 from __future__ import annotations
 
-from ..registry import register_builder
+from harness.core.registry import register_builder
 
 
 def randomize_norms(module) -> None:

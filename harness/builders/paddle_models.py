@@ -16,7 +16,7 @@ translates the forward's source). Paddle is imported inside the builders.
 
 from __future__ import annotations
 
-from ..registry import register_builder
+from harness.core.registry import register_builder
 
 
 def _randomize_bn(layer) -> None:

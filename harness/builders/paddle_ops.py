@@ -15,7 +15,7 @@ module only to learn the builder names.
 
 from __future__ import annotations
 
-from ..registry import register_builder
+from harness.core.registry import register_builder
 
 
 def _kwargs(spec: dict) -> dict:

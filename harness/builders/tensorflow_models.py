@@ -9,12 +9,12 @@ The same four models as :mod:`harness.builders.torch_models`:
 * ``mbv3_block``: MobileNetV3-small block: 1x1 expand, depthwise conv, hard-swish,
   squeeze-excite with hard-sigmoid, 1x1 project, residual.
 
-TensorFlow is imported inside the builders (see :mod:`harness.registry`).
+TensorFlow is imported inside the builders (see :mod:`harness.core.registry`).
 """
 
 from __future__ import annotations
 
-from ..registry import register_builder
+from harness.core.registry import register_builder
 
 
 def _bn():

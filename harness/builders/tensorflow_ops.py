@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 
-from ..registry import register_builder
+from harness.core.registry import register_builder
 
 
 def _uniform(lo: float, hi: float):

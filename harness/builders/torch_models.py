@@ -9,12 +9,12 @@ The same four models exist for Paddle in :mod:`harness.builders.paddle_models`:
 * ``mbv3_block``: a MobileNetV3-small block: 1x1 expand, depthwise conv,
   hardswish, squeeze-excite with hardsigmoid, 1x1 project, residual.
 
-torch is imported inside the builders (see :mod:`harness.registry`).
+torch is imported inside the builders (see :mod:`harness.core.registry`).
 """
 
 from __future__ import annotations
 
-from ..registry import register_builder
+from harness.core.registry import register_builder
 
 
 def _randomize_bn(module) -> None:

@@ -12,7 +12,7 @@ the cuDNN and cuBLAS libraries that the ``nvidia-*-cu11`` wheels put in the
 environment's site-packages (``ctypes``, ``RTLD_GLOBAL``), so nobody has to set
 ``LD_LIBRARY_PATH``. OneFlow is imported lazily, in the forked server, never in
 the runner master (see :func:`flow`); so this adapter has no ``warm_up``. Runs
-in an environment of its own (see :mod:`harness.environments`).
+in an environment of its own (see :mod:`harness.isolation.environments`).
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import registry
+from harness.core import calls, registry
 
 #: pip distributions a standalone repro of a OneFlow case needs besides numpy, onnx and
-#: onnxruntime (read from this file's source by :mod:`harness.repro`, never imported there);
+#: onnxruntime (read from this file's source by :mod:`harness.core.repro`, never imported there);
 #: the replay runs on Python 3.10, the only one oneflow 0.9.0 has wheels for.
 REPLAY_REQUIRES = ("oneflow", "oneflow-onnx", "nvidia-cudnn-cu11", "nvidia-cublas-cu11")
 
@@ -80,27 +80,20 @@ def flow():
 _LOADED: list[str] = []
 
 
-def resolve(dotted: str):
-    """``'flow.nn.functional.relu'`` or ``'oneflow.relu'`` -> the function (nested attributes allowed)."""
-    flow()
-    return registry.resolve_dotted(dotted, {"flow": "oneflow"})
-
-
 @functools.lru_cache(maxsize=None)
 def _classes():
     """The Module that wraps a ``call:`` and the ``nn.Graph`` the converter reads (need oneflow)."""
     nn = flow().nn
 
     class Call(nn.Module):
-        """Wraps ``fn(*inputs, *args, **kwargs)`` as a Module (any arity)."""
+        """A ``call:`` (:class:`harness.core.calls.Call`) as a Module (any arity)."""
 
-        def __init__(self, fn, args, kwargs, pack):
+        def __init__(self, call):
             super().__init__()
-            self.fn, self.args, self.kwargs, self.pack = fn, list(args), dict(kwargs), pack
+            self.call = call
 
         def forward(self, *xs):
-            xs = [list(xs)] if self.pack == "list" else list(xs)
-            return self.fn(*xs, *self.args, **self.kwargs)
+            return self.call(*xs)
 
     class Graph(nn.Graph):
         """Calls the module on the inputs: what ``export_onnx_model`` converts."""
@@ -129,12 +122,13 @@ def _tensors(inputs) -> list:
 
 
 @registry.register_framework
-class OneFlowFramework:
+class OneFlowFramework(registry.FrameworkAdapter):
     """Builds OneFlow modules from case specs (eval mode, seeded weights) and runs them eagerly on CPU."""
 
     name = "oneflow"
+    call_aliases = {"flow": "oneflow"}
 
-    #: OneFlow's own words for "no kernel for this dtype on this device" (see harness.dtypes): its
+    #: OneFlow's own words for "no kernel for this dtype on this device" (see harness.core.dtypes): its
     #: dispatcher names the op, the device and every tensor's data type, over several lines
     dtype_unsupported = (
         r"(?s)Cannot find the kernel matching Current OperatorConf\..*DeviceType_Name: kCPU"
@@ -152,8 +146,8 @@ class OneFlowFramework:
         flow().manual_seed(seed)
         np.random.seed(seed % (2**32))
         if spec.get("call"):
-            call = _classes()[0]
-            module = call(resolve(spec["call"]), spec.get("args", []), spec.get("kwargs", {}), spec.get("pack"))
+            flow()  # imported in the server, never in the runner master (see the module docstring)
+            module = _classes()[0](calls.Call.of(spec, self.call_aliases))
         else:
             module = registry.BUILDERS[("oneflow", spec["builder"])](spec)
         module.eval()
@@ -199,7 +193,7 @@ class GraphExporter:
     name = "graph"
 
     def export(self, model, case, workdir, cache):
-        from ..inputs import make_inputs
+        from harness.core.inputs import make_inputs
 
         path = os.path.join(workdir, case.id + ".onnx")
         if os.path.exists(path):

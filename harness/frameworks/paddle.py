@@ -17,10 +17,10 @@ import paddle
 import paddle2onnx
 from paddle.static import InputSpec
 
-from .. import registry
+from harness.core import calls, registry
 
 #: pip distributions a standalone repro of a Paddle case needs besides numpy, onnx and
-#: onnxruntime (read from this file's source by :mod:`harness.repro`, never imported there):
+#: onnxruntime (read from this file's source by :mod:`harness.core.repro`, never imported there):
 #: paddle2onnx folds constants with polygraphy, which otherwise pip-installs onnx_graphsurgeon
 #: at run time.
 REPLAY_REQUIRES = ("paddlepaddle", "paddle2onnx", "polygraphy", "onnx-graphsurgeon")
@@ -29,29 +29,15 @@ paddle.set_device("cpu")
 logging.getLogger("paddle2onnx").setLevel(logging.ERROR)
 
 
-def resolve(dotted: str):
-    """``'paddle.nn.functional.relu6'`` -> the function."""
-    return registry.resolve_dotted(dotted)
-
-
 class _Call(paddle.nn.Layer):
-    """Wraps ``fn(*inputs, *args, **kwargs)`` as a Layer; subclasses fix the arity.
+    """A ``call:`` (:class:`harness.core.calls.Call`) as a Layer; subclasses fix the arity for ``InputSpec``."""
 
-    ``tensor_kwargs``: the last inputs are these keyword arguments instead (an
-    attribute given as a tensor, e.g. ``axis``); ``pack='list'`` passes the
-    other inputs as one list.
-    """
-
-    def __init__(self, fn, args, kwargs, pack, tensor_kwargs=()):
+    def __init__(self, call: calls.Call):
         super().__init__()
-        self.fn, self.args, self.kwargs, self.pack = fn, list(args), dict(kwargs), pack
-        self.tensor_kwargs = list(tensor_kwargs)
+        self.call = call
 
     def _apply(self, *xs):
-        split = len(xs) - len(self.tensor_kwargs)
-        xs, named = list(xs[:split]), dict(zip(self.tensor_kwargs, xs[split:]))
-        xs = [xs] if self.pack == "list" else xs
-        return self.fn(*xs, *self.args, **self.kwargs, **named)
+        return self.call(*xs)
 
 
 class _Call1(_Call):
@@ -87,12 +73,12 @@ def flatten(out) -> list[np.ndarray]:
 
 
 @registry.register_framework
-class PaddleFramework:
+class PaddleFramework(registry.FrameworkAdapter):
     """Builds Paddle layers from case specs and runs them in dynamic-graph mode."""
 
     name = "paddle"
 
-    #: Paddle's own words for "no kernel for this dtype on this device" (see harness.dtypes)
+    #: Paddle's own words for "no kernel for this dtype on this device" (see harness.core.dtypes)
     dtype_unsupported = (
         r"The kernel with key \(.*\b(float16|float64|int32|int64|bool)\) of kernel `\w+` is not registered",
         r"kernel `\w+` is not registered and is not supported",
@@ -111,7 +97,7 @@ class PaddleFramework:
         Paddle's program saving: about 2 s. Done here, every forked server,
         including each one forked after a crash, starts warm.
         """
-        layer = _Call1(paddle.abs, [], {}, None)
+        layer = _Call1(calls.Call(paddle.abs))
         layer.eval()
         spec = [InputSpec([None, 2], "float32", "x0")]
         paddle.onnx.export(layer, os.path.join(workdir, "warm"), input_spec=spec, opset_version=13)
@@ -125,8 +111,7 @@ class PaddleFramework:
         np.random.seed(seed % (2**32))
         if spec.get("call"):
             n = len(spec["inputs"])
-            layer = _ARITY[n](resolve(spec["call"]), spec.get("args", []), spec.get("kwargs", {}),
-                              spec.get("pack"), spec.get("tensor_kwargs", ()))
+            layer = _ARITY[n](calls.Call.of(spec, self.call_aliases))
         else:
             layer = registry.BUILDERS[("paddle", spec["builder"])](spec)
         layer.eval()

@@ -18,7 +18,7 @@ rounded once; at integer and bool dtypes the layers keep float32 weights (an
 op with weights takes floating inputs only). The reference runs in TensorFlow
 at the case's dtype on CPU.
 
-TensorFlow runs in an environment of its own (see :mod:`harness.environments`):
+TensorFlow runs in an environment of its own (see :mod:`harness.isolation.environments`):
 ``import tensorflow`` followed by ``import paddle`` kills the process with
 SIGSEGV, so this module must never share a process with Paddle.
 """
@@ -38,21 +38,16 @@ import tensorflow as tf  # noqa: E402
 import tf2onnx  # noqa: E402
 import tf_keras  # noqa: E402
 
-from .. import registry  # noqa: E402
+from harness.core import calls, registry  # noqa: E402
 
 #: pip distributions a standalone repro of a TensorFlow case needs besides numpy, onnx and
-#: onnxruntime (read from this file's source by :mod:`harness.repro`, never imported there).
+#: onnxruntime (read from this file's source by :mod:`harness.core.repro`, never imported there).
 REPLAY_REQUIRES = ("tensorflow-cpu", "tf-keras", "tf2onnx")
 
 tf.config.threading.set_intra_op_parallelism_threads(1)
 tf.config.threading.set_inter_op_parallelism_threads(1)
 tf.get_logger().setLevel(logging.ERROR)
 logging.getLogger("tf2onnx").setLevel(logging.ERROR)
-
-
-def resolve(dotted: str):
-    """``'tf.nn.relu6'`` or ``'tensorflow.nn.relu6'`` -> the function (nested attributes allowed)."""
-    return registry.resolve_dotted(dotted, {"tf": "tensorflow"})
 
 
 def flatten(out) -> list[np.ndarray]:
@@ -139,13 +134,14 @@ def _functional(layer_or_fn, spec: dict, lambda_wrap: bool):
 
 
 @registry.register_framework
-class TensorFlowFramework:
+class TensorFlowFramework(registry.FrameworkAdapter):
     """Builds Keras 2 models from case specs (seeded weights) and runs them eagerly on CPU."""
 
     name = "tensorflow"
+    call_aliases = {"tf": "tensorflow"}
 
     #: TensorFlow's own words for "no CPU kernel for this dtype" (eager: NotFoundError,
-    #: graph: InvalidArgumentError), see harness.dtypes. An op whose definition refuses a
+    #: graph: InvalidArgumentError), see harness.core.dtypes. An op whose definition refuses a
     #: dtype ("Value for attr 'T' of int32 is not in the list of allowed values") is not
     #: here: its entry must not declare that dtype.
     dtype_unsupported = (
@@ -180,13 +176,11 @@ class TensorFlowFramework:
 
     def _build(self, spec: dict, seed: int) -> Built:
         tf_keras.utils.set_random_seed(seed % (2**31))
-        args, kwargs = list(spec.get("args", [])), dict(spec.get("kwargs", {}))
         if spec.get("call"):
-            op = resolve(spec["call"])
-            pack = spec.get("pack") == "list"
+            call = calls.Call.of(spec, self.call_aliases)
 
-            def fn(*xs):
-                return op(list(xs), *args, **kwargs) if pack else op(*xs, *args, **kwargs)
+            def fn(*xs):  # a plain function: what Keras' Lambda and tf.function inspect
+                return call(*xs)
 
             return Built(fn, _functional(fn, spec, lambda_wrap=True))
         layer = registry.BUILDERS[("tensorflow", spec["builder"])](spec)

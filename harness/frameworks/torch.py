@@ -31,11 +31,11 @@ import warnings
 import numpy as np
 import torch
 
-from .. import registry
-from ..inputs import make_inputs
+from harness.core import calls, registry
+from harness.core.inputs import make_inputs
 
 #: pip distributions a standalone repro of a torch case needs besides numpy, onnx and
-#: onnxruntime (read from this file's source by :mod:`harness.repro`): the dynamo exporter
+#: onnxruntime (read from this file's source by :mod:`harness.core.repro`): the dynamo exporter
 #: translates with onnxscript.
 REPLAY_REQUIRES = ("torch", "onnxscript")
 
@@ -77,21 +77,15 @@ def _memoize_registry() -> None:
 _memoize_registry()
 
 
-def resolve(dotted: str):
-    """``'torch.nn.functional.relu6'`` -> the function (nested attributes allowed)."""
-    return registry.resolve_dotted(dotted)
-
-
 class _Call(torch.nn.Module):
-    """Wraps ``fn(*inputs, *args, **kwargs)`` as a Module; subclasses fix the arity."""
+    """A ``call:`` (:class:`harness.core.calls.Call`) as a Module; subclasses fix the arity."""
 
-    def __init__(self, fn, args, kwargs, pack):
+    def __init__(self, call: calls.Call):
         super().__init__()
-        self.fn, self.args, self.kwargs, self.pack = fn, list(args), dict(kwargs), pack
+        self.call = call
 
     def _apply_fn(self, *xs):
-        xs = [list(xs)] if self.pack == "list" else list(xs)
-        return self.fn(*xs, *self.args, **self.kwargs)
+        return self.call(*xs)
 
 
 class _Call1(_Call):
@@ -127,12 +121,12 @@ def flatten(out) -> list[np.ndarray]:
 
 
 @registry.register_framework
-class TorchFramework:
+class TorchFramework(registry.FrameworkAdapter):
     """Builds torch modules from case specs (eval mode, seeded weights) and runs them on CPU."""
 
     name = "torch"
 
-    #: torch's own words for "no kernel for this dtype on this device" (see harness.dtypes)
+    #: torch's own words for "no kernel for this dtype on this device" (see harness.core.dtypes)
     dtype_unsupported = (
         r"not implemented for '(Half|Float|Double|Int|Long|Bool|Char|Byte)'",
         r"\bdoes not support (Half|Float16|float16|bool|Bool|integer)",
@@ -142,8 +136,7 @@ class TorchFramework:
         torch.manual_seed(seed)
         np.random.seed(seed % (2**32))
         if spec.get("call"):
-            module = _ARITY[len(spec["inputs"])](resolve(spec["call"]), spec.get("args", []),
-                                                 spec.get("kwargs", {}), spec.get("pack"))
+            module = _ARITY[len(spec["inputs"])](calls.Call.of(spec, self.call_aliases))
         else:
             module = registry.BUILDERS[("torch", spec["builder"])](spec)
         module.eval()

@@ -13,9 +13,9 @@ from __future__ import annotations
 import pkgutil
 from typing import Any, Protocol
 
-from ..named import NamedRegistry
+from harness.core.named import Registry
 
-from ..case import DEFAULT_PASS as NONE  # noqa: F401 - the pass of a case that names none
+from harness.core.case import DEFAULT_PASS as NONE  # noqa: F401 - the pass of a case that names none
 
 
 class Pass(Protocol):
@@ -37,7 +37,7 @@ class PassFailed(Exception):
     """The pass reported its own failure (e.g. onnxsim's check); status ``pass-error``."""
 
 
-PASSES = NamedRegistry(__name__, "post-export pass")
+PASSES = Registry("post-export pass", Pass, __name__)
 
 #: class or instance decorator: register under ``obj.name``
 register_pass = PASSES.register

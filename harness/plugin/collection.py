@@ -15,10 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from .. import devices, environments, passes, runtimes, sharding
-from ..case import Case
-from ..matrix import Matrix, load_all
-from ..yamlsrc import MatrixError
+from harness.core import devices
+from harness.isolation import environments
+from harness import passes, runtimes
+from . import sharding
+from harness.core.case import Case
+from harness.spec.matrix import Matrix, load_all
+from harness.spec.yamlsrc import MatrixError
 from .options import ROOT, HarnessConfig
 
 
@@ -127,7 +130,7 @@ class CaseCollection:
     def explore_targets(self) -> list:
         """Property-mode targets (every entry x exporter x device), collected once per process."""
         if self._explore is None:
-            from ..explore import collect_targets
+            from harness.explore.property import collect_targets
 
             try:
                 self._explore = collect_targets(self.cfg.matrices, self.matrix)
@@ -283,7 +286,7 @@ class CaseCollection:
             m = self.matrix
         except pytest.UsageError:
             return None
-        from ..matrix import testable_max_opset
+        from harness.spec.matrix import testable_max_opset
 
         lines = [f"onnx-conformance: {len(m.cases)} cases from {len(m.rows)} kernel rows; "
                  f"opsets={cfg.scope.opsets} (testable 7~{testable_max_opset()}); results -> {cfg.results}"]

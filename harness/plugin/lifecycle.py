@@ -1,7 +1,7 @@
 """The runner lifecycle: one runner master per framework, sessions per pytest process.
 
 The pytest processes never import a framework. Each framework's master runs
-in that framework's interpreter (see :mod:`harness.environments`), imports only
+in that framework's interpreter (see :mod:`harness.isolation.environments`), imports only
 that framework (plus onnx and the default runtime) and warms it up once:
 
 * under xdist the controller starts the masters in ``pytest_configure``, so
@@ -21,9 +21,10 @@ import shutil
 
 import pytest
 
-from .. import devices, environments, record, status
-from ..case import Case
-from ..isolation import Executor, Master, sweep_stale_temp_dirs, temp_dir
+from harness.core import devices, record, status
+from harness.isolation import environments
+from harness.core.case import Case
+from harness.isolation.processes import Executor, Master, sweep_stale_temp_dirs, temp_dir
 from .collection import CaseCollection, case_of, targets_conformance
 from .options import HarnessConfig
 from .verdict import Verdicts
@@ -152,7 +153,7 @@ class RunnerLifecycle:
         node.workerinput["harness_devices"] = {"present": list(cfg.present),
                                                "providers": list(cfg.ort_providers)}
         # probed once here: spares every worker importing onnx + onnxruntime to collect
-        from ..matrix import testable_max_opset
+        from harness.spec.matrix import testable_max_opset
 
         node.workerinput["harness_max_opset"] = testable_max_opset()
         if targets_conformance(self.config) and not self.config.option.collectonly:
@@ -254,11 +255,11 @@ class CaseRunner:
         self.executors.clear()
 
     def explore(self, target, config) -> dict:
-        """Run one property-mode target (see :mod:`harness.explore`) and return its record."""
+        """Run one property-mode target (see :mod:`harness.explore.property`) and return its record."""
         from hypothesis import settings
 
-        from ..explore import Explorer
-        from ..matrix import load_tolerances
+        from harness.explore.property import Explorer
+        from harness.spec.matrix import load_tolerances
 
         cfg = self.cfg
         rules, defaults = load_tolerances(cfg.tolerances)

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from .. import devices, sharding
-from ..case import DEFAULT_PASS, DEFAULT_RUNTIME
-from ..matrix import Scope, matrix_files
+from harness.core import devices
+from . import sharding
+from harness.core.case import DEFAULT_PASS, DEFAULT_RUNTIME
+from harness.spec.matrix import Scope, matrix_files
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -173,7 +174,7 @@ def make_config(config) -> HarnessConfig:
     """Freeze the options into a :class:`HarnessConfig`; bad values are a usage error."""
     opt = config.option
     if opt.explore:
-        from ..explore import register_profiles
+        from harness.explore.property import register_profiles
 
         register_profiles()
     cases_dir = Path(opt.cases_dir)

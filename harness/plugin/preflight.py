@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ..yamlsrc import load_yaml
+from harness.spec.yamlsrc import load_yaml
 from .collection import CaseCollection
 from .options import HarnessConfig
 from .verdict import Verdicts

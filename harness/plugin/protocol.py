@@ -23,8 +23,8 @@ import time
 
 import pytest
 
-from .. import record, status
-from ..case import Case
+from harness.core import record, status
+from harness.core.case import Case
 from .collection import case_of
 from .lifecycle import RunnerLifecycle
 from .verdict import Verdict

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from .. import record, status
-from ..results import ResultsWriter, WriteFailed
+from harness.core import record, status
+from harness.report.results import ResultsWriter, WriteFailed
 from .collection import CaseCollection
 from .options import HarnessConfig, narrowing
 
@@ -145,7 +145,7 @@ class RunSummary:
         for key in sorted(self.by_kernel):
             tr.write_line(f"  {key:<34}" + _fmt(self.by_kernel[key]))
         if cfg.report:
-            from .. import reporting
+            from harness.report import hook as reporting
 
             out, why = self.reports_dir()
             if why:

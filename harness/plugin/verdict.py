@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from .. import status
-from ..case import DEFAULT_PASS, DEFAULT_RUNTIME, Case
-from ..expectations import Expectations
-from ..yamlsrc import MatrixError
+from harness.core import status
+from harness.core.case import DEFAULT_PASS, DEFAULT_RUNTIME, Case
+from harness.spec.expectations import Expectations
+from harness.spec.yamlsrc import MatrixError
 from .collection import CaseCollection, targets_conformance
 from .options import HarnessConfig, narrowing
 

@@ -14,9 +14,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .. import dtypes
-from .. import status as st
-from ..matrix import format_opsets
+from harness.core import dtypes
+from harness.core import status as st
+from harness.spec.matrix import format_opsets
 from . import backends
 
 _RANGE = re.compile(r"^\s*(\d+)\s*~\s*(\d+)\s*$")
@@ -147,14 +147,14 @@ class Summary:
     counts: Counter
     #: runtimes disagreeing, passes breaking models, blame counts (see :mod:`.backends`)
     backends: backends.BackendSummary = field(default_factory=backends.BackendSummary)
-    #: group -> dtype (in :data:`harness.dtypes.NAMES` order) -> kernel -> its row at that dtype alone
+    #: group -> dtype (in :data:`harness.core.dtypes.NAMES` order) -> kernel -> its row at that dtype alone
     by_dtype: dict[Group, dict[str, dict[str, KernelRow]]] = field(default_factory=dict)
     #: the records aggregated (those the ``where`` of :func:`summarize` accepted)
     records: list[dict] = field(default_factory=list)
 
     @property
     def dtypes(self) -> list[str]:
-        """Every dtype the aggregated records hold, in :data:`harness.dtypes.NAMES` order."""
+        """Every dtype the aggregated records hold, in :data:`harness.core.dtypes.NAMES` order."""
         return dtypes.ordered(d for per in self.by_dtype.values() for d in per)
 
 
@@ -244,7 +244,7 @@ def summarize(records: list[dict], matrix_rows=(), matrix_exporters: dict | None
               where: Where | None = None) -> Summary:
     """Aggregate the records ``where`` accepts (every record when None).
 
-    ``matrix_rows`` (``harness.matrix.Row``) add kernels with no record;
+    ``matrix_rows`` (``harness.spec.matrix.Row``) add kernels with no record;
     ``Summary.by_dtype`` holds the same per-kernel rows at each dtype alone.
     """
     if where is not None:

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .. import status as st
-from ..case import DEFAULT_PASS, DEFAULT_RUNTIME
+from harness.core import status as st
+from harness.core.case import DEFAULT_PASS, DEFAULT_RUNTIME
 
 
 def axes(rec: dict) -> tuple[str, str]:

@@ -15,7 +15,7 @@ OUTPUTS = ("support.md", "support.json", "support.html", "support.png")
 
 def matrix_rows(cases_dir: Path):
     """Kernel rows (and exporters per framework) of the matrices in ``cases_dir``."""
-    from ..matrix import Scope, load_all, matrix_files
+    from harness.spec.matrix import Scope, load_all, matrix_files
 
     m = load_all(matrix_files(cases_dir), cases_dir / "tolerances.yaml", Scope(), max_opset=21)
     exporters: dict[str, set] = {}

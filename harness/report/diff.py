@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .. import status as st
+from harness.core import status as st
 from .markdown import cell, text
 
 #: Rows listed per section of the markdown (the counts are always complete).

@@ -39,7 +39,7 @@ def git_sha(root: Path = ROOT) -> str | None:
 
 def extra_environments() -> dict[str, dict]:
     """Versions in each ready extra environment, as its creation probe found them (no import)."""
-    from .. import environments
+    from harness.isolation import environments
 
     out = {}
     for name, env in sorted(environments.declared().items()):

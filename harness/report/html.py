@@ -12,7 +12,7 @@ from pathlib import Path
 
 from markupsafe import Markup
 
-from .. import status as st
+from harness.core import status as st
 from .aggregate import DTYPE_SKIPPED, Summary, cell_status, declared_opsets, dtype_scope_text, dtype_table
 from .backends import tables
 from .colors import COLORS, NOT_RUN, color

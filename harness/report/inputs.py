@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..results import BadLine, NotResults, read_results
+from .results import BadLine, NotResults, read_results
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 MERGE_RULE = "newest 'finished' wins (ties: larger canonical JSON)"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import status as st
+from harness.core import status as st
 from .aggregate import Summary, cell_status
 from .colors import COLORS, NOT_RUN
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 import pkgutil
 from typing import Any, Protocol
 
-from ..named import NamedRegistry
-
 import numpy as np
 
-from ..case import DEFAULT_RUNTIME as DEFAULT  # noqa: F401 - the runtime of a case that names none
+from harness.core.named import Registry
+
+from harness.core.case import DEFAULT_RUNTIME as DEFAULT  # noqa: F401 - the runtime of a case that names none
 
 
 class Unsupported(Exception):
@@ -37,14 +37,20 @@ class Session(Protocol):
 
 
 class Runtime(Protocol):
-    """What the pipeline needs from a runtime."""
+    """What the pipeline needs from a runtime.
+
+    Its module may also define ``REPLAY_REQUIRES``, the pip packages a repro bundle of its cases
+    needs besides numpy, onnx and onnxruntime (read from the source, without importing it).
+    """
 
     name: str
+    #: the devices it runs cases on (a case on another is skipped); None: wherever ORT's providers run
+    devices: tuple[str, ...] | None
 
     def prepare(self, model: Any, path: str, setting: Any) -> Session:
         """Load ``model`` (an ``onnx.ModelProto``, also saved at ``path``) for ``setting``'s device.
 
-        ``setting`` is a :class:`harness.devices.DeviceSetting`. Raise
+        ``setting`` is a :class:`harness.core.devices.DeviceSetting`. Raise
         :class:`Unsupported` when the runtime cannot load an opset or operator.
         """
 
@@ -52,7 +58,7 @@ class Runtime(Protocol):
         """Whether an error of ``prepare`` or ``run`` means an unsupported opset or operator."""
 
 
-RUNTIMES = NamedRegistry(__name__, "runtime")
+RUNTIMES = Registry("runtime", Runtime, __name__)
 
 #: class or instance decorator: register under ``obj.name``
 register_runtime = RUNTIMES.register

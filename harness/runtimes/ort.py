@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 
-from .. import devices
+from harness.core import devices
 from . import register_runtime
 
 _UNSUPPORTED_MARKERS = ("NOT_IMPLEMENTED", "Could not find an implementation",
@@ -39,6 +39,8 @@ class OnnxRuntime:
     """``onnxruntime.InferenceSession`` with the providers of the case's device."""
 
     name = "ort"
+    #: wherever its execution providers run (a CUDA device falls back to CPU, and says so)
+    devices = None
 
     def prepare(self, model, path, setting):
         return OrtSession(path, setting)

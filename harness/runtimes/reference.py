@@ -1,7 +1,7 @@
 """The ONNX reference evaluator (``onnx.reference.ReferenceEvaluator``): pure Python, the spec's semantics.
 
 Slow and CPU only, but independent of every optimised runtime: it is the
-second opinion the blame step asks for (see :mod:`harness.blame`). Imports only
+second opinion the blame step asks for (see :mod:`harness.core.blame`). Imports only
 onnx and numpy (and the registry), so a repro bundle can vendor it.
 """
 

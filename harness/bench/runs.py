@@ -1,0 +1,801 @@
+"""``python -m harness bench``: what the harness costs over a bare export loop.
+
+On one fixed, deterministic sample of real cases (Paddle and torch by
+default, ``--frameworks``) it measures, end to end (process start to exit,
+imports included, each in a fresh subprocess):
+
+a. the *floor*: one process, no isolation, no pytest, doing only what a case
+   needs: build the model and its reference once per model (as the harness
+   caches them: the last 8 models, see ``pipeline.CACHED_MODELS``), export
+   through the same exporter call (``paddle.onnx.export`` for dygraph;
+   ``paddle.jit.save`` once per variant plus ``paddle2onnx.export`` per
+   opset for static; ``torch.onnx.export`` with and without dynamo),
+   ``onnx.checker`` full check, an ONNX Runtime session and run, and a
+   comparison (see :func:`floor`);
+b. the harness with ``-n 0`` on exactly those case ids (``--case-ids``);
+c. the harness with ``-n 2`` (``--workers``);
+p. the floor split into as many processes as c has workers, run at once (each
+   model's cases in one process): the speed-up the bare loop itself gets from
+   the cores, so ``a/p`` is the ceiling the machine puts on ``b/c``
+   (processes on the cores share caches, memory bandwidth and clock).
+
+Per run it prints the wall time, the CPU time of the whole process tree, the
+time until the first case was done (``start s``: process start, imports,
+warm-up, collection, first case) and the rate after it (``steady/s``), so the
+serial start-up and the parallel part of each ratio can be told apart.
+
+Memory: every ``--mem-interval`` seconds (0.5) the process tree of each run is
+read from ``/proc``. A *worker* is an xdist worker with the runner session and
+server forked for it from the shared runner master; the master is reported on
+its own (for ``-n 0`` and the floor: the whole tree). Reported per worker:
+
+* peak PSS: the largest sum over the worker's processes of ``Pss`` from
+  ``/proc/<pid>/smaps_rollup`` in one sample, read every ``--pss-every``-th
+  sample (default 16: every 8 s). A read walks the target's page tables
+  (~15 ms per paddle process) under its memory-map lock, and on two busy cores
+  that slows the run measured: with PSS read every 2 s (and command lines read
+  every sample) run c used 9% more CPU than b and b/c read 1.66-1.69 on the
+  default sample; with no sampling 1.81, and with PSS every 8 s 1.80. PSS splits pages shared
+  between the master and the forked processes instead of counting them twice, so
+  the sum is the worker's real footprint; a spike between reads can be missed;
+* sum of VmHWM: each process's own high-water RSS (``/proc/<pid>/status``, read
+  every sample), summed over every process the worker ever had. Pages shared
+  by fork count once per process, so this is an upper bound that misses nothing.
+
+It prints figures; it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zlib
+from collections import Counter, OrderedDict, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.isolation.processes import RUNNER_ENV
+
+HELP = "time the harness against a bare export loop on a fixed sample of Paddle and torch cases"
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+
+# -- the sample -------------------------------------------------------------------------------------
+def sample_cases(cases_dir: Path, n: int, min_opset: int = 11, max_opset: int = 21,
+                 exclude: frozenset[str] = frozenset(), frameworks: tuple[str, ...] = ("paddle", "torch"),
+                 exporters: tuple[str, ...] = (), dtypes: tuple[str, ...] = ()) -> list:
+    """A deterministic sample of ``n`` runnable CPU cases, spread over kernels and exporters.
+
+    Candidates come from the ``--opsets full`` expansion of ``frameworks``,
+    opsets ``min_opset`` to ``max_opset``, minus ``exclude``. Within each
+    (framework, kernel/variant, dtype, exporter) group cases are ordered by
+    crc32 of their id, opsets >= 13 first with one opset 11-12 case after the
+    first five; groups, ordered by crc32 of their key, are drawn round-robin.
+    ``exporters`` (empty: all) keeps only those exporters' cases, ``dtypes``
+    (empty: all) only those dtypes.
+    The result is in matrix (collection) order.
+    """
+    from harness.spec.matrix import Scope, load_all, matrix_files
+
+    m = load_all(matrix_files(cases_dir), cases_dir / "tolerances.yaml",
+                 Scope(opsets="full", frameworks=tuple(frameworks), exporters=tuple(exporters),
+                       devices=("cpu",)))
+    order = {c.id: i for i, c in enumerate(m.cases)}
+    groups: dict[tuple, list] = defaultdict(list)
+    for c in m.cases:
+        if not c.skip and min_opset <= c.opset <= max_opset and c.id not in exclude \
+                and (not dtypes or c.dtype in dtypes):
+            groups[(c.framework, c.kernel, c.variant, c.dtype, c.exporter)].append(c)
+    seqs = []
+    crc = lambda c: zlib.crc32(c.id.encode())  # noqa: E731
+    # groups in a fixed pseudo-random order, so that a small sample still mixes frameworks and exporters
+    for key in sorted(groups, key=lambda k: zlib.crc32(repr(k).encode())):
+        hi = sorted((c for c in groups[key] if c.opset >= 13), key=crc)
+        lo = sorted((c for c in groups[key] if c.opset < 13), key=crc)
+        seqs.append(hi[:5] + lo[:1] + hi[5:] + lo[1:])
+    picked: list = []
+    depth = 0
+    while len(picked) < n and any(depth < len(s) for s in seqs):
+        for s in seqs:
+            if depth < len(s) and len(picked) < n:
+                picked.append(s[depth])
+        depth += 1
+    return sorted(picked, key=lambda c: order[c.id])
+
+
+# -- (a) the floor ----------------------------------------------------------------------------------
+def floor(ids_file: str, cases_dir: str, done_file: str | None = None) -> dict:
+    """The raw loop; run in its own process by :func:`main` (``--floor``). Returns counts.
+
+    Per model (as the harness caches them): the framework adapter's ``build``
+    and ``reference`` on the same seeded inputs. Per case: the registered
+    exporter's ``export`` (the harness's thin wrapper over ``paddle.onnx.export``,
+    ``paddle.jit.save`` once per variant + ``paddle2onnx.export``, or
+    ``torch.onnx.export``), ``onnx.checker`` full check, an ONNX Runtime
+    session and run, and a comparison. No isolation, no pytest, no records.
+    """
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    from harness.core import registry
+    from harness.core.inputs import make_input_sets
+    from harness.core.pipeline import CACHED_MODELS
+
+    ids = [ln.strip() for ln in Path(ids_file).read_text().splitlines() if ln.strip()]
+    by_id = {c.id: c for c in sample_cases(Path(cases_dir), 10**9, min_opset=1, max_opset=64)}
+    cases = [by_id[i] for i in ids]
+    for fw in sorted({c.framework for c in cases}):
+        registry.load_framework(fw)
+    work = tempfile.mkdtemp(prefix="bench-floor-")
+    models: OrderedDict[str, tuple] = OrderedDict()
+    counts: Counter = Counter()
+    done = open(done_file, "a", buffering=1) if done_file else None  # noqa: SIM115 - one line per case
+    for case in cases:
+        print(f"--- case {case.id}", flush=True)  # the last one names the culprit if native code aborts
+        t_case, export_s = time.perf_counter(), None
+        try:
+            fw = registry.FRAMEWORKS[case.framework]
+            if case.model_key not in models:
+                model = fw.build(case.spec, case.seed)
+                xss = make_input_sets(case)
+                models[case.model_key] = (model, xss, [list(fw.reference(model, xs)) for xs in xss], {})
+                while len(models) > CACHED_MODELS:  # the harness's servers keep as many (an LRU)
+                    models.popitem(last=False)
+            models.move_to_end(case.model_key)
+            model, xss, refs, cache = models[case.model_key]
+            t_export = time.perf_counter()
+            out = registry.EXPORTERS[(case.framework, case.exporter)].export(model, case, work, cache)
+            export_s = time.perf_counter() - t_export
+            onnx.checker.check_model(onnx.load(out), full_check=True)
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = 1
+            opts.log_severity_level = 3
+            sess = ort.InferenceSession(out, sess_options=opts, providers=["CPUExecutionProvider"])
+            ok = True
+            for xs, ref in zip(xss, refs):
+                got = sess.run(None, {i.name: x for i, x in zip(sess.get_inputs(), xs)})
+                ok &= len(got) == len(ref) and all(
+                    np.asarray(g).shape == np.asarray(r).shape and np.allclose(g, r, rtol=1e-4, atol=1e-5)
+                    for g, r in zip(got, ref))
+            counts["pass" if ok else "mismatch"] += 1
+        except (Exception, SystemExit):  # noqa: BLE001 - the floor counts, it does not classify
+            counts["error"] += 1
+        if done is not None:  # as the harness writes a record per case
+            done.write(json.dumps({"id": case.id, "exporter": f"{case.framework}/{case.exporter}",
+                                   "export_s": export_s, "wall_s": time.perf_counter() - t_case}) + "\n")
+    return {"counts": dict(counts)}  # timings come from the done file (see Progress)
+
+
+# -- process-tree memory sampling -------------------------------------------------------------------
+def _children_map() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = defaultdict(list)
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        kids[ppid].append(int(d))
+    return kids
+
+
+def _tree(pid: int, kids: dict[int, list[int]]) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += kids.get(p, [])
+    return out
+
+
+def _kib(path: str, field: str) -> int | None:
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_s(pid: int) -> float | None:
+    """User plus system CPU seconds that ``pid`` has used so far (``/proc/<pid>/stat``)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _is_runner(pid: int, known: dict[int, bool]) -> bool:
+    """Whether ``pid`` is a process of a runner master (``python -m harness.core.runner``, or forked from one).
+
+    Reading a command line takes the target's memory-map lock, so the answer is kept in ``known``
+    once the process has exec'd (its command line no longer says pytest, as its parent's does).
+    """
+    if pid in known:
+        return known[pid]
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read()
+    except OSError:
+        return False
+    runner = b"harness.core.runner" in cmd
+    if runner or (cmd and b"pytest" not in cmd):
+        known[pid] = runner
+    return runner
+
+
+def _xdist_workers(root: int, kids: dict[int, list[int]], known: dict[int, bool]) -> dict[int, str]:
+    """The xdist worker processes among ``root``'s children, named ``gw0``, ``gw1``, ... in start order.
+
+    A worker sets ``PYTEST_XDIST_WORKER`` only once it runs, so /proc does not show it in its
+    environment; every child of the controller that is not a runner master is a worker, and xdist
+    starts them in the order of their names (pids grow).
+    """
+    workers = sorted(p for p in kids.get(root, []) if not _is_runner(p, known))
+    return {p: f"gw{k}" for k, p in enumerate(workers)}
+
+
+def _session_owner(pid: int) -> str | None:
+    """The worker a runner session serves: its fd 1 is that worker's ``runner-<worker>-<framework>.log``."""
+    try:
+        target = os.readlink(f"/proc/{pid}/fd/1")
+    except OSError:
+        return None
+    name = os.path.basename(target)
+    if not (name.startswith("runner-") and name.endswith(".log")):
+        return None
+    return name[len("runner-"):-len(".log")].split("-", 1)[0]
+
+
+class TreeSampler(threading.Thread):
+    """Samples PSS and VmHWM per worker of the process tree under ``root`` until stopped.
+
+    With ``split_workers`` (an xdist run) a worker is its pytest process plus the
+    runner session (and server) serving it, which are children of the shared
+    runner master, not of the worker; the master itself is counted on its own
+    as ``master``. Otherwise the whole tree is one worker, ``all``.
+    """
+
+    def __init__(self, root: int, split_workers: bool, interval: float = 0.5, pss_every: int = 16):
+        super().__init__(daemon=True)
+        self.root, self.split, self.interval, self.pss_every = root, split_workers, interval, pss_every
+        self.runners: dict[int, bool] = {}  # pid -> whether it is a runner process (see _is_runner)
+        self.peak_pss: dict[str, int] = defaultdict(int)  # worker name -> KiB
+        self.hwm: dict[str, dict[int, int]] = defaultdict(dict)  # worker name -> pid -> KiB
+        self.cpu: dict[int, tuple[str, float]] = {}  # pid -> (role, CPU s last read)
+        self.stop_event = threading.Event()
+
+    def _groups(self, kids, workers: dict[int, str]) -> dict[str, list[int]]:
+        if not self.split:
+            return {"all": _tree(self.root, kids)}
+        groups: dict[str, list[int]] = defaultdict(list)
+        for child in kids.get(self.root, []):
+            label = workers.get(child)
+            if label is not None:
+                groups[label] += _tree(child, kids)
+                continue
+            groups["master"].append(child)  # the shared runner master: its sessions go to their owners
+            for session in kids.get(child, []):
+                groups[_session_owner(session) or "master"] += _tree(session, kids)
+        return groups
+
+    def run(self) -> None:
+        tick = 0
+        while not self.stop_event.wait(self.interval):
+            kids = _children_map()
+            workers = _xdist_workers(self.root, kids, self.runners) if self.split else {}
+            for p in _tree(self.root, kids):
+                used = _cpu_s(p)
+                if used is not None:  # the role is read anew: a child shows what it runs once it has exec'd
+                    self.cpu[p] = ("main" if p == self.root else "workers" if p in workers else "runner", used)
+            for w, pids in self._groups(kids, workers).items():
+                pss = 0
+                for p in pids:
+                    if tick % self.pss_every == 0:
+                        pss += _kib(f"/proc/{p}/smaps_rollup", "Pss") or 0
+                    h = _kib(f"/proc/{p}/status", "VmHWM")
+                    if h:
+                        self.hwm[w][p] = max(h, self.hwm[w].get(p, 0))
+                self.peak_pss[w] = max(self.peak_pss[w], pss)
+            tick += 1
+
+    def cpu_by_role(self) -> dict[str, float]:
+        """CPU s per role, as last read while each process lived: ``main`` (the process started:
+        pytest, with xdist its controller, or the floor), ``workers`` (the xdist workers' pytest processes), ``runner``
+        (the runner master, sessions and servers, where the cases run). A process's last
+        ``interval`` before it exits is missed."""
+        out: dict[str, float] = defaultdict(float)
+        for role, used in self.cpu.values():
+            out[role] += used
+        return dict(out)
+
+    def per_worker(self) -> list[tuple[str, float | None, float]]:
+        """[(name, peak PSS MiB or None if never read, sum VmHWM MiB)] per worker (and the master)."""
+        return [(w, self.peak_pss[w] / 1024 if self.peak_pss.get(w) else None,
+                 sum(self.hwm[w].values()) / 1024) for w in sorted(self.hwm) if self.hwm[w]]
+
+
+class Progress(threading.Thread):
+    """Polls a growing JSON-lines file every 20 ms: when its first and its last record appeared."""
+
+    def __init__(self, path: Path, t0: float):
+        super().__init__(daemon=True)
+        self.path, self.t0 = path, t0
+        self.count, self.first, self.last = 0, None, None
+        self.stop_event = threading.Event()
+        self._offset = 0
+
+    def poll(self) -> None:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self._offset)
+                chunk = f.read()
+        except OSError:
+            return
+        new = chunk.count(b"\n")
+        if new:
+            self._offset += chunk.rfind(b"\n") + 1
+            now = time.perf_counter() - self.t0
+            if self.first is None:
+                self.first = now
+            self.last, self.count = now, self.count + new
+
+    def run(self) -> None:
+        while not self.stop_event.wait(0.02):
+            self.poll()
+
+
+def _timed(cmd: list[str], split_workers: bool, log: Path, interval: float, results: Path | None = None,
+           pss_every: int = 16) -> tuple[float, "TreeSampler", int, float, "Progress | None"]:
+    """Run ``cmd``: (wall s, its sampler (memory per worker, CPU per role), exit code, CPU s of its
+    whole reaped process tree, arrival times of the records in ``results``)."""
+    env = {**os.environ, **RUNNER_ENV}  # as the harness runs its cases
+    t0 = time.perf_counter()
+    progress = Progress(results, t0) if results is not None else None
+    if progress is not None:
+        progress.start()
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
+        sampler = TreeSampler(proc.pid, split_workers, interval or 1e9, pss_every)
+        if interval:
+            sampler.start()
+        _, code, usage = os.wait4(proc.pid, 0)  # rusage covers every descendant that was waited for
+        proc.returncode = rc = os.waitstatus_to_exitcode(code)
+    wall = time.perf_counter() - t0
+    sampler.stop_event.set()
+    if interval:
+        sampler.join()
+    if progress is not None:
+        progress.stop_event.set()
+        progress.join()
+        progress.poll()
+    return wall, sampler, rc, usage.ru_utime + usage.ru_stime, progress
+
+
+def _statuses(path: Path) -> Counter:
+    if not path.exists():
+        return Counter()
+    return Counter(json.loads(ln)["status"] for ln in path.read_text().splitlines() if ln.strip())
+
+
+@dataclass
+class Run:
+    """One measured run of a, b or c."""
+
+    wall: float  # s, process start to exit
+    mem: list  # [(worker name, peak PSS MiB, sum VmHWM MiB)]
+    what: str  # statuses and notes
+    cpu: float  # s of CPU of the whole reaped process tree
+    first: float | None  # s from start until the first case was done (imports, start-up, first case)
+    steady: float | None  # cases/s from the first case done to the last
+    #: framework/exporter -> (cases, mean export s, export share of the cases' wall time)
+    exporters: dict | None = None
+    #: CPU s per role (:meth:`TreeSampler.cpu_by_role`)
+    roles: dict | None = None
+
+    @staticmethod
+    def of(wall, sampler: "TreeSampler | None", what, cpu, progress) -> "Run":
+        first = steady = None
+        if progress is not None and progress.first is not None:
+            first = progress.first
+            if progress.count > 1 and progress.last > progress.first:
+                steady = (progress.count - 1) / (progress.last - progress.first)
+        if sampler is None:  # not sampled
+            return Run(wall, [], what, cpu, first, steady)
+        return Run(wall, sampler.per_worker(), what, cpu, first, steady, roles=sampler.cpu_by_role())
+
+
+def _round(args, py: str, harness: list[str], ids: Path, work: Path, cases: list) -> dict[str, Run]:
+    """One run each of a, p, b, c (as selected)."""
+    runs, n = {}, len(cases)
+    if "a" in args.only:
+        done = work / "a.done"
+        done.unlink(missing_ok=True)
+        wall, sampler, rc, cpu, prog = _timed(_floor_cmd(py, ids, done, args.cases_dir), False, work / "a.log",
+                                              args.mem_interval, done, args.pss_every)
+        runs["a"] = Run.of(wall, sampler, f"{_floor_counts(work / 'a.log', rc)}", cpu, prog)
+        runs["a"].exporters = export_shares(done)
+    if "p" in args.only:
+        runs["p"] = _parallel_floor(args, py, cases, work)
+    for key, workers in (("b", 0), ("c", args.workers)):
+        if key not in args.only:
+            continue
+        res = work / f"{key}.jsonl"
+        res.unlink(missing_ok=True)
+        cmd = harness + ["-n", str(workers), "--results", str(res)]
+        if args.dist and workers:
+            cmd += ["--dist", args.dist]
+        wall, sampler, rc, cpu, prog = _timed(cmd, workers > 0, work / f"{key}.log", args.mem_interval, res,
+                                              args.pss_every)
+        st = _statuses(res)
+        note = "" if sum(st.values()) == n else f" ONLY {sum(st.values())} RECORDS (rc {rc}, see {key}.log)"
+        runs[key] = Run.of(wall, sampler, f"{dict(st)}{note}", cpu, prog)
+        runs[key].exporters = export_shares(res)
+    return runs
+
+
+def _floor_cmd(py: str, ids: Path, done: Path, cases_dir: str) -> list[str]:
+    """The command of one bare-loop process over the case ids in ``ids`` (a line per case into ``done``)."""
+    return [py, "-m", "harness.bench.runs", "--floor", str(ids), "--floor-done", str(done), "--cases-dir", cases_dir]
+
+
+def _floor_counts(log: Path, rc: int) -> dict:
+    """The counts a bare-loop process printed last, or what it died of."""
+    lines = log.read_text().strip().splitlines()
+    if rc == 0 and lines:
+        return json.loads(lines[-1])["counts"]
+    return {"died": rc, "at": lines[-1] if lines else ""}
+
+
+def split_by_model(cases: list, parts: int) -> list[list[str]]:
+    """The ids of ``cases`` dealt into ``parts`` lists, a whole model at a time (the cases of one
+    ``model_key`` share its build), each model to the list with the fewest cases so far; order kept."""
+    models: OrderedDict[str, list[str]] = OrderedDict()
+    for c in cases:
+        models.setdefault(c.model_key, []).append(c.id)
+    out: list[list[str]] = [[] for _ in range(max(1, parts))]
+    for group in models.values():
+        min(out, key=len).extend(group)
+    return out
+
+
+def _parallel_floor(args, py: str, cases: list, work: Path) -> "Run":
+    """Run p: the floor loop in ``args.workers`` processes at once, each on its share of the models."""
+    done = work / "p.done"
+    done.unlink(missing_ok=True)
+    parts = split_by_model(cases, args.workers)
+    env = {**os.environ, **RUNNER_ENV}
+    t0 = time.perf_counter()
+    progress = Progress(done, t0)
+    progress.start()
+    procs = []
+    for k, part in enumerate(parts):
+        part_ids = work / f"p{k}.ids"
+        part_ids.write_text("\n".join(part) + "\n")
+        with open(work / f"p{k}.log", "w") as out:
+            procs.append(subprocess.Popen(_floor_cmd(py, part_ids, done, args.cases_dir), cwd=ROOT, stdout=out,
+                                          stderr=subprocess.STDOUT, env=env))
+    cpu, counts, died = 0.0, Counter(), []
+    for k, proc in enumerate(procs):
+        _, code, usage = os.wait4(proc.pid, 0)
+        cpu += usage.ru_utime + usage.ru_stime
+        got = _floor_counts(work / f"p{k}.log", os.waitstatus_to_exitcode(code))
+        if "died" in got:
+            died.append(got)
+        else:
+            counts.update(got)
+    wall = time.perf_counter() - t0
+    progress.stop_event.set()
+    progress.join()
+    progress.poll()
+    run = Run.of(wall, None, f"{dict(counts)}" + (f" DIED: {died}" if died else ""), cpu, progress)
+    run.exporters = export_shares(done)
+    return run
+
+
+def export_shares(path: Path) -> dict:
+    """Per ``framework/exporter`` in a results (or floor done) file: (cases, mean export s, share).
+
+    The share is the summed export time over the summed case wall time
+    (``wall_s``: for the harness, the pytest side's time for the whole case:
+    hand-over, build or cache, export, check, runtime, compare, record).
+    Cases without an export time (skipped, failed before export) are left out.
+    """
+    sums: dict[str, list] = defaultdict(lambda: [0, 0.0, 0.0])
+    if not path.exists():
+        return {}
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(rec, dict) or rec.get("export_s") is None or not rec.get("wall_s"):
+            continue
+        key = rec.get("exporter", "")
+        if "/" not in key:
+            key = f"{rec.get('framework')}/{key}"
+        acc = sums[key]
+        acc[0] += 1
+        acc[1] += rec["export_s"]
+        acc[2] += rec["wall_s"]
+    return {k: (n, e / n, e / w) for k, (n, e, w) in sorted(sums.items())}
+
+
+def _print_exporters(runs: dict[str, "Run"]) -> None:
+    rows = [(key, exp, figs) for key, r in runs.items() for exp, figs in (r.exporters or {}).items()]
+    if not rows:
+        return
+    print(f"  {'run':<6}{'exporter':<20}{'cases':>7}{'mean export s':>15}{'share of case wall':>20}")
+    for key, exp, (n, mean, share) in rows:
+        print(f"  {key:<6}{exp:<20}{n:>7}{mean:>15.3f}{share:>19.0%}")
+
+
+def _print_round(runs: dict[str, Run], n: int, workers: int) -> None:
+    label = {"a": "a floor (1 process)", "b": "b harness -n 0", "c": f"c harness -n {workers}",
+             "p": f"p floor ({workers} processes)"}
+    print(f"  {'run':<22}{'wall s':>8}{'cases/s':>9}{'CPU s':>7}{'start s':>9}{'steady/s':>10}"
+          f"   peak PSS / sum VmHWM (MiB)   statuses")
+    for key, r in runs.items():
+        m = "  ".join(f"{w} {_f(p, 0)}/{h:.0f}" for w, p, h in r.mem) or "-"
+        print(f"  {label[key]:<22}{r.wall:>8.1f}{n / r.wall:>9.2f}{r.cpu:>7.1f}{_f(r.first, 1):>9}"
+              f"{_f(r.steady, 1):>10}   {m:<28}  {r.what}")
+    _print_ratios(runs)
+    _print_exporters(runs)
+    _print_roles(runs, n)
+    parts = []
+    for key, r in runs.items():
+        workers = [(w, p) for w, p, _ in r.mem if w != "master" and p is not None]
+        if not workers:
+            continue
+        w, peak = max(workers, key=lambda t: t[1])
+        master = next((p for w2, p, _ in r.mem if w2 == "master"), 0) or 0
+        parts.append(f"{key}: {peak:.0f} MiB ({w})" + (
+            f", {peak + master:.0f} MiB with the whole shared master counted in" if master else ""))
+    if parts:
+        print("  largest peak PSS of a worker: " + "; ".join(parts) + " (target <= 1536)")
+
+
+def _print_roles(runs: dict[str, Run], n: int) -> None:
+    """CPU ms per case of each role, where the extra CPU of a parallel run goes."""
+    parts = []
+    for key, r in runs.items():
+        if r.roles:
+            roles = ", ".join(f"{role} {sec * 1000 / n:.1f}" for role, sec in sorted(r.roles.items()))
+            parts.append(f"{key}: {roles} (all {r.cpu * 1000 / n:.1f})")
+    if parts:
+        print("  CPU ms per case by process role: " + "; ".join(parts))
+
+
+def _f(x: float | None, digits: int) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def _print_ratios(runs: dict[str, Run]) -> None:
+    a, b, c, p = runs.get("a"), runs.get("b"), runs.get("c"), runs.get("p")
+    if a and b:
+        print(f"  overhead b/a = {b.wall / a.wall:.3f} wall (target <= 1.15), {b.cpu / a.cpu:.3f} CPU"
+              + (f", {a.steady / b.steady:.3f} steady (per case, after the first)" if a.steady and b.steady
+                 else ""))
+    if b and c:
+        print(f"  speed-up b/c = {b.wall / c.wall:.2f} wall (target >= 1.7 on {os.cpu_count()} cores)"
+              + (f", {c.steady / b.steady:.2f} steady" if b.steady and c.steady else "")
+              + (f"; start-up (until the first case is done) b {b.first:.1f} s, c {c.first:.1f} s"
+                 if b.first is not None and c.first is not None else ""))
+    if a and p:
+        print(f"  the floor's own speed-up a/p = {a.wall / p.wall:.2f} wall"
+              + (f", {p.steady / a.steady:.2f} steady" if a.steady and p.steady else "")
+              + f", CPU p/a = {p.cpu / a.cpu:.3f}: the most b/c can reach on this machine with this sample")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the figures."""
+    ap = argparse.ArgumentParser(prog="python -m harness bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cases", type=int, default=3000,
+                    help="sample size (default 3000: about 2 min per run b on 2 cores); 0: every candidate. "
+                         "Start-up (imports, warm-up) is serial, so a small sample measures start-up "
+                         "more than throughput: the 'start s' and 'steady/s' columns show both parts")
+    ap.add_argument("--frameworks", default="paddle,torch",
+                    help="frameworks the sample is drawn from (default paddle,torch: like the default "
+                         "matrix; Paddle cases take ~10 ms each, torch dynamo ones ~200 ms)")
+    ap.add_argument("--exporters", default=None,
+                    help="exporters the sample is drawn from (default: all; with --frameworks torch "
+                         "alone: dynamo, which times the dynamo path alone). Every run prints, per "
+                         "exporter, the mean export time and its share of the cases' wall time")
+    ap.add_argument("--dtypes", default="float32",
+                    help="dtypes the sample is drawn from (default float32, the sample the targets were set on; "
+                         "'all' for every dtype of the matrix)")
+    ap.add_argument("--workers", type=int, default=2, help="xdist workers for run c (default 2)")
+    ap.add_argument("--dist", default=None, help="xdist --dist mode for run c (default: the harness's)")
+    ap.add_argument("--cases-dir", default=str(ROOT / "cases"))
+    ap.add_argument("--min-opset", type=int, default=13,
+                    help="lowest opset in the sample (default 13)")
+    ap.add_argument("--max-opset", type=int, default=21,
+                    help="highest opset in the sample (default 21: paddle2onnx 2.1 aborts the process "
+                         "above it, and the floor has no isolation)")
+    ap.add_argument("--keep", default=None, help="folder for the id list, logs and results (default: temp)")
+    ap.add_argument("--only", default="abcp",
+                    help="which runs: any of a, b, c, p (default abcp; p: the floor in --workers processes "
+                         "at once, whose a/p is the speed-up the machine itself allows)")
+    ap.add_argument("--mem-interval", type=float, default=0.5,
+                    help="seconds between memory samples; 0: no sampling (default 0.5)")
+    ap.add_argument("--pss-every", type=int, default=16, metavar="K",
+                    help="read PSS (smaps_rollup: a page-table walk under the target's memory-map lock) every "
+                         "K-th memory sample only (default 16: every 8 s); more often slows the runs measured")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="rounds of a, b, c in turn (a shared machine is noisy; medians are printed)")
+    ap.add_argument("--exclude-from", default=None, metavar="RESULTS",
+                    help="a results file of an earlier --opsets full run: its cases that crashed, timed "
+                         "out or called sys.exit are left out of the sample (the floor has no isolation). "
+                         "Without it, a probe run of the harness over the candidates finds them first")
+    ap.add_argument("--runtimes", default="", metavar="LIST",
+                    help="also time these runtimes beside ort (e.g. openvino,reference): one more harness run "
+                         "(-n 0) with --runtimes ort,LIST over the sample prints each runtime's cost per case; "
+                         "its cases reuse ort's exported model, so that cost is the marginal cost of the runtime")
+    ap.add_argument("--floor", default=None, help=argparse.SUPPRESS)  # internal: run the floor loop
+    ap.add_argument("--floor-done", default=None, help=argparse.SUPPRESS)  # internal: a line per case done
+    args = ap.parse_args(argv)
+    if args.floor:
+        print(json.dumps(floor(args.floor, args.cases_dir, args.floor_done)), flush=True)
+        os._exit(0)  # like the harness's runner: no interpreter teardown of paddle/torch
+
+    work = Path(args.keep or tempfile.mkdtemp(prefix="harness-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    py = sys.executable
+    frameworks = tuple(f.strip() for f in args.frameworks.split(",") if f.strip())
+    exporters = _exporters(args.exporters, frameworks)
+    harness = [py, "-m", "pytest", "conformance", "--cases-dir", args.cases_dir, "--opsets", "full",
+               "--devices", "cpu", "--no-report", "--repro-dir", "", "-q", "-p", "no:randomly"]
+    harness += [a for fw in frameworks for a in ("--framework", fw)]
+    harness += [a for ex in exporters for a in ("--exporter", ex)]
+    dtypes = () if args.dtypes == "all" else tuple(d.strip() for d in args.dtypes.split(",") if d.strip())
+
+    def draw(exclude: frozenset[str]) -> list:
+        return sample_cases(Path(args.cases_dir), args.cases or 10**9, args.min_opset, args.max_opset, exclude,
+                            frameworks, exporters, dtypes)
+
+    cases = draw(frozenset(read_ids_to_exclude(args.exclude_from))) if args.exclude_from \
+        else _probed_sample(draw, harness, work, args.workers)
+    ids = work / "case-ids.txt"
+    ids.write_text("\n".join(c.id for c in cases) + "\n")
+    n = len(cases)
+    kinds = Counter(f"{c.framework}/{c.exporter}" for c in cases)
+    print(f"sample: {n} cases, {len({c.model_key for c in cases})} models, "
+          f"opsets {min(c.opset for c in cases)}~{max(c.opset for c in cases)} "
+          f"({sum(c.opset >= 13 for c in cases)} at >= 13), "
+          f"{', '.join(f'{k}={v}' for k, v in sorted(kinds.items()))}; ids in {ids}")
+    harness = harness + [f"--case-ids={ids}"]
+    rounds = []
+    for r in range(args.repeat):
+        print(f"round {r + 1} of {args.repeat}: running {', '.join(args.only)} ...", flush=True)
+        runs = _round(args, py, harness, ids, work, cases)
+        rounds.append(runs)
+        print(f"round {r + 1} of {args.repeat}, load average {os.getloadavg()[0]:.1f}:")
+        _print_round(runs, n, args.workers)
+    if args.repeat > 1:
+        def med(key, field):
+            vals = [getattr(rd[key], field) for rd in rounds if getattr(rd[key], field) is not None]
+            return statistics.median(vals) if vals else None
+
+        print(f"median of {args.repeat} rounds:")
+        _print_ratios({k: Run(med(k, "wall"), [], "", med(k, "cpu"), med(k, "first"), med(k, "steady"))
+                       for k in rounds[0]})
+        _print_exporters({k: Run(0, [], "", 0, None, None, _median_shares([rd[k].exporters for rd in rounds]))
+                          for k in rounds[0]})
+        _print_roles({k: Run(0, [], "", med(k, "cpu"), None, None, roles={
+            role: statistics.median(rd[k].roles.get(role, 0.0) for rd in rounds) for role in rounds[0][k].roles})
+            for k in rounds[0] if rounds[0][k].roles}, n)
+    added = [r.strip() for r in args.runtimes.split(",") if r.strip() and r.strip() != "ort"]
+    if added:
+        _runtime_costs(harness[:-1], cases, added, work, rounds[-1].get("b"))
+    return 0
+
+
+def read_ids_to_exclude(path) -> set[str]:
+    """The ids of a results file's cases that would kill the bare loop: crashed, timed out, or called sys.exit."""
+    from harness.report.results import read_results
+
+    return {r["id"] for r in read_results(str(path), [])
+            if r["status"] in ("crash", "timeout") or "sys.exit" in (r.get("message") or "")}
+
+
+def _probed_sample(draw, harness: list[str], work: Path, workers: int) -> list:
+    """Draw the sample, leaving out what a probe run of the harness saw crash, hang or exit.
+
+    The probe runs the harness over the drawn cases it has not seen yet; a case
+    left out is replaced by the next draw, which is probed in turn, until the
+    sample is all probed (one or two probe runs).
+    """
+    known = work / "probe.jsonl"
+    known.unlink(missing_ok=True)
+    seen: set[str] = set()
+    exclude: set[str] = set()
+    while True:
+        cases = draw(frozenset(exclude))
+        fresh = [c.id for c in cases if c.id not in seen]
+        if not fresh:
+            return cases
+        cand = work / "candidates.txt"
+        cand.write_text("\n".join(fresh) + "\n")
+        print(f"probe: running the harness (-n {workers}) over {len(fresh)} drawn cases to find those that "
+              f"crash or hang (the bare loop has no isolation); --exclude-from skips this", flush=True)
+        _timed(harness + [f"--case-ids={cand}", "-n", str(workers), "--results", str(known)], False,
+               work / "probe.log", 0)
+        seen.update(fresh)
+        exclude = read_ids_to_exclude(known)
+
+
+def _exporters(given: str | None, frameworks: tuple[str, ...]) -> tuple[str, ...]:
+    """The ``--exporters`` of a bench run: as given, else dynamo for a torch-only run, else all."""
+    if given is not None:
+        return tuple(e.strip() for e in given.split(",") if e.strip())
+    return ("dynamo",) if frameworks == ("torch",) else ()
+
+
+def _median_shares(per_round: list) -> dict:
+    """Per exporter, the median over rounds of (cases, mean export s, share)."""
+    keys = sorted({k for figs in per_round if figs for k in figs})
+    return {k: tuple(statistics.median(f[k][i] for f in per_round if f and k in f) for i in range(3))
+            for k in keys}
+
+
+def _runtime_costs(harness: list[str], cases: list, added: list[str], work: Path, b: Run | None) -> None:
+    """Run the sample on ort plus ``added`` runtimes (-n 0) and print what each costs per case.
+
+    Per runtime: the mean and median of the cases' ``wall_s`` (the runner's
+    time for the case, export reuse included) and ``run_s`` (session + run);
+    for ort also ``export_s``, paid once and reused by the added runtimes.
+    """
+    import dataclasses
+
+    from harness.report.results import read_results
+
+    runtimes = ["ort"] + added
+    ids = work / "case-ids-runtimes.txt"
+    ids.write_text("".join(dataclasses.replace(c, runtime=r).id + "\n" for c in cases for r in runtimes))
+    res = work / "runtimes.jsonl"
+    res.unlink(missing_ok=True)
+    cmd = harness + [f"--case-ids={ids}", "--runtimes", ",".join(runtimes), "-n", "0", "--results", str(res)]
+    print(f"runtimes: running the sample on {', '.join(runtimes)} (-n 0) ...", flush=True)
+    wall, _, rc, _, _ = _timed(cmd, False, work / "runtimes.log", 0)
+    recs = [r for r in read_results(str(res), []) if r.get("status") != "skipped"]
+
+    def ms(values) -> str:
+        values = [v * 1000 for v in values if isinstance(v, (int, float))]
+        return f"{statistics.mean(values):8.1f} {statistics.median(values):8.1f}" if values else f"{'-':>8} {'-':>8}"
+
+    print(f"  {len(recs)} records in {wall:.1f} s (rc {rc}); ms per case, mean and median:")
+    print(f"  {'runtime':<12}{'cases':>6}  {'wall_s mean/median':>18}  {'run_s mean/median':>18}  "
+          f"{'export_s mean/median':>20}  reused export")
+    for r in runtimes:
+        mine = [x for x in recs if x.get("runtime", "ort") == r]
+        reused = sum(bool(x.get("export_reused")) for x in mine)
+        print(f"  {r:<12}{len(mine):>6}  {ms(x.get('wall_s') for x in mine):>18}  "
+              f"{ms(x.get('run_s') for x in mine):>18}  "
+              f"{ms(x.get('export_s') for x in mine if not x.get('export_reused')):>20}  {reused}/{len(mine)}")
+    if b is not None and cases:
+        print(f"  whole run: {wall:.1f} s vs {b.wall:.1f} s for ort alone (run b): "
+              f"{(wall - b.wall) / len(cases) / len(added) * 1000:.1f} ms per added runtime per case")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Create or list the extra Python environments of frameworks that cannot share the main one.
+
+They are declared in pyproject.toml under [tool.harness.environments.<name>]
+(Python version, path, pinned requirements, frameworks). `create` is
+idempotent: an environment whose marker matches its declaration is left as it
+is; a missing or stale one is (re)made, probed and marked.
+
+    python -m harness envs create              # every declared environment
+    python -m harness envs create oneflow      # just one
+    python -m harness envs list                # state, size, versions
+"""
+
+from __future__ import annotations
+
+import sys
+
+from harness.isolation import environments
+
+HELP = "create or list the extra environments (TensorFlow, OneFlow, ...)"
+
+
+def add_arguments(p) -> None:
+    """``create [NAME ...] [--recreate]`` or ``list``."""
+    p.add_argument("action", choices=["create", "list"])
+    p.add_argument("names", nargs="*", metavar="NAME", help="environments to act on (default: all)")
+    p.add_argument("--recreate", action="store_true", help="delete and make them again")
+
+
+def run(args) -> int:
+    """Exit 0 when every named environment is ready (create) or listed; 2 for an unknown name."""
+    envs = environments.declared()
+    unknown = [n for n in args.names if n not in envs]
+    if unknown:
+        print(f"python -m harness envs: unknown environment {unknown[0]!r} "
+              f"(pyproject.toml declares: {', '.join(envs) or 'none'})", file=sys.stderr)
+        return 2
+    chosen = [envs[n] for n in (args.names or envs)]
+    if args.action == "list":
+        for env in chosen:
+            for fw in env.frameworks:
+                reason = environments.unavailable(fw)
+                data = env.marker_data() or {}
+                state = "ready" if reason is None else reason
+                size = f", {data['size_bytes'] / 2**30:.2f} GiB" if "size_bytes" in data else ""
+                print(f"{env.name}: Python {env.python}, {environments.show_path(env.path)}{size}: {state}")
+        return 0
+    failed = []
+    for env in chosen:
+        try:
+            environments.create(env, log=lambda line: print(line, flush=True), recreate=args.recreate)
+        except environments.EnvironmentError_ as exc:
+            print(f"[{env.name}] FAILED: {exc}", file=sys.stderr, flush=True)
+            failed.append(env.name)
+    if failed:
+        print(f"not ready: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0

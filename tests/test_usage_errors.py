@@ -178,3 +178,34 @@ def test_a_call_target_that_does_not_resolve_is_a_configuration_error(run_confor
                        runner_starts=True)
     assert err == [f"ERROR: {m}:11: entries[relu].call: 'numpy.maximum_nope' does not resolve in fake "
                    f"(AttributeError: module 'numpy' has no attribute 'maximum_nope')"], err
+
+
+#: A typo in a ``call:`` target of each real framework, written with the prefix its matrix uses
+#: (``tf.`` and ``flow.`` are aliases the adapters declare), and the exporter to collect it under.
+CALL_TYPOS = [
+    ("paddle", "dygraph", "paddle.abss", "13~13"),
+    ("torch", "torchscript", "torch.nn.functional.reluu", "13~13"),
+    ("tensorflow", "function", "tf.math.abss", "14~14"),
+    ("oneflow", "graph", "flow.abss", "13~13"),
+    ("tensorflow", "function", "tff.math.abs", "14~14"),  # the first segment itself
+]
+
+
+@pytest.mark.parametrize("fw, exporter, target, opsets", CALL_TYPOS, ids=[t[2] for t in CALL_TYPOS])
+def test_a_call_typo_of_every_framework_is_one_line_exit_4(run_conformance, tmp_path, monkeypatch, fw, exporter,
+                                                            target, opsets):
+    """Resolved through the adapter's own aliases, in the framework's own runner environment."""
+    from harness.isolation import environments
+
+    why = environments.unavailable(fw)
+    if why:
+        pytest.skip(f"{fw} cannot run here: {why}")
+    d = tmp_path / "cases"
+    d.mkdir()
+    shutil.copy(ROOT / "cases" / "tolerances.yaml", d)
+    m = d / f"{fw}.yaml"
+    m.write_text(f"framework: {fw}\nexporters: [{exporter}]\nentries:\n  - kernel: abs\n"
+                 f"    table: {{opsets: \"{opsets}\"}}\n    call: {target}\n    inputs: [{{shape: [2, 3]}}]\n")
+    err = _usage_error(run_conformance, tmp_path, monkeypatch, "--cases-dir", d, workers="0")
+    line = f"ERROR: {m}:6: entries[abs].call: '{target}' does not resolve in {fw} ("
+    assert len(err) == 1 and err[0].startswith(line), err

@@ -10,7 +10,23 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PKG = ROOT / "harness"
-FRAMEWORKS = ("paddle", "paddle2onnx", "torch", "tensorflow", "tf2onnx", "oneflow", "oneflow_onnx")
+
+
+def _framework_modules() -> tuple[str, ...]:
+    """The frameworks (from the registry's view of ``harness/frameworks/``) and the import names of the
+    packages their replays need (each adapter's ``REPLAY_REQUIRES``, read from its source)."""
+    from harness.core import registry, repro
+
+    names = set(registry.framework_names())
+    for fw in registry.framework_names():
+        path = PKG / "frameworks" / f"{fw}.py"
+        if path.is_file():
+            names |= {n.replace("-", "_") for n in repro.module_constant(path, repro.REQUIRES_NAME)}
+    names.discard("paddlepaddle")  # its import name is paddle, already listed
+    return tuple(sorted(names))
+
+
+FRAMEWORKS = _framework_modules()
 
 
 def _module_name(path: Path) -> str:
@@ -117,6 +133,10 @@ def test_no_private_name_is_used_across_modules():
                     and not node.attr.startswith("__")):
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value.id}.{node.attr}")
     assert offenders == []
+
+
+def test_the_framework_list_comes_from_the_registry():
+    assert {"paddle", "torch", "tensorflow", "oneflow", "paddle2onnx", "tf2onnx"} <= set(FRAMEWORKS)
 
 
 def test_the_plugin_imports_no_framework():

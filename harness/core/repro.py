@@ -133,7 +133,7 @@ def requirements(modules: list[str]) -> list[str]:
     for mod in modules:
         spec = importlib.util.find_spec(mod)
         if spec is not None and spec.origin:
-            names += [n for n in _module_constant(Path(spec.origin), REQUIRES_NAME) if n not in names]
+            names += [n for n in module_constant(Path(spec.origin), REQUIRES_NAME) if n not in names]
     out = []
     for name in names:
         try:
@@ -221,7 +221,7 @@ def _is_module(name: str) -> bool:
         return False
 
 
-def _module_constant(path: Path, const: str) -> tuple:
+def module_constant(path: Path, const: str) -> tuple:
     """The literal value of a module-level ``const = (...)`` in ``path`` (``()`` when absent)."""
     for node in ast.parse(path.read_text(encoding="utf-8"), str(path)).body:
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == const for t in node.targets):

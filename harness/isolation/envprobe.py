@@ -14,8 +14,6 @@ import importlib.util
 import json
 import sys
 
-#: The frameworks the harness knows; the probe says which of them this process holds.
-FRAMEWORK_MODULES = ("paddle", "torch", "tensorflow", "oneflow")
 
 
 def probe(frameworks: list[str]) -> dict:
@@ -33,8 +31,11 @@ def probe(frameworks: list[str]) -> dict:
 
 def framework_modules() -> dict:
     """Which framework modules this process has imported and which this interpreter could import."""
-    return {"imported": sorted(m for m in FRAMEWORK_MODULES if m in sys.modules),
-            "importable": sorted(m for m in FRAMEWORK_MODULES if importlib.util.find_spec(m) is not None)}
+    from harness.core import registry
+
+    known = registry.framework_names()  # the frameworks the harness has; the probe says which this process holds
+    return {"imported": sorted(m for m in known if m in sys.modules),
+            "importable": sorted(m for m in known if importlib.util.find_spec(m) is not None)}
 
 
 def main(argv: list[str]) -> int:

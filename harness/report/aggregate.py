@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from harness.core import dtypes
+from harness.core import dtypes, registry
 from harness.core import status as st
 from harness.spec.matrix import format_opsets
 from . import backends
@@ -318,7 +318,7 @@ def detail(rec: dict) -> dict:
 
 
 #: Column order of the cross-framework table (frameworks not listed follow, by name).
-FRAMEWORK_ORDER = ("paddle", "torch", "tensorflow", "oneflow")
+FRAMEWORK_ORDER = registry.FRAMEWORK_ORDER
 
 
 def framework_rank(group: tuple[str, ...]) -> tuple:

@@ -90,3 +90,13 @@ def test_a_file_that_is_not_results_is_refused_in_one_line(tmp_path, content, wh
     with pytest.raises(NotResults) as err:
         list(read_results(p, []))
     assert why in str(err.value) and str(p) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_record_catalogue_names_every_field_and_refuses_a_stray_one():
+    from harness.core import record
+
+    assert record.unknown_fields({"id": "x", "status": "pass", "blame": None, "worker": "gw0"}) == []
+    assert record.unknown_fields({"id": "x", "colour": "red"}) == ["colour"]
+    assert record.stamp({"id": "x"}, worker="gw1") == {"id": "x", "worker": "gw1"}
+    with pytest.raises(KeyError, match="not a run field: colour"):
+        record.stamp({}, colour="red")

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from dataclasses import replace
 
-from harness.core import status
+from harness.core import record, status
 from harness.isolation.processes import Executor
 from harness.spec.matrix import Scope, load_all
 
@@ -147,6 +147,7 @@ def test_whole_run_keeps_every_record(tmp_path, workers, run_conformance, fake_m
     assert sorted(r["id"] for r in recs) == sorted(c.id for c in fake_matrix.cases)
     for r in recs:
         assert r["status"] == EXPECTED[r["variant"]], r
+        assert record.unknown_fields(r) == [], "add new record fields to harness/core/record.py's catalogue"
     run.stdout.fnmatch_lines(["*per status:*"])
 
 

@@ -2,8 +2,12 @@
 
 Every finished case produces exactly one record (a plain dict, one JSON line
 in the results file). The case runner makes them with :func:`new`, the pytest
-side adds where it ran (:data:`RUN_FIELDS`), readers check them with
-:func:`problem` before trusting them. Nothing else defines record fields.
+side stamps where and how it ran (:func:`stamp`, :data:`RUN_FIELDS`), readers
+check them with :func:`problem` before trusting them.
+
+:data:`CATALOGUE` names every field a record may carry, whoever adds it; a field
+that is not there is a harness bug (:func:`unknown_fields`, checked by the tests
+on every record a run writes). To add a field, add it here first.
 """
 
 from __future__ import annotations
@@ -24,8 +28,33 @@ FIELDS: dict[str, Any] = {
     "blame": None, "blame_why": "",
 }
 
-#: Fields the pytest side adds when it writes the record.
-RUN_FIELDS = ("worker", "shard", "outcome", "finished", "expected", "unexpected_pass", "wall_s")
+#: Fields a case's axes add (``Case.record_fields``) and the special-value profile.
+CASE_FIELDS = {
+    "runtime": "the runtime that ran the model (ort unless the case names another)",
+    "post_pass": "the post-export pass applied before the runtime (none by default)",
+    "special_values": "true when NaN/Inf/extremes were mixed into the inputs (--special-values)",
+}
+
+#: Fields the pipeline adds only where they apply.
+MEASURED_FIELDS = {
+    "log": "the last lines of the exporter's or runtime's own output, for a failure",
+    "failing_input": "which input set failed first (several input sets per case)",
+    "pass_s": "seconds the post-export pass took",
+    "pass_status": "the verdict of the model after the pass, when the case is pass-changed-result",
+    "export_reused": "true when the export was reused from an earlier case of the same model and opset",
+    "repro_bundle": "where the failing case's repro bundle is",
+    "repro_bundle_error": "why no repro bundle could be written",
+}
+
+#: Fields the pytest side adds when it writes the record (:func:`stamp`).
+RUN_FIELDS = ("worker", "shard", "outcome", "finished", "expected", "unexpected_pass", "wall_s", "retried")
+
+#: Fields of a property-mode summary record (``pytest --explore``, one record per entry).
+EXPLORE_FIELDS = ("mode", "case_id", "matrix", "explore", "minimal_example", "replay", "search_error")
+
+#: Every field a record may carry.
+CATALOGUE = frozenset(FIELDS) | frozenset(CASE_FIELDS) | frozenset(MEASURED_FIELDS) | frozenset(RUN_FIELDS) | \
+    frozenset(EXPLORE_FIELDS)
 
 #: Fields a reader cannot do without.
 REQUIRED = ("id", "status", "framework", "kernel", "exporter", "opset")
@@ -48,6 +77,20 @@ def new(case, st: str, **fields: Any) -> dict:
         rec["special_values"] = True
     rec.update(fields)
     return rec
+
+
+def stamp(rec: dict, **run: Any) -> dict:
+    """Add the pytest side's :data:`RUN_FIELDS` to ``rec`` (refusing any other name); return it."""
+    bad = sorted(set(run) - set(RUN_FIELDS))
+    if bad:
+        raise KeyError(f"not a run field: {', '.join(bad)} (see harness.core.record.RUN_FIELDS)")
+    rec.update(run)
+    return rec
+
+
+def unknown_fields(rec: dict) -> list[str]:
+    """The fields of ``rec`` that :data:`CATALOGUE` does not name (a harness bug when not empty)."""
+    return sorted(k for k in rec if k not in CATALOGUE)
 
 
 def problem(rec: Any) -> str | None:

@@ -222,10 +222,7 @@ class CaseRunner:
             rec = self.executor_for(case.framework).run(case, device=self._device(case), ahead=ahead)
             if rec["status"] == status.CRASH and case.spec.get("crash_retry"):
                 rec = self._retry(case, rec)
-        rec["worker"] = self.worker
-        if self.cfg.shard is not None:
-            rec["shard"] = list(self.cfg.shard)
-        return rec
+        return record.stamp(rec, worker=self.worker, **_shard(self.cfg))
 
     def _retry(self, case: Case, first: dict) -> dict:
         """Run a crashed case once more in a fresh server (its matrix file's ``crash_retry``).
@@ -235,8 +232,8 @@ class CaseRunner:
         repro bundle is removed when the second one does not crash.
         """
         rec = self.executor_for(case.framework).run(case, device=self._device(case))
-        rec["retried"] = {"status": first["status"], "message": first.get("message", ""),
-                          "why": case.spec["crash_retry"]}
+        record.stamp(rec, retried={"status": first["status"], "message": first.get("message", ""),
+                                   "why": case.spec["crash_retry"]})
         if rec["status"] != status.CRASH and first.get("repro_bundle"):
             shutil.rmtree(first["repro_bundle"], ignore_errors=True)
         return rec
@@ -270,6 +267,9 @@ class CaseRunner:
         explorer = Explorer(target, self, rules, defaults, kw, special_values=cfg.special_values,
                             repro_dir=cfg.repro_dir, profile=cfg.hypothesis_profile,
                             shrink_budget_s=cfg.shrink_budget)
-        rec = explorer.run()
-        rec["worker"] = self.worker
-        return rec
+        return record.stamp(explorer.run(), worker=self.worker)
+
+
+def _shard(cfg) -> dict:
+    """The ``shard`` run field of a sharded run (``{}`` otherwise)."""
+    return {} if cfg.shard is None else {"shard": list(cfg.shard)}

@@ -70,9 +70,8 @@ class RunSummary:
         """Append ``rec`` to the results file and count it; a failed write stops the run (one line)."""
         if self.write_failed:
             return
-        rec = dict(rec)
-        rec["outcome"] = outcome
-        rec["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        rec = record.stamp(dict(rec), outcome=outcome,
+                           finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         try:
             if self.writer is None:
                 self.open()
@@ -108,9 +107,7 @@ class RunSummary:
         rec = record.new(case, status.CRASH, stage="process",
                          message=f"the pytest worker {worker} died while this case ran ({report.longrepr}); "
                                  f"the case has no verdict of its own")
-        rec["worker"] = worker
-        if self.cfg.shard is not None:
-            rec["shard"] = list(self.cfg.shard)
+        record.stamp(rec, worker=worker, **({} if self.cfg.shard is None else {"shard": list(self.cfg.shard)}))
         self.write(rec, "failed")
 
     def pytest_sessionfinish(self, session, exitstatus):

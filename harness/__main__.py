@@ -12,6 +12,8 @@ import argparse
 import importlib
 import sys
 
+from harness.core.errors import HarnessError
+
 #: command name -> module implementing it
 COMMANDS: dict[str, str] = {
     "report": "harness.cli.report",
@@ -55,7 +57,11 @@ def main(argv: list[str] | None = None) -> int:
         if not hasattr(mod, "add_arguments"):  # parses its own arguments (its --help included)
             return mod.main(argv[1:])
     args = parser().parse_args(argv)
-    return args._run(args)
+    try:
+        return args._run(args)
+    except HarnessError as exc:  # the harness's own input or machine: one line, never a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 4
 
 
 if __name__ == "__main__":

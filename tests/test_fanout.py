@@ -16,7 +16,7 @@ import pytest
 
 from harness.core import devices, status
 from harness.plugin import sharding
-from harness.isolation.processes import Executor
+from harness.isolation.processes import SessionClient
 from harness.spec.matrix import Scope, load_all
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,7 +92,7 @@ def test_cuda_case_that_lands_on_cpu_is_not_a_pass(tmp_path):
     """The real ORT: on a CPU-only build the CUDA provider is dropped, and that must show."""
     case, m = _fake("good", device="cuda:0")
     setting = devices.setting_for("cuda:0", tuple(onnxruntime.get_available_providers()))
-    ex = Executor(timeout=30, plugins=m.plugins, workdir=str(tmp_path), frameworks=("fake",))
+    ex = SessionClient(timeout=30, plugins=m.plugins, workdir=str(tmp_path), frameworks=("fake",))
     try:
         rec = ex.run(case, device=setting.to_dict())
     finally:
@@ -195,7 +195,7 @@ def test_bad_shard_options_are_usage_errors(args):
 def test_timeout_then_next_case_passes_on_the_same_executor(tmp_path):
     hang, m = _fake("hangs")
     good, _ = _fake("good")
-    ex = Executor(timeout=3, plugins=m.plugins, workdir=str(tmp_path), frameworks=("fake",))
+    ex = SessionClient(timeout=3, plugins=m.plugins, workdir=str(tmp_path), frameworks=("fake",))
     try:
         assert ex.run(good)["status"] == status.PASS
         assert ex.run(hang)["status"] == status.TIMEOUT

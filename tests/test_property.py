@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 
 from harness.core import status
-from harness.isolation.processes import Executor
+from harness.isolation.processes import SessionClient
 from harness.spec.matrix import Scope, load_all
 from harness.core.case import Case
 from harness.explore.derive import Domain
@@ -181,7 +181,7 @@ def test_special_value_disagreement_is_described():
 def test_special_values_mode_flags_nan_handling(tmp_path):
     m = load_all([DATA / "fake_special.yaml"], TOL, Scope(opsets="declared"))
     cases = {c.variant: replace(c, spec={**c.spec, "special_values": True}) for c in m.cases}
-    ex = Executor(timeout=20, plugins=m.plugins, workdir=str(tmp_path), frameworks=("fake",))
+    ex = SessionClient(timeout=20, plugins=m.plugins, workdir=str(tmp_path), frameworks=("fake",))
     try:
         good, bad = ex.run(cases["good"]), ex.run(cases["nan_to_zero"])
         plain = ex.run(replace(cases["nan_to_zero"], variant="plain", spec=m.cases[1].spec))

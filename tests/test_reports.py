@@ -228,9 +228,13 @@ def test_end_of_run_writes_reports_and_never_raises(tmp_path):
 
 
 def test_build_reports_api(tmp_path):
-    loaded = load([write(tmp_path / "r.jsonl", sample())])
+    recs = sample()
+    loaded = load([write(tmp_path / "r.jsonl", recs)])
     paths = build_reports(loaded, tmp_path / "o", only=("support.md",))
     assert [p.name for p in paths] == ["support.md"]
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["support.md"]  # only what was asked for
+    text = paths[0].read_text(encoding="utf-8")
+    assert {r["kernel"] for r in recs} <= {k for k in {r["kernel"] for r in recs} if f"| {k} |" in text}
 
 
 def test_pytest_run_writes_junitxml_and_end_of_run_reports(tmp_path):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from harness.core import registry, replay, repro, status
-from harness.isolation.processes import Executor
+from harness.isolation.processes import SessionClient
 from harness.spec.matrix import Scope, load_all
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,7 +126,7 @@ def bundles(tmp_path_factory):
     m = load_all([DATA / "fake.yaml"], TOL, Scope(opsets="declared"))
     cases = {c.variant: c for c in m.cases if c.opset == 13}
     out = tmp_path_factory.mktemp("repro")
-    ex = Executor(timeout=4, plugins=m.plugins, workdir=str(tmp_path_factory.mktemp("ex")),
+    ex = SessionClient(timeout=4, plugins=m.plugins, workdir=str(tmp_path_factory.mktemp("ex")),
                   frameworks=("fake",), repro_dir=str(out))
     recs = {v: ex.run(cases[v]) for v in ("good", "wrong_values", "checker_rejects", "raises", "aborts", "hangs")}
     # a runtime and a pass added through their extension points (tests/fake_backends.py)

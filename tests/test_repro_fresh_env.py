@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from harness.core import status
-from harness.isolation.processes import Executor
+from harness.isolation.processes import SessionClient
 from harness.spec.matrix import Scope, load_all
 
 pytestmark = pytest.mark.slow
@@ -55,7 +55,7 @@ def _bundle(fw: str, tmp: Path) -> tuple[dict, Path]:
     m = load_all([ROOT / "cases" / matrix], TOL, Scope(opsets="declared", frameworks=(fw,)))
     case = next(c for c in m.cases if c.id == case_id)
     (tmp / "ex").mkdir()
-    ex = Executor(timeout=300, plugins=m.plugins, workdir=str(tmp / "ex"), frameworks=(fw,),
+    ex = SessionClient(timeout=300, plugins=m.plugins, workdir=str(tmp / "ex"), frameworks=(fw,),
                   repro_dir=str(tmp / "repro"))
     try:
         rec = ex.run(case)

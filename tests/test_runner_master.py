@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.core import status
-from harness.isolation.processes import Executor, Master
+from harness.isolation.processes import SessionClient, Master
 from harness.spec.matrix import Scope, load_all
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,7 +38,7 @@ def master(fake, tmp_path):
 
 def _executor(fake, tmp_path, master=None, timeout=20, label="main"):
     plugins, _ = fake
-    return Executor(timeout=timeout, plugins=plugins, workdir=str(tmp_path), frameworks=("fake",),
+    return SessionClient(timeout=timeout, plugins=plugins, workdir=str(tmp_path), frameworks=("fake",),
                     label=label, master=master.describe() if master else None)
 
 
@@ -96,7 +96,7 @@ def test_a_master_that_is_gone_is_replaced(fake, tmp_path):
     gone = Master(plugins, ("fake",), tmp_path / "gone.log").start()
     address = gone.describe()
     gone.close()
-    ex = Executor(timeout=20, plugins=plugins, workdir=str(tmp_path), frameworks=("fake",), master=address)
+    ex = SessionClient(timeout=20, plugins=plugins, workdir=str(tmp_path), frameworks=("fake",), master=address)
     try:
         assert ex.run(case("good"))["status"] == status.PASS
         assert ex.own_master is not None and ex.master_pid == ex.own_master.proc.pid
@@ -108,7 +108,7 @@ def test_a_master_that_is_gone_is_replaced(fake, tmp_path):
 def test_a_master_for_other_frameworks_is_not_used(fake, tmp_path):
     plugins, case = fake
     other = {"address": "/nonexistent/runner.sock", "plugins": list(plugins), "frameworks": ["paddle"]}
-    ex = Executor(timeout=20, plugins=plugins, workdir=str(tmp_path), frameworks=("fake",), master=other)
+    ex = SessionClient(timeout=20, plugins=plugins, workdir=str(tmp_path), frameworks=("fake",), master=other)
     try:
         assert ex.shared is None
         assert ex.run(case("good"))["status"] == status.PASS
@@ -118,7 +118,7 @@ def test_a_master_for_other_frameworks_is_not_used(fake, tmp_path):
 
 def test_own_master_goes_away_on_close(fake):
     plugins, case = fake
-    ex = Executor(timeout=20, plugins=plugins, frameworks=("fake",))  # its own master and workdir
+    ex = SessionClient(timeout=20, plugins=plugins, frameworks=("fake",))  # its own master and workdir
     assert ex.run(case("good"))["status"] == status.PASS
     proc = ex.own_master.proc
     session = ex.pid
@@ -216,7 +216,7 @@ def test_a_hung_server_dies_with_its_owner(fake, master, tmp_path):
 def test_start_up_is_not_counted_against_the_first_case(fake, tmp_path):
     """A slow import and warm-up (3 s) must not time out a 1 s case: start-up has its own limit."""
     plugins, case = fake
-    ex = Executor(timeout=1, startup_timeout=30, plugins=plugins, workdir=str(tmp_path), frameworks=("fake",),
+    ex = SessionClient(timeout=1, startup_timeout=30, plugins=plugins, workdir=str(tmp_path), frameworks=("fake",),
                   env={"HARNESS_FAKE_WARM_UP_S": "3"})
     try:
         t = time.monotonic()
@@ -229,7 +229,7 @@ def test_start_up_is_not_counted_against_the_first_case(fake, tmp_path):
 
 def test_a_runner_that_does_not_start_in_time_says_so(fake, tmp_path):
     plugins, case = fake
-    ex = Executor(timeout=30, startup_timeout=1, plugins=plugins, workdir=str(tmp_path), frameworks=("fake",),
+    ex = SessionClient(timeout=30, startup_timeout=1, plugins=plugins, workdir=str(tmp_path), frameworks=("fake",),
                   env={"HARNESS_FAKE_WARM_UP_S": "10"})
     try:
         rec = ex.run(case("good"))

@@ -7,7 +7,7 @@ import pytest
 from dataclasses import replace
 
 from harness.core import record, status
-from harness.isolation.processes import Executor
+from harness.isolation.processes import SessionClient
 from harness.spec.matrix import Scope, load_all
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,7 +75,7 @@ def test_every_status_is_covered_by_a_fake():
 @pytest.fixture(scope="module")
 def executor(tmp_path_factory):
     _, m = fake_cases()
-    ex = Executor(timeout=4, plugins=m.plugins, workdir=str(tmp_path_factory.mktemp("ex")),
+    ex = SessionClient(timeout=4, plugins=m.plugins, workdir=str(tmp_path_factory.mktemp("ex")),
                   frameworks=("fake",))
     yield ex
     ex.close()

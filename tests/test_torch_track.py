@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.core import status
-from harness.isolation.processes import Executor
+from harness.isolation.processes import SessionClient
 from harness.spec.matrix import Scope, load_all
 from harness.spec.yamlsrc import MatrixError
 
@@ -33,7 +33,7 @@ def _pick(matrix, kernel, exporter, opset, variant="default"):
 def torch_executor(tmp_path_factory):
     pytest.importorskip("torch")
     pytest.importorskip("onnxscript")
-    ex = Executor(timeout=300, workdir=str(tmp_path_factory.mktemp("torch")), frameworks=("torch",))
+    ex = SessionClient(timeout=300, workdir=str(tmp_path_factory.mktemp("torch")), frameworks=("torch",))
     yield ex
     ex.close()
 

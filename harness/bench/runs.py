@@ -399,7 +399,7 @@ def _statuses(path: Path) -> Counter:
 
 
 @dataclass
-class Run:
+class BenchRun:
     """One measured run of a, b or c."""
 
     wall: float  # s, process start to exit
@@ -414,18 +414,18 @@ class Run:
     roles: dict | None = None
 
     @staticmethod
-    def of(wall, sampler: "TreeSampler | None", what, cpu, progress) -> "Run":
+    def of(wall, sampler: "TreeSampler | None", what, cpu, progress) -> "BenchRun":
         first = steady = None
         if progress is not None and progress.first is not None:
             first = progress.first
             if progress.count > 1 and progress.last > progress.first:
                 steady = (progress.count - 1) / (progress.last - progress.first)
         if sampler is None:  # not sampled
-            return Run(wall, [], what, cpu, first, steady)
-        return Run(wall, sampler.per_worker(), what, cpu, first, steady, roles=sampler.cpu_by_role())
+            return BenchRun(wall, [], what, cpu, first, steady)
+        return BenchRun(wall, sampler.per_worker(), what, cpu, first, steady, roles=sampler.cpu_by_role())
 
 
-def _round(args, py: str, harness: list[str], ids: Path, work: Path, cases: list) -> dict[str, Run]:
+def _round(args, py: str, harness: list[str], ids: Path, work: Path, cases: list) -> dict[str, BenchRun]:
     """One run each of a, p, b, c (as selected)."""
     runs, n = {}, len(cases)
     if "a" in args.only:
@@ -433,7 +433,7 @@ def _round(args, py: str, harness: list[str], ids: Path, work: Path, cases: list
         done.unlink(missing_ok=True)
         wall, sampler, rc, cpu, prog = _timed(_floor_cmd(py, ids, done, args.cases_dir), False, work / "a.log",
                                               args.mem_interval, done, args.pss_every)
-        runs["a"] = Run.of(wall, sampler, f"{_floor_counts(work / 'a.log', rc)}", cpu, prog)
+        runs["a"] = BenchRun.of(wall, sampler, f"{_floor_counts(work / 'a.log', rc)}", cpu, prog)
         runs["a"].exporters = export_shares(done)
     if "p" in args.only:
         runs["p"] = _parallel_floor(args, py, cases, work)
@@ -449,7 +449,7 @@ def _round(args, py: str, harness: list[str], ids: Path, work: Path, cases: list
                                               args.pss_every)
         st = _statuses(res)
         note = "" if sum(st.values()) == n else f" ONLY {sum(st.values())} RECORDS (rc {rc}, see {key}.log)"
-        runs[key] = Run.of(wall, sampler, f"{dict(st)}{note}", cpu, prog)
+        runs[key] = BenchRun.of(wall, sampler, f"{dict(st)}{note}", cpu, prog)
         runs[key].exporters = export_shares(res)
     return runs
 
@@ -479,7 +479,7 @@ def split_by_model(cases: list, parts: int) -> list[list[str]]:
     return out
 
 
-def _parallel_floor(args, py: str, cases: list, work: Path) -> "Run":
+def _parallel_floor(args, py: str, cases: list, work: Path) -> "BenchRun":
     """Run p: the floor loop in ``args.workers`` processes at once, each on its share of the models."""
     done = work / "p.done"
     done.unlink(missing_ok=True)
@@ -508,7 +508,7 @@ def _parallel_floor(args, py: str, cases: list, work: Path) -> "Run":
     progress.stop_event.set()
     progress.join()
     progress.poll()
-    run = Run.of(wall, None, f"{dict(counts)}" + (f" DIED: {died}" if died else ""), cpu, progress)
+    run = BenchRun.of(wall, None, f"{dict(counts)}" + (f" DIED: {died}" if died else ""), cpu, progress)
     run.exporters = export_shares(done)
     return run
 
@@ -541,7 +541,7 @@ def export_shares(path: Path) -> dict:
     return {k: (n, e / n, e / w) for k, (n, e, w) in sorted(sums.items())}
 
 
-def _print_exporters(runs: dict[str, "Run"]) -> None:
+def _print_exporters(runs: dict[str, "BenchRun"]) -> None:
     rows = [(key, exp, figs) for key, r in runs.items() for exp, figs in (r.exporters or {}).items()]
     if not rows:
         return
@@ -550,7 +550,7 @@ def _print_exporters(runs: dict[str, "Run"]) -> None:
         print(f"  {key:<6}{exp:<20}{n:>7}{mean:>15.3f}{share:>19.0%}")
 
 
-def _print_round(runs: dict[str, Run], n: int, workers: int) -> None:
+def _print_round(runs: dict[str, BenchRun], n: int, workers: int) -> None:
     label = {"a": "a floor (1 process)", "b": "b harness -n 0", "c": f"c harness -n {workers}",
              "p": f"p floor ({workers} processes)"}
     print(f"  {'run':<22}{'wall s':>8}{'cases/s':>9}{'CPU s':>7}{'start s':>9}{'steady/s':>10}"
@@ -575,7 +575,7 @@ def _print_round(runs: dict[str, Run], n: int, workers: int) -> None:
         print("  largest peak PSS of a worker: " + "; ".join(parts) + " (target <= 1536)")
 
 
-def _print_roles(runs: dict[str, Run], n: int) -> None:
+def _print_roles(runs: dict[str, BenchRun], n: int) -> None:
     """CPU ms per case of each role, where the extra CPU of a parallel run goes."""
     parts = []
     for key, r in runs.items():
@@ -590,7 +590,7 @@ def _f(x: float | None, digits: int) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
 
-def _print_ratios(runs: dict[str, Run]) -> None:
+def _print_ratios(runs: dict[str, BenchRun]) -> None:
     a, b, c, p = runs.get("a"), runs.get("b"), runs.get("c"), runs.get("p")
     if a and b:
         print(f"  overhead b/a = {b.wall / a.wall:.3f} wall (target <= 1.15), {b.cpu / a.cpu:.3f} CPU"
@@ -697,11 +697,11 @@ def main(argv: list[str] | None = None) -> int:
             return statistics.median(vals) if vals else None
 
         print(f"median of {args.repeat} rounds:")
-        _print_ratios({k: Run(med(k, "wall"), [], "", med(k, "cpu"), med(k, "first"), med(k, "steady"))
+        _print_ratios({k: BenchRun(med(k, "wall"), [], "", med(k, "cpu"), med(k, "first"), med(k, "steady"))
                        for k in rounds[0]})
-        _print_exporters({k: Run(0, [], "", 0, None, None, _median_shares([rd[k].exporters for rd in rounds]))
+        _print_exporters({k: BenchRun(0, [], "", 0, None, None, _median_shares([rd[k].exporters for rd in rounds]))
                           for k in rounds[0]})
-        _print_roles({k: Run(0, [], "", med(k, "cpu"), None, None, roles={
+        _print_roles({k: BenchRun(0, [], "", med(k, "cpu"), None, None, roles={
             role: statistics.median(rd[k].roles.get(role, 0.0) for rd in rounds) for role in rounds[0][k].roles})
             for k in rounds[0] if rounds[0][k].roles}, n)
     added = [r.strip() for r in args.runtimes.split(",") if r.strip() and r.strip() != "ort"]
@@ -758,7 +758,7 @@ def _median_shares(per_round: list) -> dict:
             for k in keys}
 
 
-def _runtime_costs(harness: list[str], cases: list, added: list[str], work: Path, b: Run | None) -> None:
+def _runtime_costs(harness: list[str], cases: list, added: list[str], work: Path, b: BenchRun | None) -> None:
     """Run the sample on ort plus ``added`` runtimes (-n 0) and print what each costs per case.
 
     Per runtime: the mean and median of the cases' ``wall_s`` (the runner's

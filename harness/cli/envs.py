@@ -48,7 +48,7 @@ def run(args) -> int:
     for env in chosen:
         try:
             environments.create(env, log=lambda line: print(line, flush=True), recreate=args.recreate)
-        except environments.EnvironmentError_ as exc:
+        except environments.EnvironmentSpecError as exc:
             print(f"[{env.name}] FAILED: {exc}", file=sys.stderr, flush=True)
             failed.append(env.name)
     if failed:

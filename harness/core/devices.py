@@ -21,6 +21,7 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
+from .errors import HarnessError
 
 NO_CUDA_REASON = "no CUDA device here"
 FALLBACK_MESSAGE = "ONNX Runtime fell back to CPU"
@@ -29,7 +30,7 @@ _DEVICE = re.compile(r"^(cpu|cuda:(\d+))$")
 _GPU_LINE = re.compile(r"^GPU\s+(\d+):", re.MULTILINE)
 
 
-class DeviceError(ValueError):
+class DeviceError(HarnessError, ValueError):
     """A ``--devices`` value that names no device."""
 
 

@@ -61,7 +61,7 @@ class ModelCache:
         return item
 
 
-class ReferenceError_(Exception):
+class FrameworkOutputError(Exception):
     """The framework could not build or run its own model."""
 
 
@@ -73,7 +73,7 @@ def _prepare(case: Case, fw) -> Prepared | Exception:
         refs = [list(fw.reference(model, xs)) for xs in input_sets]
         return Prepared(model, input_sets, refs, time.perf_counter() - t0)
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - reported as the case's status
-        return ReferenceError_(f"{type(exc).__name__}: {exc}")
+        return FrameworkOutputError(f"{type(exc).__name__}: {exc}")
 
 
 def run_case(case: Case, workdir: str, cache: ModelCache, providers: list[str] | None = None,
@@ -117,7 +117,7 @@ class Exported:
 
 
 @dataclass
-class Run:
+class RuntimeOutcome:
     """One runtime's verdict on one model: status, message, figures and the outputs it produced."""
 
     status: str
@@ -152,7 +152,7 @@ def _run_case(case: Case, workdir: str, cache: ModelCache, providers: list[str] 
     try:
         prep = cache.get(case, fw)
         ctx["prep"] = prep
-    except ReferenceError_ as exc:
+    except FrameworkOutputError as exc:
         reason = dtypes.unsupported_reason(fw, case, str(exc))
         if reason:
             return record.new(case, status.SKIPPED, stage="reference", message=reason)
@@ -266,7 +266,7 @@ def _verdict(case: Case, exported: Exported, prep: Prepared, setting: devices.De
     return _final(case, run.status, run.message, exported.model_opset, {**common, **run.fields})
 
 
-def _execute(case: Case, runtime, model, path: str, setting: devices.DeviceSetting, prep: Prepared) -> Run:
+def _execute(case: Case, runtime, model, path: str, setting: devices.DeviceSetting, prep: Prepared) -> RuntimeOutcome:
     """Run ``model`` on ``runtime`` over the case's input sets and compare with the framework.
 
     Stops at the first input set that fails; ``outputs`` holds what ran.
@@ -276,12 +276,13 @@ def _execute(case: Case, runtime, model, path: str, setting: devices.DeviceSetti
     try:
         sess = runtime.prepare(model, path, setting)
     except Exception as exc:  # noqa: BLE001
-        return Run(_runtime_status(runtime, exc), "session", named + _short(exc))
+        return RuntimeOutcome(_runtime_status(runtime, exc), "session", named + _short(exc))
     fields: dict = {"provider": sess.provider}
     if sess.fallback:
-        return Run(status.RUNTIME_UNSUPPORTED, "session", sess.fallback, {**fields, "provider_fallback": True})
+        return RuntimeOutcome(status.RUNTIME_UNSUPPORTED, "session", sess.fallback,
+                              {**fields, "provider_fallback": True})
     worst = (0.0, 0.0)
-    run = Run(status.PASS, fields=fields)
+    run = RuntimeOutcome(status.PASS, fields=fields)
     try:
         for n, (xs, refs) in enumerate(zip(prep.input_sets, prep.references)):
             outs = sess.run(list(xs))
@@ -298,7 +299,7 @@ def _execute(case: Case, runtime, model, path: str, setting: devices.DeviceSetti
             worst = max(worst, _figs(case, refs, outs))
     except Exception as exc:  # noqa: BLE001
         fields["run_s"] = time.perf_counter() - t0
-        return Run(_runtime_status(runtime, exc), "run", named + _short(exc), fields, run.outputs)
+        return RuntimeOutcome(_runtime_status(runtime, exc), "run", named + _short(exc), fields, run.outputs)
     fields.update(run_s=time.perf_counter() - t0, max_abs=worst[0], max_rel=worst[1])
     return run
 
@@ -351,7 +352,7 @@ def _blame(case: Case, rec: dict, exported: Exported, prep: Prepared, ctx: dict)
         rec["blame"], rec["blame_why"] = found
 
 
-def _second_opinion(case: Case, exported: Exported, prep: Prepared, base: Run | None) -> blame.Opinion:
+def _second_opinion(case: Case, exported: Exported, prep: Prepared, base: RuntimeOutcome | None) -> blame.Opinion:
     """Run the reference evaluator on the exported model (time-boxed) and compare it both ways."""
     try:
         reference = runtimes.get(blame.REFERENCE)

@@ -45,7 +45,7 @@ BASE_PACKAGES = {"numpy": "to read the saved arrays", "onnx": "to check the mode
                  "onnxruntime": "to run the model"}
 
 
-class CannotRun(Exception):
+class CannotRun(Exception):  # not a HarnessError: this script runs before its vendored harness is on sys.path
     """The replay itself could not run; the message is the one-line reason (exit 2)."""
 
 
@@ -232,7 +232,7 @@ class BundleCache:
         self._prep = None
 
     def get(self, case, fw):
-        """The prepared model of ``case``; raises the pipeline's ``ReferenceError_`` as it would."""
+        """The prepared model of ``case``; raises the pipeline's ``FrameworkOutputError`` as it would."""
         if self._prep is None:
             self._prep = self._prepare(case, fw)
         if isinstance(self._prep, Exception):
@@ -247,7 +247,7 @@ class BundleCache:
             model = fw.build(case.spec, case.seed)
             fresh = [list(fw.reference(model, xs)) for xs in self._inputs]
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - the pipeline reports it as the case's status
-            return self._pipeline.ReferenceError_(f"{type(exc).__name__}: {exc}")
+            return self._pipeline.FrameworkOutputError(f"{type(exc).__name__}: {exc}")
         refs = fresh if self._refs is None else self._refs
         same = all(np.array_equal(np.asarray(a), np.asarray(b), equal_nan=np.asarray(a).dtype.kind == "f")
                    for fs, rs in zip(fresh, refs) for a, b in zip(fs, rs))

@@ -15,7 +15,7 @@ import numpy as np
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Comparison:
     """Outcome of comparing one output: ``ok`` plus the measured figures."""
 
     ok: bool
@@ -44,39 +44,39 @@ def _figures64(r: np.ndarray, a: np.ndarray) -> tuple[float, float]:
     return max_abs, max_rel
 
 
-def _abs_or_rel(ref, act, params) -> Verdict:
+def _abs_or_rel(ref, act, params) -> Comparison:
     """Seed 000: ``max_abs < abs``, else ``max_abs / max|ref| < rel``."""
     max_abs, max_rel = _figures(ref, act)
     ok = max_abs < params["abs"] or max_rel < params["rel"]
-    return Verdict(ok, max_abs, max_rel, f"max_abs={max_abs:.3g} max_rel={max_rel:.3g}")
+    return Comparison(ok, max_abs, max_rel, f"max_abs={max_abs:.3g} max_rel={max_rel:.3g}")
 
 
-def _allclose(ref, act, params) -> Verdict:
+def _allclose(ref, act, params) -> Comparison:
     """Seed 001: ``assert_allclose(rtol, atol)`` elementwise, NaN equal to NaN."""
     max_abs, max_rel = _figures(ref, act)
     ok = bool(np.allclose(act.astype(np.float64), ref.astype(np.float64),
                           rtol=params["rtol"], atol=params["atol"], equal_nan=True))
-    return Verdict(ok, max_abs, max_rel, f"max_abs={max_abs:.3g} max_rel={max_rel:.3g}")
+    return Comparison(ok, max_abs, max_rel, f"max_abs={max_abs:.3g} max_rel={max_rel:.3g}")
 
 
-def _exact(ref, act, params) -> Verdict:
+def _exact(ref, act, params) -> Comparison:
     """Bit-for-bit equality (integers, booleans, indices)."""
     max_abs, max_rel = _figures(ref, act) if ref.dtype != np.bool_ else (
         float((ref != act).sum()), 0.0)
     ok = bool(np.array_equal(ref, act, equal_nan=ref.dtype.kind == "f"))
-    return Verdict(ok, max_abs, max_rel, "" if ok else f"{int((ref != act).sum())} elements differ")
+    return Comparison(ok, max_abs, max_rel, "" if ok else f"{int((ref != act).sum())} elements differ")
 
 
-def _range(ref, act, params) -> Verdict:
+def _range(ref, act, params) -> Comparison:
     """Random outputs: only shape and dtype must match and values stay in [low, high]."""
     low, high = params.get("low", -np.inf), params.get("high", np.inf)
     inside = bool(np.all((act >= low) & (act <= high))) if act.size else True
-    return Verdict(inside, float("nan"), float("nan"),
+    return Comparison(inside, float("nan"), float("nan"),
                    "" if inside else f"values outside [{low}, {high}]")
 
 
 #: Rule kinds by name; a rule in YAML picks one with ``kind:``.
-KINDS: dict[str, Callable[[np.ndarray, np.ndarray, dict], Verdict]] = {
+KINDS: dict[str, Callable[[np.ndarray, np.ndarray, dict], Comparison]] = {
     "abs-or-rel": _abs_or_rel,
     "allclose": _allclose,
     "exact": _exact,
@@ -97,7 +97,7 @@ REQUIRED_PARAMS = {
 CLOSENESS = ("abs-or-rel", "allclose")
 
 
-def compare(rule: dict, ref: np.ndarray, act: np.ndarray) -> Verdict:
+def compare(rule: dict, ref: np.ndarray, act: np.ndarray) -> Comparison:
     """Judge ``act`` against ``ref`` under ``rule`` (a dict with ``kind`` and its params).
 
     Integer and boolean reference outputs are compared exactly under a closeness rule.

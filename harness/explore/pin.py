@@ -25,6 +25,7 @@ import yaml
 
 from .derive import ABSENT
 from harness.spec.yamlsrc import MatrixError, load_yaml
+from harness.core.errors import HarnessError
 
 HELP = "write a property-mode failure (its minimal example) into its matrix entry as a fixed variant"
 
@@ -38,7 +39,7 @@ def add_arguments(p) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the variant, change nothing")
 
 
-class PinError(Exception):
+class PinError(HarnessError):
     """Why a record cannot be pinned (a usage error: exit 2)."""
 
 

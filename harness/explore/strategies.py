@@ -25,6 +25,7 @@ import hashlib
 import json
 import operator
 from typing import Any, Callable
+from harness.core.errors import HarnessError
 
 
 _BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
@@ -37,7 +38,7 @@ _UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_
 _FUNCS = {"min": min, "max": max, "abs": abs}
 
 
-class ExploreError(ValueError):
+class ExploreError(HarnessError, ValueError):
     """An ``explore:`` block that cannot be turned into a strategy."""
 
 

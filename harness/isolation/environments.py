@@ -43,6 +43,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+from harness.core.errors import HarnessError
 
 #: The repository root: where ``pyproject.toml`` and the ``.envs`` folder are.
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,7 +52,7 @@ CREATE_COMMAND = "python -m harness envs create"
 MARKER = "harness-env.json"
 
 
-class EnvironmentError_(Exception):
+class EnvironmentSpecError(HarnessError):
     """An environment cannot be made (no interpreter of its version, pip failed, ...)."""
 
 
@@ -112,7 +113,7 @@ def declared(pyproject: Path | None = None) -> dict[str, Environment]:
         where = f"{pyproject}: [tool.harness.environments.{name}]"
         for key in ("frameworks", "python", "path", "requirements"):
             if key not in t:
-                raise EnvironmentError_(f"{where}: missing key {key!r}")
+                raise EnvironmentSpecError(f"{where}: missing key {key!r}")
         path = Path(t["path"])
         out[name] = Environment(name=name, frameworks=tuple(t["frameworks"]), python=str(t["python"]),
                                 path=path if path.is_absolute() else pyproject.parent / path,
@@ -211,7 +212,7 @@ def find_python(env: Environment) -> str:
         tried.append(exe)
         if _version_of(exe) == want:
             return exe
-    raise EnvironmentError_(
+    raise EnvironmentSpecError(
         f"environment {env.name} needs Python {want} and none was found (tried: "
         f"{', '.join(tried) or 'nothing on this machine'}); install one, e.g. `pyenv install {want}`, "
         f"or declare its path in pyproject.toml under [tool.harness.environments.{env.name}] interpreters")
@@ -247,7 +248,7 @@ def check_disk(env: Environment, free: Callable[[Path], float] = free_gib) -> No
         return
     have = free(env.path)
     if have < env.disk_gib:
-        raise EnvironmentError_(
+        raise EnvironmentSpecError(
             f"needs about {env.disk_gib:g} GiB free to be made (pyproject.toml [tool.harness.environments."
             f"{env.name}] disk_gib), but the disk holding {show_path(env.path)} has {have:.1f} GiB free")
 
@@ -264,7 +265,7 @@ def _run(cmd: list[str], log: Callable[[str], None], prefix: str, **kw) -> None:
                 line.startswith(prefix.strip()):
             log(f"{prefix}{line}")
     if proc.wait() != 0:
-        raise EnvironmentError_(f"`{' '.join(cmd)}` exited {proc.returncode}:\n" + "\n".join(tail))
+        raise EnvironmentSpecError(f"`{' '.join(cmd)}` exited {proc.returncode}:\n" + "\n".join(tail))
 
 
 def _install(env: Environment, log: Callable[[str], None], prefix: str) -> None:
@@ -283,7 +284,7 @@ def create(env: Environment, log: Callable[[str], None] = print, recreate: bool 
     """Make ``env`` (venv, pinned requirements, probe, marker) unless it is up to date.
 
     Returns the marker's data: versions the probe found, ``seconds`` it took,
-    ``size_bytes`` on disk. Raises :class:`EnvironmentError_` with the cause.
+    ``size_bytes`` on disk. Raises :class:`EnvironmentSpecError` with the cause.
     """
     prefix = f"[{env.name}] "
     if recreate and env.path.exists():
@@ -299,7 +300,7 @@ def create(env: Environment, log: Callable[[str], None] = print, recreate: bool 
     check_disk(env)
     try:
         _install(env, log, prefix)
-    except (EnvironmentError_, OSError):
+    except (EnvironmentSpecError, OSError):
         if env.path.exists():
             log(f"{prefix}removing the unfinished {show_path(env.path)} to give its disk space back")
             shutil.rmtree(env.path, ignore_errors=True)
@@ -309,7 +310,7 @@ def create(env: Environment, log: Callable[[str], None] = print, recreate: bool 
                            cwd=ROOT, env=runner_environ(env.frameworks[0]), capture_output=True,
                            text=True, stdin=subprocess.DEVNULL, timeout=600)
     if probe.returncode != 0:
-        raise EnvironmentError_(f"the probe failed in {show_path(env.path)}:\n{probe.stderr[-3000:]}")
+        raise EnvironmentSpecError(f"the probe failed in {show_path(env.path)}:\n{probe.stderr[-3000:]}")
     found = json.loads(probe.stdout.strip().splitlines()[-1])
     data = {"name": env.name, "fingerprint": env.fingerprint, "python": env.python,
             "versions": found, "seconds": round(time.monotonic() - t0, 1),

@@ -128,7 +128,7 @@ class Master:
         return self.proc is not None and self.proc.poll() is None
 
     def describe(self) -> dict:
-        """What another process needs to use this master (see :meth:`Executor.__init__`)."""
+        """What another process needs to use this master (see :meth:`SessionClient.__init__`)."""
         return {"address": self.address, "plugins": list(self.plugins), "frameworks": list(self.frameworks),
                 "python": self.python}
 
@@ -151,7 +151,7 @@ class Master:
         shutil.rmtree(self._dir, ignore_errors=True)  # the socket, and the log unless placed elsewhere
 
 
-class Executor:
+class SessionClient:
     """Runs cases in a session of a runner master; see the module docstring.
 
     ``master``: the address of a master another process started (the xdist

@@ -24,7 +24,7 @@ import pytest
 from harness.core import devices, record, status
 from harness.isolation import environments
 from harness.core.case import Case
-from harness.isolation.processes import Executor, Master, sweep_stale_temp_dirs, temp_dir
+from harness.isolation.processes import SessionClient, Master, sweep_stale_temp_dirs, temp_dir
 from .collection import CaseCollection, case_of, targets_conformance
 from .options import HarnessConfig
 from .verdict import Verdicts
@@ -52,9 +52,9 @@ class RunnerLifecycle:
         #: framework -> the master this process started for the workers (xdist controller only)
         self.masters: dict[str, Master] = {}
         #: framework -> a session opened before collection, adopted by the first CaseRunner
-        self.early: dict[str, Executor] = {}
+        self.early: dict[str, SessionClient] = {}
         #: framework -> a session that only resolves the matrix's ``call:`` targets (xdist controller)
-        self.checkers: dict[str, Executor] = {}
+        self.checkers: dict[str, SessionClient] = {}
         #: the case pytest runs after the current one (see pytest_runtest_protocol)
         self.next_case: Case | None = None
         self.runner: CaseRunner | None = None
@@ -93,7 +93,7 @@ class RunnerLifecycle:
                 out.setdefault(c.framework, set()).add(c.spec["call"])
         return {fw: tuple(sorted(t)) for fw, t in out.items()}
 
-    def check_calls(self, executors: dict[str, Executor]) -> None:
+    def check_calls(self, executors: dict[str, SessionClient]) -> None:
         """Wait for ``executors`` to say hello; a ``call:`` target that did not resolve is a usage error.
 
         Runs once collection is done: the runners imported and warmed up meanwhile,
@@ -129,14 +129,15 @@ class RunnerLifecycle:
             for ex in checkers.values():
                 ex.close()
 
-    def executor(self, framework: str, shared: dict | None = None, check_calls: tuple[str, ...] = ()) -> Executor:
+    def executor(self, framework: str, shared: dict | None = None, check_calls: tuple[str, ...] = ()) -> SessionClient:
         """A new executor for ``framework``, on the controller's master for it where there is one."""
         cfg = self.cfg
         shared = shared or getattr(self.config, "workerinput", {}).get("harness_masters", {}).get(framework)
-        return Executor(timeout=cfg.timeout, startup_timeout=cfg.startup_timeout, plugins=self.collection.plugins(),
-                        label=f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{framework}",
-                        frameworks=(framework,), repro_dir=str(cfg.repro_dir) if cfg.repro_dir else None,
-                        master=shared, python=environments.interpreter(framework), check_calls=check_calls)
+        return SessionClient(timeout=cfg.timeout, startup_timeout=cfg.startup_timeout,
+                             plugins=self.collection.plugins(),
+                             label=f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{framework}",
+                             frameworks=(framework,), repro_dir=str(cfg.repro_dir) if cfg.repro_dir else None,
+                             master=shared, python=environments.interpreter(framework), check_calls=check_calls)
 
     def case_runner(self) -> "CaseRunner":
         """This process's :class:`CaseRunner` (made on first use)."""
@@ -200,9 +201,9 @@ class CaseRunner:
         self.verdicts = lifecycle.verdicts
         self.expectations = lifecycle.verdicts.expectations
         self.worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-        self.executors: dict[str, Executor] = {}
+        self.executors: dict[str, SessionClient] = {}
 
-    def executor_for(self, framework: str) -> Executor:
+    def executor_for(self, framework: str) -> SessionClient:
         """The executor of ``framework`` (adopting the session opened before collection)."""
         ex = self.executors.get(framework)
         if ex is None:

@@ -27,11 +27,12 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, TypeVar
+from harness.core.errors import HarnessError
 
 T = TypeVar("T")
 
 
-class ShardError(ValueError):
+class ShardError(HarnessError, ValueError):
     """Bad ``--shard-id`` / ``--num-shards`` / ``--shard-durations`` values (a usage error)."""
 
 

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .results import BadLine, NotResults, read_results
+from harness.core.errors import HarnessError
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 MERGE_RULE = "newest 'finished' wins (ties: larger canonical JSON)"
 
 
-class InputError(Exception):
+class InputError(HarnessError):
     """A results argument that cannot be used at all (missing file, empty folder, not a results file)."""
 
 

@@ -20,15 +20,16 @@ from pathlib import Path
 from typing import Iterator
 
 from harness.core import record
+from harness.core.errors import HarnessError
 
 SCHEMA_VERSION = 1
 
 
-class WriteFailed(OSError):
+class WriteFailed(HarnessError, OSError):
     """A record could not be written (full disk, lost device): the file still ends with a whole line."""
 
 
-class NotResults(ValueError):
+class NotResults(HarnessError, ValueError):
     """A file that is not a results file at all (binary, a JSON document, text of another kind)."""
 
 

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from harness.core.errors import HarnessError
 
 
-class MatrixError(Exception):
+class MatrixError(HarnessError):
     """A problem in a matrix file: one line, naming the file, line and field."""
 
     def __init__(self, path: str | Path, line: int | None, field: str, message: str):

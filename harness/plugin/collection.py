@@ -18,7 +18,7 @@ import pytest
 from .. import devices, environments, passes, runtimes, sharding
 from ..case import Case
 from ..matrix import Matrix, load_all
-from ..yamlsrc import MatrixError
+from ..yamlsrc import MatrixError, load_yaml
 from .options import ROOT, HarnessConfig
 
 
@@ -138,14 +138,11 @@ class CaseCollection:
     def _scan(self) -> list[dict]:
         """The matrix files as plain mappings, read once (a quick read: no validation or expansion)."""
         if self._scanned is None:
-            import yaml
-
             self._scanned = []
             for path in self.cfg.matrices:
-                try:
-                    data = yaml.load(path.read_text(encoding="utf-8"),
-                                     Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-                except (OSError, UnicodeDecodeError, yaml.YAMLError):
+                try:  # the one loader: a file it refuses is refused by the real load too
+                    data = load_yaml(path).data
+                except MatrixError:
                     continue  # the real load reports it
                 if isinstance(data, dict):
                     self._scanned.append(data)

@@ -1,0 +1,78 @@
+"""Untrusted-looking input is bounded and refused in one line: YAML tags, non-JSON values, aliases, nesting.
+
+Issue 24, items 7, 9 and 15: there is one YAML loader (:func:`harness.yamlsrc.load_yaml`), it accepts
+JSON's types only, and it never expands an alias bomb or a recursive alias.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from harness.yamlsrc import MAX_ALIAS_VALUES, MatrixError, load_yaml
+
+
+def _load(tmp_path, text):
+    path = tmp_path / "m.yaml"
+    path.write_text(text, encoding="utf-8")
+    return load_yaml(path)
+
+
+def _bomb(levels: int) -> str:
+    """The classic billion-laughs document: each level lists the one below nine times."""
+    lines = ['l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, levels + 1):
+        lines.append(f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("text, line, field, message", [
+    ("a: 1\nb: !!python/tuple [1, 2]\n", 2, "b", "tag !!python/tuple: only JSON values"),
+    ("a:\n  b: !!python/name:os.system ls\n", 2, "a.b", "tag !!python/name:os.system 'ls'"),
+    ("a: !!python/object:os.Foo {x: 1}\n", 1, "a", "tag !!python/object:os.Foo"),
+    ("a: [1, !custom 3]\n", 1, "a.1", "tag !custom '3'"),
+    ("kwargs:\n  day: 2024-01-01\n", 2, "kwargs.day", "a date or time '2024-01-01' is not a JSON value; quote it"),
+    ("a: !!binary aGVsbG8=\n", 1, "a", "binary data is not one"),
+    ("a: !!set {x, y}\n", 1, "a", "a set is not one"),
+    ("a: !!omap [x: 1]\n", 1, "a", "an ordered map is not one"),
+    ("a: &x {k: 1}\nb:\n  <<: *x\n", 3, "b", "a merge key (<<) is not one"),
+    ("a: &a [1, *a]\n", 1, "a.1", "a recursive alias"),
+    ("a: &a {b: *a}\n", 1, "a.b", "a recursive alias"),
+    ("1: x\n", 1, "<root>", "key '1' is not text (YAML reads it as a number); quote it"),
+    ("? [1, 2]\n: x\n", 1, "<root>", "a key must be text"),
+])
+def test_non_json_yaml_is_one_error_naming_file_line_field(tmp_path, text, line, field, message):
+    with pytest.raises(MatrixError) as err:
+        _load(tmp_path, text)
+    assert (err.value.line, err.value.field) == (line, field), str(err.value)
+    assert message in err.value.message
+    assert str(err.value).startswith(f"{tmp_path / 'm.yaml'}:{line}: {field}: ")
+    assert "\n" not in str(err.value)
+
+
+def test_quoted_and_json_values_still_load(tmp_path):
+    doc = _load(tmp_path, 'a: "2024-01-01"\nb: [1, 2.5, .inf, true, null, "x"]\nc: &c {k: [1]}\nd: *c\n')
+    assert doc.data == {"a": "2024-01-01", "b": [1, 2.5, float("inf"), True, None, "x"],
+                        "c": {"k": [1]}, "d": {"k": [1]}}
+    assert doc.line_of(("d",)) == 4
+
+
+def test_an_alias_bomb_is_refused_quickly(tmp_path):
+    text = _bomb(8)  # 9**8 = 43 million strings if expanded
+    assert len(text) < 700
+    start = time.monotonic()
+    with pytest.raises(MatrixError, match=f"the aliases expand to more than {MAX_ALIAS_VALUES} values"):
+        _load(tmp_path, text)
+    assert time.monotonic() - start < 2.0
+
+
+def test_a_small_alias_bomb_below_the_bound_loads(tmp_path):
+    doc = _load(tmp_path, _bomb(2))  # 1 + 9 + 81 copies
+    assert len(doc.data["l2"]) == 9 and doc.data["l2"][0][0] == ["lol"] * 9
+
+
+def test_deep_nesting_is_refused(tmp_path):
+    for text in ["a: " + "[" * 100 + "]" * 100 + "\n", "a: " + "[" * 20000 + "]" * 20000 + "\n"]:
+        with pytest.raises(MatrixError, match="nested"):
+            _load(tmp_path, text)

@@ -8,6 +8,7 @@ exporter x device. Every problem in a file is reported as one
 from __future__ import annotations
 
 import functools
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -182,11 +183,43 @@ def load_tolerances(path: str | Path) -> tuple[dict, dict]:
                             f"write e.g. 1.0e-3)")
                 raise MatrixError(doc.path, doc.line_of(("rules", name, p)) or doc.line_of(("rules", name)),
                                   f"rules.{name}.{p}", f"rule kind {kind!r} needs a number {p!r}{hint}")
+            _check_bound(doc, name, kind, p, value)
+        for p in ("low", "high"):
+            if kind == "range" and p in rule:
+                value = rule[p]
+                if not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value):
+                    raise MatrixError(doc.path, doc.line_of(("rules", name, p)), f"rules.{name}.{p}",
+                                      f"rule kind 'range' needs a number {p!r} (.inf for no bound), not {value!r}")
+        if kind == "range" and rule.get("low", -math.inf) > rule.get("high", math.inf):
+            raise MatrixError(doc.path, doc.line_of(("rules", name, "low")), f"rules.{name}.low",
+                              f"low {rule['low']} is above high {rule['high']}: no value could pass")
     for dtype, name in doc.data["defaults"].items():
         if name not in rules:
             raise MatrixError(doc.path, doc.line_of(("defaults", dtype)), f"defaults.{dtype}",
                               f"unknown tolerance rule {name!r}")
     return {n: {"name": n, **r} for n, r in rules.items()}, dict(doc.data["defaults"])
+
+
+def _check_bound(doc: SourcedDoc, name: str, kind: str, param: str, value: float) -> None:
+    """A closeness bound is finite and not negative (and, under ``abs-or-rel``'s strict ``<``, above 0).
+
+    NaN fails every comparison (identical outputs would be a mismatch), a negative bound
+    likewise, and ``.inf`` lets any wrong value pass.
+    """
+    strict = kind == "abs-or-rel"
+    if math.isnan(value):
+        why = "NaN compares false with everything: identical outputs would be a mismatch"
+    elif math.isinf(value):
+        why = "an infinite bound lets any wrong value pass"
+    elif value < 0:
+        why = "a negative bound fails even identical outputs"
+    elif strict and value == 0:
+        why = "abs-or-rel passes when the error is below the bound: 0 fails even identical outputs"
+    else:
+        return
+    need = "a finite number above 0" if strict else "a finite number, 0 or above"
+    raise MatrixError(doc.path, doc.line_of(("rules", name, param)), f"rules.{name}.{param}",
+                      f"{value!r}: give {need} ({why})")
 
 
 @dataclass(frozen=True)

@@ -76,3 +76,64 @@ def test_deep_nesting_is_refused(tmp_path):
     for text in ["a: " + "[" * 100 + "]" * 100 + "\n", "a: " + "[" * 20000 + "]" * 20000 + "\n"]:
         with pytest.raises(MatrixError, match="nested"):
             _load(tmp_path, text)
+
+
+# -- item 14: tolerance bounds ---------------------------------------------------------------------
+
+TOLERANCES = """\
+rules:
+  r:
+    kind: {kind}
+    {a}: {x}
+    {b}: 1.0e-5
+defaults: {{float32: r}}
+"""
+
+
+@pytest.mark.parametrize("kind, a, b, x, why", [
+    ("abs-or-rel", "abs", "rel", ".nan", "NaN compares false"),
+    ("abs-or-rel", "abs", "rel", "-1.0e-5", "a negative bound"),
+    ("abs-or-rel", "abs", "rel", "0", "0 fails even identical outputs"),
+    ("abs-or-rel", "abs", "rel", ".inf", "lets any wrong value pass"),
+    ("allclose", "rtol", "atol", ".nan", "NaN compares false"),
+    ("allclose", "atol", "rtol", "-.inf", "infinite bound"),
+    ("allclose", "rtol", "atol", "-0.001", "a negative bound"),
+    ("allclose", "atol", "rtol", ".inf", "lets any wrong value pass"),
+])
+def test_bad_tolerance_bounds_are_refused_at_their_line(tmp_path, kind, a, b, x, why):
+    from harness.matrix import load_tolerances
+
+    path = tmp_path / "tolerances.yaml"
+    path.write_text(TOLERANCES.format(kind=kind, a=a, b=b, x=x))
+    with pytest.raises(MatrixError) as err:
+        load_tolerances(path)
+    assert str(err.value).startswith(f"{path}:4: rules.r.{a}: "), str(err.value)
+    assert why in str(err.value)
+
+
+def test_good_tolerance_bounds_load_and_judge(tmp_path):
+    import numpy as np
+
+    from harness import tolerance
+    from harness.matrix import load_tolerances
+
+    path = tmp_path / "tolerances.yaml"
+    path.write_text(TOLERANCES.format(kind="allclose", a="atol", b="rtol", x="0"))
+    rules, _ = load_tolerances(path)
+    same = np.array([1.0, 2.0])
+    assert tolerance.compare(rules["r"], same, same.copy()).ok
+    assert not tolerance.compare(rules["r"], same, same + 1).ok
+
+
+@pytest.mark.parametrize("body, field, message", [
+    ("low: .nan\n    high: 1.0", "low", "needs a number 'low'"),
+    ("low: 2.0\n    high: 1.0", "low", "low 2.0 is above high 1.0"),
+    ("high: abc", "high", "needs a number 'high'"),
+])
+def test_bad_range_bounds(tmp_path, body, field, message):
+    from harness.matrix import load_tolerances
+
+    path = tmp_path / "tolerances.yaml"
+    path.write_text(f"rules:\n  r:\n    kind: range\n    {body}\ndefaults: {{float32: r}}\n")
+    with pytest.raises(MatrixError, match=f"rules.r.{field}: .*{message}"):
+        load_tolerances(path)

@@ -259,8 +259,14 @@ def _merge(*layers: dict) -> dict:
 
 
 def load_matrix(path: str | Path, rules: dict, default_rules: dict, scope: Scope,
-                max_opset: int | None = None, policy: DtypePolicy | None = None) -> Matrix:
-    """Validate one matrix file and expand it under ``scope``."""
+                max_opset: int | None = None, policy: DtypePolicy | None = None,
+                allow_any_call: bool = False) -> Matrix:
+    """Validate one matrix file and expand it under ``scope``.
+
+    A matrix is trusted code (its ``plugins:`` are imported, its ``call:`` targets
+    called); still, a ``call:`` must lie in the framework's own namespaces or the
+    harness builders unless ``allow_any_call`` (``--allow-any-call``).
+    """
     policy = policy or DtypePolicy()
     doc = load_yaml(path)
     validate(doc, schema.MATRIX)
@@ -293,6 +299,11 @@ def load_matrix(path: str | Path, rules: dict, default_rules: dict, scope: Scope
         if not unavailable:
             _check_builder(doc, at, entry, fw)
         source = f"{doc.path}:{line}"
+        if entry.get("call") and not allow_any_call and not registry.call_allowed(fw, entry["call"]):
+            allowed = ", ".join((*registry.CALL_NAMESPACES.get(fw, ()), *registry.HARNESS_CALLS))
+            raise MatrixError(doc.path, doc.line_of(at + ("call",)), f"entries[{kernel}].call",
+                              f"{entry['call']!r} lies outside {fw}'s namespaces ({allowed}); a matrix "
+                              f"is trusted code: give --allow-any-call to call it anyway")
         if entry.get("call"):
             matrix.call_sources.setdefault(entry["call"], f"{doc.path}:{doc.line_of(at + ('call',))}")
         shared_key = entry.get("shared_key", kernel)
@@ -437,14 +448,14 @@ def _check_builder(doc: SourcedDoc, at: tuple, entry: dict, fw: str) -> None:
 
 
 def load_all(paths: list[Path], tolerances_path: Path, scope: Scope,
-             max_opset: int | None = None) -> Matrix:
+             max_opset: int | None = None, allow_any_call: bool = False) -> Matrix:
     """Load every matrix file in ``paths`` and concatenate them; ids must be unique."""
     rules, defaults = load_tolerances(tolerances_path)
     policy = load_dtype_policy(tolerances_path)
     out = Matrix()
     seen: dict[str, str] = {}
     for path in paths:
-        m = load_matrix(path, rules, defaults, scope, max_opset, policy)
+        m = load_matrix(path, rules, defaults, scope, max_opset, policy, allow_any_call)
         for c in m.cases:
             if c.id in seen:
                 where, _, line = c.source.rpartition(":")

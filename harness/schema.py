@@ -117,7 +117,9 @@ MATRIX = {
     "properties": {
         "framework": _NAME,
         "exporters": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-        "plugins": {"type": "array", "items": {"type": "string"}},
+        # modules imported by the controller and the runners: trusted code, named as dotted modules
+        "plugins": {"type": "array", "items": {"type": "string", "maxLength": 200,
+                                               "pattern": r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z"}},
         # exporter -> the opset it translates at; below it, one case per variant (the
         # highest lower opset) records the version conversion, the rest are reported skipped
         "native_opsets": {"type": "object", "additionalProperties": _OPSET},

@@ -137,3 +137,69 @@ def test_bad_range_bounds(tmp_path, body, field, message):
     path.write_text(f"rules:\n  r:\n    kind: range\n    {body}\ndefaults: {{float32: r}}\n")
     with pytest.raises(MatrixError, match=f"rules.r.{field}: .*{message}"):
         load_tolerances(path)
+
+
+# -- item 8: call: targets and plugins: ------------------------------------------------------------
+
+MATRIX = """\
+framework: fake
+exporters: [fake]
+plugins: [tests.fakes]
+entries:
+  - kernel: relu
+    table: {opsets: "7~8"}
+    call: CALL
+    inputs: [{shape: [2, 3]}]
+"""
+
+
+def _expand(tmp_path, text, **kw):
+    from harness.matrix import Scope, load_all
+
+    path = tmp_path / "m.yaml"
+    path.write_text(text)
+    from pathlib import Path
+    tol = Path(__file__).resolve().parent.parent / "cases" / "tolerances.yaml"
+    return path, load_all([path], tol, Scope(), max_opset=22, **kw)
+
+
+@pytest.mark.parametrize("target", ["os.system", "subprocess.run", "builtins.eval", "numpyx.abs", "tests.fakes.x"])
+def test_a_call_outside_the_frameworks_namespaces_is_refused(tmp_path, target):
+    with pytest.raises(MatrixError) as err:
+        _expand(tmp_path, MATRIX.replace("CALL", target))
+    assert str(err.value).startswith(f"{tmp_path / 'm.yaml'}:7: entries[relu].call: '{target}' lies outside "
+                                     f"fake's namespaces (numpy, harness.builders); a matrix is trusted code: "
+                                     f"give --allow-any-call"), str(err.value)
+    _, m = _expand(tmp_path, MATRIX.replace("CALL", target), allow_any_call=True)
+    assert {c.spec["call"] for c in m.cases} == {target}
+
+
+@pytest.mark.parametrize("target", ["numpy.abs", "numpy", "harness.builders.torch_ops.whatever"])
+def test_a_call_inside_the_namespaces_loads(tmp_path, target):
+    _, m = _expand(tmp_path, MATRIX.replace("CALL", target))
+    assert len(m.cases) == 2
+
+
+def test_real_frameworks_declare_their_call_namespaces():
+    from harness import registry
+
+    for fw in ("torch", "paddle", "tensorflow", "oneflow"):
+        registry.load_builders(fw)
+    assert registry.call_allowed("tensorflow", "tf.nn.relu") and registry.call_allowed("oneflow", "flow.abs")
+    assert not registry.call_allowed("torch", "torchvision.ops.nms") and not registry.call_allowed("torch", "os.system")
+
+
+@pytest.mark.parametrize("plugin", ["../evil", "tests/fakes.py", "tests.fakes\n", "a..b", ""])
+def test_plugins_must_be_dotted_module_names(tmp_path, plugin):
+    import json
+
+    with pytest.raises(MatrixError, match=r"m.yaml:3: plugins\[0\]: .* does not match"):
+        _expand(tmp_path, MATRIX.replace("CALL", "numpy.abs").replace("[tests.fakes]", f"[{json.dumps(plugin)}]"))
+
+
+def test_help_says_matrices_are_trusted_code(pytester):
+    res = pytester.runpytest_subprocess("--help")
+    text = " ".join(res.stdout.str().split())
+    assert "are trusted code" in text and "--allow-any-call" in text
+    from harness.__main__ import parser
+    assert "trusted code" in parser().format_help()

@@ -94,7 +94,8 @@ class CaseCollection:
             cfg = self.cfg
             try:
                 top = getattr(self.config, "workerinput", {}).get("harness_max_opset")
-                matrix = load_all(list(cfg.matrices), cfg.tolerances, cfg.scope, max_opset=top)
+                matrix = load_all(list(cfg.matrices), cfg.tolerances, cfg.scope, max_opset=top,
+                                  allow_any_call=cfg.allow_any_call)
             except MatrixError as exc:
                 raise pytest.UsageError(str(exc)) from None
             matrix.cases = _unrunnable(matrix.cases, cfg.present)

@@ -63,6 +63,8 @@ class HarnessConfig:
     post_passes: tuple[str, ...] = (DEFAULT_PASS,)
     #: run each case item with one report (see :mod:`.protocol`) instead of pytest's own protocol
     light_protocol: bool = True
+    #: --allow-any-call: a matrix's ``call:`` may name any function, not only its framework's
+    allow_any_call: bool = False
 
 
 def positive_seconds(text: str) -> float:
@@ -96,7 +98,13 @@ def add_options(parser) -> None:
     """Declare the harness's command-line options."""
     g = parser.getgroup("onnx-conformance", "ONNX export conformance harness")
     g.addoption("--cases-dir", default=str(ROOT / "cases"),
-                help="folder with the YAML matrices, tolerances.yaml and expected_failures.yaml")
+                help="folder with the YAML matrices, tolerances.yaml and expected_failures.yaml. "
+                     "Matrices, expectations and --cases-dir are trusted code: a matrix's plugins: are "
+                     "imported and its call: functions called (call: only within the framework's own "
+                     "packages and harness.builders, unless --allow-any-call)")
+    g.addoption("--allow-any-call", action="store_true",
+                help="let a matrix's call: name any importable function (default: only the framework's "
+                     "own packages, e.g. torch.*, and harness.builders.*)")
     g.addoption("--matrix", action="append", default=[],
                 help="run only this matrix file (repeatable); default: every matrix in --cases-dir")
     g.addoption("--framework", action="append", default=[],
@@ -214,6 +222,7 @@ def make_config(config) -> HarnessConfig:
         hypothesis_profile=opt.explore_profile or "ci", special_values=opt.special_values,
         present=present, ort_providers=providers, shard=shard, shard_costs=shard_costs, case_ids=case_ids,
         runtimes=_names("--runtimes", opt.runtimes), post_passes=_names("--passes", opt.passes),
+        allow_any_call=opt.allow_any_call,
         light_protocol=opt.case_protocol == "light" and not any(
             getattr(opt, name, False) for name in ("usepdb", "trace", "runxfail", "setupshow", "setuponly",
                                                    "setupplan")))

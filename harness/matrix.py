@@ -126,7 +126,7 @@ def _dotted(doc: SourcedDoc, at: tuple) -> str:
     data = doc.data
     for key in at:
         if isinstance(key, int) and isinstance(data, list) and key < len(data) \
-                and isinstance(data[key], dict) and "kernel" in data[key]:
+                and isinstance(data[key], dict) and _printable_name(data[key].get("kernel")):
             parts.append(f"[{data[key]['kernel']}]")
         else:
             parts.append(f"[{key}]" if isinstance(key, int) else f".{key}")
@@ -135,6 +135,11 @@ def _dotted(doc: SourcedDoc, at: tuple) -> str:
         except (KeyError, IndexError, TypeError):
             data = None
     return "".join(parts).lstrip(".") or "<root>"
+
+
+def _printable_name(name) -> bool:
+    """Whether ``name`` may stand in an error line as given (a bad kernel name is shown by its index)."""
+    return isinstance(name, str) and 0 < len(name) <= 48 and name.isascii() and name.replace("_", "a").isalnum()
 
 
 def validate(doc: SourcedDoc, json_schema: dict) -> None:
@@ -156,6 +161,8 @@ def validate(doc: SourcedDoc, json_schema: dict) -> None:
         if extra:
             at = at + (extra[0],)
             message = f"unknown key {extra[0]!r} (allowed: {', '.join(sorted(allowed))})"
+    if "propertyNames" in err.schema_path:  # at the line of the bad name (the field stays its mapping's)
+        raise MatrixError(doc.path, doc.line_of(at + (err.instance,)), _dotted(doc, at), f"name {message}")
     raise MatrixError(doc.path, doc.line_of(at), _dotted(doc, at), message)
 
 

@@ -203,3 +203,49 @@ def test_help_says_matrices_are_trusted_code(pytester):
     assert "are trusted code" in text and "--allow-any-call" in text
     from harness.__main__ import parser
     assert "trusted code" in parser().format_help()
+
+
+# -- items 20, 21: names' characters and length ----------------------------------------------------
+
+NAMES = """\
+framework: fake
+exporters: [fake]
+plugins: [tests.fakes]
+entries:
+  - kernel: relu
+    table: {opsets: "7~8"}
+    builder: relu
+    inputs: [{shape: [2, 3]}]
+    variants:
+      good: {kwargs: {behavior: good}}
+"""
+
+
+@pytest.mark.parametrize("old, new, line, field, message", [
+    ("kernel: relu", 'kernel: "relu\\n"', 5, "entries[0].kernel", r"'relu\n' does not match"),
+    ("kernel: relu", 'kernel: "re\\tlu"', 5, "entries[0].kernel", r"'re\tlu' does not match"),
+    ("kernel: relu", 'kernel: "relu\\u0085"', 5, "entries[0].kernel", "does not match"),
+    ("      good:", '      "good\\n":', 10, "entries[relu].variants", r"'good\n' does not match"),
+    ("      good:", '      "go\\x1bod":', 10, "entries[relu].variants", "does not match"),
+    ("kernel: relu", "kernel: " + "r" * 300, 5, "entries[0].kernel", "is too long"),
+    ("      good:", "      " + "g" * 49 + ":", 10, "entries[relu].variants", "is too long"),
+    ("framework: fake", "framework: " + "f" * 25, 1, "framework", "is too long"),
+    ("exporters: [fake]", 'exporters: ["fake\\n"]', 2, "exporters[0]", "does not match"),
+    ("exporters: [fake]", "exporters: [" + "e" * 25 + "]", 2, "exporters[0]", "is too long"),
+    ("exporters: [fake]", "exporters: [../x]", 2, "exporters[0]", "does not match"),
+])
+def test_names_are_short_and_plain_one_line_at_load(tmp_path, old, new, line, field, message):
+    assert old in NAMES
+    with pytest.raises(MatrixError) as err:
+        _expand(tmp_path, NAMES.replace(old, new, 1))
+    assert str(err.value).startswith(f"{tmp_path / 'm.yaml'}:{line}: {field}: "), str(err.value)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_longest_names_give_an_id_that_is_a_file_name(tmp_path):
+    text = (NAMES.replace("framework: fake", "framework: fake").replace("kernel: relu", "kernel: " + "k" * 48)
+            .replace("      good:", "      " + "v" * 48 + ":"))
+    _, m = _expand(tmp_path, text)
+    case = m.cases[0]
+    (tmp_path / case.id).mkdir()  # a repro bundle's folder
+    assert len(case.id.encode()) < 200

@@ -73,7 +73,8 @@ _EXPLORE = {
             "properties": {"shape": {"type": "array", "items": _DIM}}}},
         "kwargs": {"type": "object", "additionalProperties": {
             "oneOf": [{"type": "array", "minItems": 1}, _RANGE]}},
-        "constraints": {"type": "array", "items": {"type": "string", "minLength": 1}},
+        "constraints": {"type": "array", "maxItems": 32,
+                        "items": {"type": "string", "minLength": 1, "maxLength": 400}},
         "dtypes": {"type": "array", "items": _DTYPE, "minItems": 1},
         # how many input sets (seeds) are drawn per exported model
         "input_seeds": {"type": "integer", "minimum": 1, "maximum": 16},

@@ -249,3 +249,45 @@ def test_the_longest_names_give_an_id_that_is_a_file_name(tmp_path):
     case = m.cases[0]
     (tmp_path / case.id).mkdir()  # a repro bundle's folder
     assert len(case.id.encode()) < 200
+
+
+# -- item 10: the explore-constraint language is bounded -------------------------------------------
+
+@pytest.mark.parametrize("text, message", [
+    ("C ** 9 ** 9 ** 9 > 0", "the exponent of ** must be a whole number from 0 to 64"),
+    ("C ** H > 0", "the exponent of ** must be"),
+    ("C ** 65 > 0", "the exponent of ** must be"),
+    ("C ** -1 > 0", "the exponent of ** must be"),
+    ("C ** 0.5 > 0", "the exponent of ** must be"),
+    (" + ".join(["C"] * 60) + " > 0", "syntax nodes (at most 100)"),
+    ("C > 0 and " * 50 + "C > 0", "longer than 400 characters"),
+    ("(" * 30 + "C" + ")" * 30 + " + " + "-" * 30 + "C > 0", "nested more than 20 levels"),
+    ("-" * 390 + "C > 0", "syntax nodes"),
+])
+def test_constraints_beyond_the_bounds_are_refused_quickly(text, message):
+    from harness.strategies import ExploreError, compile_constraint
+
+    start = time.monotonic()
+    with pytest.raises(ExploreError, match=message.replace("*", r"\*").replace("(", r"\(").replace(")", r"\)")):
+        compile_constraint(text, {"C", "H"})
+    assert time.monotonic() - start < 1.0
+
+
+def test_bounded_powers_evaluate_and_a_huge_base_is_false_not_slow():
+    from harness.strategies import compile_constraint
+
+    assert compile_constraint("C ** 2 == 9 and (C ** 3) ** 2 > 700", {"C"})({"C": 3})
+    huge = compile_constraint("((C ** 64) ** 64) ** 64 > 0", {"C"})
+    start = time.monotonic()
+    assert huge({"C": 3}) is False  # the second ** has a base above 2**64: no value, so the draw is refused
+    assert time.monotonic() - start < 1.0
+
+
+def test_an_explore_block_with_a_bad_constraint_names_its_line(tmp_path):
+    from harness.explore import collect_targets
+
+    text = NAMES.replace("    builder: relu\n", "    builder: relu\n    explore:\n      dims: {C: {min: 1, max: 4}}\n"
+                         "      constraints: ['C ** 9 ** 9 ** 9 > 0']\n")
+    path, m = _expand(tmp_path, text)
+    with pytest.raises(MatrixError, match=r"m.yaml:8: entries\[relu\].explore: constraint .* the exponent of \*\*"):
+        collect_targets([path], m)

@@ -81,3 +81,132 @@ def test_yaml_faults_stop_the_run_in_one_line(run_conformance, tmp_path, monkeyp
     err = _usage_error(run_conformance, tmp_path, monkeypatch, "--cases-dir", cases, workers="0")
     assert len(err) == 1 and err[0].startswith("ERROR: ") and line in err[0], err
     assert time.monotonic() - start < 60  # measured under load: about 3 s; the bomb took 40 s and 1.5 GB
+
+
+# -- item 17: one line instead of a traceback --------------------------------------------------------
+
+BAD_VALUES = [
+    (("--max-examples", "0"), "argument --max-examples: '0': give a whole number, 1 or more"),
+    (("--max-examples", "-1"), "argument --max-examples: '-1': give a whole number, 1 or more"),
+    (("--max-examples", "many"), "argument --max-examples: 'many' is not a whole number"),
+    (("--shrink-budget", "nan"), "argument --shrink-budget: 'nan': give a finite number of seconds, 0 or more"),
+    (("--shrink-budget", "-1"), "argument --shrink-budget: '-1': give a finite number of seconds, 0 or more"),
+    (("--shrink-budget", "inf"), "argument --shrink-budget: 'inf': give a finite number of seconds, 0 or more"),
+]
+
+
+@pytest.mark.parametrize("args, line", BAD_VALUES, ids=[" ".join(a) for a, _ in BAD_VALUES])
+def test_bad_explore_values_are_one_line_usage_errors(run_conformance, tmp_path, monkeypatch, args, line):
+    from tests.test_usage_errors import _usage_error
+
+    err = _usage_error(run_conformance, tmp_path, monkeypatch, "--matrix", FAULTS, "--explore", *args, workers="0")
+    assert any(line in e for e in err), err
+
+
+def _not_results(tmp_path) -> list[Path]:
+    text, binary = tmp_path / "notes.txt", tmp_path / "image.png"
+    text.write_text("hello\nnot a record\n")
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
+    return [text, binary]
+
+
+def test_shard_durations_on_a_non_results_file(run_conformance, tmp_path, monkeypatch):
+    from tests.test_usage_errors import _usage_error
+
+    for path in _not_results(tmp_path):
+        err = _usage_error(run_conformance, tmp_path, monkeypatch, "--matrix", FAULTS, "--shard-id", "1",
+                           "--num-shards", "2", "--shard-durations", path, workers="0")
+        assert err == [f"ERROR: --shard-durations {path}: not a results file" + err[0].split("not a results file")[1]]
+        assert "INTERNALERROR" not in err[0]
+
+
+@pytest.mark.parametrize("command", [["shards"], ["pin-example"]])
+def test_tools_on_non_records_say_so_in_one_line(tmp_path, capsys, command):
+    from harness.__main__ import main
+
+    for path in _not_results(tmp_path):
+        argv = [*command, str(path)] + (["some-case-id"] if command == ["pin-example"] else [])
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"{path}: not a results file" in err[0], err
+
+
+def _records(tmp_path) -> Path:
+    from tests.test_reports import sample, write
+
+    return write(tmp_path / "run.jsonl", sample())
+
+
+def test_report_out_on_a_file_is_one_line(tmp_path, capsys):
+    from harness.__main__ import main
+
+    a_file = tmp_path / "a-file"
+    a_file.write_text("keep me")
+    assert main(["report", str(_records(tmp_path)), "--out", str(a_file), "--no-matrix"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: --out {a_file}: cannot write (File exists)"], err
+    assert a_file.read_text() == "keep me"
+
+
+def _tmpfs(where: Path, options: str):
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    where.mkdir()
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True,
+                           text=True)
+    if mount.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mount.stderr.strip()}")
+
+
+@pytest.mark.parametrize("options, why", [("ro,size=64k", "Read-only file system"),
+                                          ("size=8k", "No space left on device")])
+def test_report_out_on_a_read_only_or_full_disk_is_one_line(tmp_path, capsys, options, why):
+    from harness.__main__ import main
+
+    records = _records(tmp_path)
+    disk = tmp_path / "disk"
+    _tmpfs(disk, options)
+    try:
+        rc = main(["report", str(records), "--out", str(disk / "reports"), "--no-matrix"])
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1, err
+    assert err[0].startswith(f"error: --out {disk / 'reports'}: cannot write") and why in err[0], err
+
+
+def test_diff_markdown_appends_and_a_folder_is_one_line(tmp_path, capsys):
+    from harness.__main__ import main
+
+    records = _records(tmp_path)
+    summary = tmp_path / "summary.md"
+    summary.write_text("# an earlier step's summary\n")
+    assert main(["diff", str(records), str(records), "--markdown", str(summary)]) == 0
+    out = capsys.readouterr().out
+    assert summary.read_text() == "# an earlier step's summary\n" + out
+    assert main(["diff", str(records), str(records), "--markdown", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: --markdown {tmp_path}: cannot append (Is a directory)"], err
+
+
+def _refused_before_the_run(run_conformance, tmp_path, *args) -> list[str]:
+    results = tmp_path / "r.jsonl"
+    res = run_conformance("--matrix", FAULTS, "-n", "0", "--results", results, *args)
+    assert res.ret == pytest.ExitCode.USAGE_ERROR, res.stdout.str()[-2000:] + res.stderr.str()[-2000:]
+    assert not results.exists(), "a case ran"
+    return [line for line in res.stderr.str().splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("option", ["--repro-dir", "--reports-dir"])
+def test_an_unwritable_output_folder_is_refused_before_the_run(run_conformance, tmp_path, option):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    err = _refused_before_the_run(run_conformance, tmp_path, option, a_file / "sub")
+    assert err == [f"ERROR: {option} {a_file / 'sub'}: {a_file} is a file, not a folder"], err
+    disk = tmp_path / "disk"
+    _tmpfs(disk, "ro,size=64k")
+    try:
+        err = _refused_before_the_run(run_conformance, tmp_path, option, disk / "out")
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+    assert err == [f"ERROR: {option} {disk / 'out'}: cannot write there (Read-only file system)"], err

@@ -91,6 +91,28 @@ def read_case_ids(path: str) -> frozenset[str]:
     return ids
 
 
+def seconds_or_zero(text: str) -> float:
+    """An option value in seconds that may be 0 (none): a finite number, 0 or more (argparse ``type``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a finite number of seconds, 0 or more")
+    return value
+
+
+def positive_count(text: str) -> int:
+    """An option value that counts something: a whole number, 1 or more (argparse ``type``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number, 1 or more")
+    return value
+
+
 CONFIG = pytest.StashKey[HarnessConfig]()
 
 
@@ -165,9 +187,9 @@ def add_options(parser) -> None:
                 help="property mode: hypothesis draws configurations of every matrix entry (variant, "
                      "opset, attributes in combination, shapes; refined by an 'explore:' block), one "
                      "test per entry x exporter x device; the matrix cases do not run")
-    g.addoption("--max-examples", type=int, default=None,
+    g.addoption("--max-examples", type=positive_count, default=None,
                 help="property mode: examples per test (overrides the hypothesis profile)")
-    g.addoption("--shrink-budget", type=float, default=None,
+    g.addoption("--shrink-budget", type=seconds_or_zero, default=None,
                 help="property mode: seconds of shrinking per failing test before the smallest "
                      "failure found so far is kept (default: 60 with profile ci, 600 with nightly)")
     g.addoption("--special-values", action="store_true",

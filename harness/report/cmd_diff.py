@@ -10,7 +10,6 @@ valid record.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from . import diff
 from .cmd_report import print_problems

@@ -67,6 +67,8 @@ class Matrix:
     plugins: tuple[str, ...] = ()
     #: ``call:`` target -> ``file:line`` of the first entry field naming it (for errors about the target)
     call_sources: dict[str, str] = field(default_factory=dict)
+    #: ``framework/exporter`` -> ``file:line`` of the ``exporters:`` item naming it (checked in the runner)
+    exporter_sources: dict[str, str] = field(default_factory=dict)
 
 
 @functools.lru_cache(maxsize=1)
@@ -289,6 +291,8 @@ def load_matrix(path: str | Path, rules: dict, default_rules: dict, scope: Scope
     if scope.frameworks and fw not in scope.frameworks:
         return matrix
     exporters = [e for e in data["exporters"] if not scope.exporters or e in scope.exporters]
+    for k, name in enumerate(data["exporters"]):
+        matrix.exporter_sources.setdefault(f"{fw}/{name}", f"{doc.path}:{doc.line_of(('exporters', k))}")
     defaults = data.get("defaults", {})
     native = data.get("native_opsets", {})
     crash_retry = (data.get("crash_retry") or {}).get("reason")
@@ -474,6 +478,7 @@ def load_all(paths: list[Path], tolerances_path: Path, scope: Scope,
         out.skipped_opsets += m.skipped_opsets
         out.plugins += m.plugins
         out.call_sources = {**m.call_sources, **out.call_sources}  # the first file naming a target wins
+        out.exporter_sources = {**m.exporter_sources, **out.exporter_sources}
     return out
 
 

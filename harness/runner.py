@@ -60,13 +60,22 @@ def resolve_call(dotted: str):
 
 
 def check_calls(targets) -> dict[str, str]:
-    """The ``call:`` targets that do not resolve here (target -> why).
+    """The ``call:`` targets that do not resolve here, and the exporters not registered (target -> why).
 
     A target whose top-level package is not installed is left out: its cases
     are skipped as "framework not installed", which is not a typo.
     """
+    from . import registry
+    from .wire import EXPORTER_TARGET
+
     bad = {}
     for target in targets:
+        if target.startswith(EXPORTER_TARGET):  # "exporter:<framework>/<name>": registered by the adapter?
+            fw, _, name = target[len(EXPORTER_TARGET):].partition("/")
+            if fw in registry.FRAMEWORKS and (fw, name) not in registry.EXPORTERS:
+                known = sorted(e for f, e in registry.EXPORTERS if f == fw)
+                bad[target] = f"no exporter {name!r} is registered for {fw} (registered: {', '.join(known)})"
+            continue
         try:
             importlib.import_module(target.split(".", 1)[0])
         except ImportError:

@@ -210,3 +210,21 @@ def test_an_unwritable_output_folder_is_refused_before_the_run(run_conformance, 
     finally:
         subprocess.run(["umount", str(disk)], check=False)
     assert err == [f"ERROR: {option} {disk / 'out'}: cannot write there (Read-only file system)"], err
+
+
+# -- item 23: exporter names, a BOM in --case-ids, the TF warm-up's temp files -----------------------
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_an_exporter_the_framework_does_not_register_is_a_configuration_error(run_conformance, tmp_path,
+                                                                              monkeypatch, workers):
+    """Checked in the warm runner (the adapter registers its exporters there), before any case runs."""
+    from tests.test_usage_errors import _usage_error
+
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    (cases / "tolerances.yaml").write_text((ROOT / "cases" / "tolerances.yaml").read_text())
+    m = cases / "faults.yaml"
+    m.write_text(FAULTS.read_text().replace("exporters: [fake]", "exporters:\n  - fake\n  - fkae"))
+    err = _usage_error(run_conformance, tmp_path, monkeypatch, "--cases-dir", cases, workers=workers,
+                       runner_starts=True)
+    assert err == [f"ERROR: {m}:6: exporters: no exporter 'fkae' is registered for fake (registered: fake)"], err

@@ -96,11 +96,15 @@ def _warm_up(adapter) -> None:
     import tempfile
 
     workdir = tempfile.mkdtemp(prefix=f"onnx-conf-warm-{os.getpid()}-")  # see isolation.temp_dir
+    # what the warm-up writes to the temp folder goes into workdir, removed below: TensorFlow's autograph
+    # leaves its __autograph_generated_file*.py for an atexit hook that a runner, ending with _exit, never runs
+    previous, tempfile.tempdir = tempfile.tempdir, workdir
     try:
         warm(workdir)
     except Exception as exc:  # noqa: BLE001 - only a lost optimisation; cases still run
         print(f"warm-up of {adapter.name} failed: {type(exc).__name__}: {exc}", flush=True)
     finally:
+        tempfile.tempdir = previous
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -228,3 +228,39 @@ def test_an_exporter_the_framework_does_not_register_is_a_configuration_error(ru
     err = _usage_error(run_conformance, tmp_path, monkeypatch, "--cases-dir", cases, workers=workers,
                        runner_starts=True)
     assert err == [f"ERROR: {m}:6: exporters: no exporter 'fkae' is registered for fake (registered: fake)"], err
+
+
+def test_a_byte_order_mark_in_case_ids_is_not_part_of_the_first_id(run_conformance, tmp_path):
+    ids = tmp_path / "ids.txt"
+    ids.write_bytes("fake-fake-relu-good-opset7-float32-cpu\r\nfake-fake-relu-good-opset8-float32-cpu\r\n"
+                    .encode("utf-8-sig"))
+    res = run_conformance("--matrix", FAULTS, "-n", "0", "--case-ids", ids, "--results", tmp_path / "r.jsonl",
+                          "--no-report", "-q")
+    res.assert_outcomes(passed=2)
+
+
+def test_the_tensorflow_warm_up_leaves_nothing_in_the_temp_folder(tmp_path):
+    from harness import environments
+    from harness.matrix import Scope, load_all
+
+    reason = environments.unavailable("tensorflow")
+    if reason:
+        pytest.skip(reason)
+    m = load_all([ROOT / "cases" / "tensorflow.yaml"], ROOT / "cases" / "tolerances.yaml", Scope(), max_opset=21)
+    case = next(c for c in m.cases if c.kernel == "abs" and c.dtype == "float32" and c.exporter == "function")
+    ids = tmp_path / "ids.txt"
+    ids.write_text(case.id + "\n")
+    import shutil
+    import tempfile
+
+    scratch = Path(tempfile.mkdtemp(prefix="tfw-"))  # short: the runners' sockets live in TMPDIR
+    try:
+        res = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "conformance"), "-p", "no:randomly", "-n",
+                              "0", f"--case-ids={ids}", f"--results={tmp_path / 'r.jsonl'}", "--no-report", "-q"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=600,
+                             env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(scratch)})
+        left = sorted(p.name for p in scratch.glob("__autograph_generated_file*"))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    assert res.returncode == 0 and "1 passed" in res.stdout, res.stdout[-2000:] + res.stderr[-2000:]
+    assert not left, left

@@ -79,9 +79,12 @@ def positive_seconds(text: str) -> float:
 
 
 def read_case_ids(path: str) -> frozenset[str]:
-    """The ids of a ``--case-ids`` file: one per line; blank lines and ``#`` comments (even indented) skipped."""
+    """The ids of a ``--case-ids`` file: one per line; blank lines and ``#`` comments (even indented) skipped.
+
+    A UTF-8 byte-order mark (as some Windows editors write) is not part of the first id.
+    """
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise pytest.UsageError(f"--case-ids {path}: cannot read ({why})") from None

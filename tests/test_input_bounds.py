@@ -7,10 +7,15 @@ JSON's types only, and it never expands an alias bomb or a recursive alias.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
-from harness.yamlsrc import MAX_ALIAS_VALUES, MatrixError, load_yaml
+from harness import yamlsrc
+from harness.yamlsrc import MatrixError, load_yaml
+
+
+TOL = Path(__file__).resolve().parent.parent / "cases" / "tolerances.yaml"
 
 
 def _load(tmp_path, text):
@@ -62,7 +67,7 @@ def test_an_alias_bomb_is_refused_quickly(tmp_path):
     text = _bomb(8)  # 9**8 = 43 million strings if expanded
     assert len(text) < 700
     start = time.monotonic()
-    with pytest.raises(MatrixError, match=f"the aliases expand to more than {MAX_ALIAS_VALUES} values"):
+    with pytest.raises(MatrixError, match=f"the aliases expand to more than {yamlsrc.MAX_ALIAS_VALUES} values"):
         _load(tmp_path, text)
     assert time.monotonic() - start < 2.0
 
@@ -158,9 +163,7 @@ def _expand(tmp_path, text, **kw):
 
     path = tmp_path / "m.yaml"
     path.write_text(text)
-    from pathlib import Path
-    tol = Path(__file__).resolve().parent.parent / "cases" / "tolerances.yaml"
-    return path, load_all([path], tol, Scope(), max_opset=22, **kw)
+    return path, load_all([path], TOL, Scope(), max_opset=22, **kw)
 
 
 @pytest.mark.parametrize("target", ["os.system", "subprocess.run", "builtins.eval", "numpyx.abs", "tests.fakes.x"])

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from harness import yamlsrc
 from harness.yamlsrc import MatrixError, load_yaml
 
 
@@ -67,7 +66,7 @@ def test_an_alias_bomb_is_refused_quickly(tmp_path):
     text = _bomb(8)  # 9**8 = 43 million strings if expanded
     assert len(text) < 700
     start = time.monotonic()
-    with pytest.raises(MatrixError, match=f"the aliases expand to more than {yamlsrc.MAX_ALIAS_VALUES} values"):
+    with pytest.raises(MatrixError, match=r"the aliases expand to more than \d+ values"):
         _load(tmp_path, text)
     assert time.monotonic() - start < 2.0
 

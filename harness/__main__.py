@@ -33,7 +33,9 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m harness",
         description="Tools over the conformance harness's result records (results/run-*.jsonl). "
-                    "Run the cases themselves with pytest (e.g. `pytest -n auto`).")
+                    "Run the cases themselves with pytest (e.g. `pytest -n auto`). Matrices, expectations "
+                    "and --cases-dir are trusted code: a matrix's plugins: are imported and its call: "
+                    "functions called.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, module in COMMANDS.items():
         mod = importlib.import_module(module)

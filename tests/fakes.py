@@ -16,6 +16,8 @@ from onnx import TensorProto, helper
 
 from harness.core import registry
 
+registry.register_call_namespaces("fake", "numpy")
+
 
 @registry.register_framework
 class FakeFramework(registry.FrameworkAdapter):

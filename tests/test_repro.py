@@ -5,6 +5,7 @@ The replay of real Paddle and torch bundles in fresh environments is in ``test_r
 
 import dataclasses
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -269,3 +270,65 @@ def test_every_framework_adapter_names_what_its_replay_needs(adapter):
     """A bundle's requirements.txt comes from the adapter's REPLAY_REQUIRES (read from its source)."""
     names = repro.requirements([f"harness.frameworks.{adapter.stem}"])
     assert len(names) > len(repro.BASE_REQUIRES), f"{adapter}: no REPLAY_REQUIRES"
+
+
+# -- issue 24, item 18: --timeout values, orphans and temporary folders ----------------------------
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "soon"])
+def test_a_timeout_that_gives_no_verdict_is_a_usage_error(bundles, tmp_path, value):
+    bundle = bundles[0]["hangs"]["repro_bundle"]
+    run = subprocess.run([PY, "-I", "repro.py", "--timeout", value], cwd=bundle, capture_output=True, text=True,
+                         timeout=60, env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert run.returncode == 2 and "REPRODUCED" not in run.stdout, run.stdout + run.stderr
+    assert f"argument --timeout: {value!r}" in run.stderr and "Traceback" not in run.stderr, run.stderr
+    assert not list(tmp_path.glob("repro-*")), "a replay was started"
+
+
+@pytest.mark.parametrize("variant, args, verdict", [
+    ("wrong_values", (), "REPRODUCED: mismatch"),  # replayed in this process
+    ("aborts", (), "REPRODUCED: crash"),  # in a child
+    ("hangs", ("--timeout", "2"), "REPRODUCED: timeout"),  # in a child, killed
+])
+def test_a_replay_leaves_no_temporary_folder(bundles, tmp_path, variant, args, verdict):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    run = subprocess.run([PY, "-I", "repro.py", *args], cwd=bundles[0][variant]["repro_bundle"], capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "TMPDIR": str(scratch)})
+    assert run.returncode == 1 and _last(run).startswith(verdict), run.stdout + run.stderr
+    assert not list(scratch.glob("repro-*")), f"left behind: {sorted(p.name for p in scratch.iterdir())}"
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_sigterm_of_an_isolated_replay_leaves_no_orphan(bundles, tmp_path):
+    import signal
+    import time
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    proc = subprocess.Popen([PY, "-I", "repro.py", "--timeout", "60"], cwd=bundles[0]["hangs"]["repro_bundle"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "TMPDIR": str(scratch)})
+    deadline = time.monotonic() + 30
+    while not _children(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child = _children(proc.pid)
+    assert child, "the replay started no child"
+    time.sleep(0.5)  # the child is hanging in the fake exporter by now
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert not _alive(child[0]), "the child outlived its replay"
+    assert not list(scratch.glob("repro-*"))

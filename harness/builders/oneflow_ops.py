@@ -11,7 +11,10 @@ adapter must load the CUDA libraries before OneFlow's first import.
 
 from __future__ import annotations
 
-from harness.core.registry import register_builder
+from harness.core.registry import register_builder, register_call_namespaces
+
+#: a matrix's `call:` targets of oneflow start with these names (see registry.call_allowed)
+register_call_namespaces("oneflow", "flow", "oneflow")
 
 
 def randomize_norms(module) -> None:

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import inspect
 
-from harness.core.registry import register_builder
+from harness.core.registry import register_builder, register_call_namespaces
+
+#: a matrix's `call:` targets of tensorflow start with these names (see registry.call_allowed)
+register_call_namespaces("tensorflow", "tf", "tensorflow", "tf_keras")
 
 
 def _uniform(lo: float, hi: float):

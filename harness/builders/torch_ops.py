@@ -10,7 +10,10 @@ module only to learn the builder names.
 
 from __future__ import annotations
 
-from harness.core.registry import register_builder
+from harness.core.registry import register_builder, register_call_namespaces
+
+#: a matrix's `call:` targets of torch start with these names (see registry.call_allowed)
+register_call_namespaces("torch", "torch")
 
 
 def _in_channels(spec) -> int:

@@ -1,6 +1,6 @@
 """Compare two results (files or folders): regressions, fixes, status changes, new and vanished cases.
 
-Prints a markdown summary fit for a CI job summary (also written to
+Prints a markdown summary fit for a CI job summary (also appended to
 --markdown FILE). Exit code: 1 when any case went from pass to anything else
 or vanished (has no record in NEW; --allow-vanished accepts that, e.g. when NEW
 is a narrowed run), 0 otherwise, 2 when an input cannot be read or holds no
@@ -10,7 +10,6 @@ valid record.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from harness.report import diff
 from .report import print_problems
@@ -23,8 +22,8 @@ def add_arguments(p) -> None:
     """Arguments of ``python -m harness diff``."""
     p.add_argument("old", metavar="OLD", help="baseline results file or folder")
     p.add_argument("new", metavar="NEW", help="new results file or folder")
-    p.add_argument("--markdown", metavar="FILE", help="also write the markdown summary to FILE "
-                   "(e.g. the CI job-summary file)")
+    p.add_argument("--markdown", metavar="FILE", help="also append the markdown summary to FILE "
+                   "(e.g. the CI job-summary file, which other steps write to as well)")
     p.add_argument("--allow-vanished", action="store_true",
                    help="do not fail when a case of OLD has no record in NEW (a deliberately narrowed run)")
 
@@ -47,5 +46,10 @@ def run(args) -> int:
     text = diff.markdown(d, args.old, args.new, allow_vanished=args.allow_vanished)
     print(text)
     if args.markdown:
-        Path(args.markdown).write_text(text + "\n", encoding="utf-8")
+        try:
+            with open(args.markdown, "a", encoding="utf-8") as f:
+                f.write(text + "\n")
+        except OSError as exc:
+            print(f"error: --markdown {args.markdown}: cannot append ({exc.strerror or exc})", file=sys.stderr)
+            return 2
     return 1 if diff.failed(d, allow_vanished=args.allow_vanished) else 0

@@ -88,6 +88,12 @@ def run(args) -> int:
         except Exception as exc:  # noqa: BLE001 - the report still stands without the matrix
             print(f"warning: matrix in {args.cases_dir} not loaded ({exc}); "
                   f"listing only kernels with records", file=sys.stderr)
-    for path in build_reports(loaded, args.out, rows, exporters, dtypes=dtypes):
+    try:
+        written = build_reports(loaded, args.out, rows, exporters, dtypes=dtypes)
+    except OSError as exc:  # --out is a file, a read-only folder, a full disk
+        where = f" {exc.filename}" if exc.filename and str(exc.filename) != str(args.out) else ""
+        print(f"error: --out {args.out}: cannot write{where} ({exc.strerror or exc})", file=sys.stderr)
+        return 2
+    for path in written:
         print(f"wrote {path}")
     return 0

@@ -87,6 +87,10 @@ class Exporter(Protocol):
 FRAMEWORKS = Registry("framework", Framework, "harness.frameworks")
 EXPORTERS = Registry("exporter", Exporter)
 BUILDERS = Registry("builder")
+#: framework -> the top-level names a matrix's ``call:`` may start with (its own packages)
+CALL_NAMESPACES: dict[str, tuple[str, ...]] = {}
+#: where a ``call:`` may point whatever the framework: the harness's own builders
+HARNESS_CALLS = ("harness.builders",)
 
 
 def register_framework(obj):
@@ -121,6 +125,20 @@ def framework_names() -> tuple[str, ...]:
 
 #: How reports order the frameworks (the seed's table first); others follow by name.
 FRAMEWORK_ORDER = ("paddle", "torch", "tensorflow", "oneflow")
+def register_call_namespaces(framework: str, *names: str) -> None:
+    """Let ``call:`` targets of ``framework`` start with ``names`` (e.g. ``"tf"``, ``"tensorflow"``).
+
+    A matrix is trusted code, but a typo or a pasted entry must not call
+    ``os.system``: without ``--allow-any-call`` a target must start with one of
+    these names or with :data:`HARNESS_CALLS`. Called by the builder modules.
+    """
+    CALL_NAMESPACES[framework] = tuple(dict.fromkeys((*CALL_NAMESPACES.get(framework, ()), *names)))
+
+
+def call_allowed(framework: str, target: str) -> bool:
+    """Whether ``target`` lies in ``framework``'s namespaces or the harness builders."""
+    return any(target == ns or target.startswith(ns + ".")
+               for ns in (*CALL_NAMESPACES.get(framework, ()), *HARNESS_CALLS))
 
 
 def load_builders(framework: str, plugins: tuple[str, ...] = ()) -> None:

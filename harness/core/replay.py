@@ -100,9 +100,21 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--bundle", help="the bundle folder (default: the folder of this file)")
     ap.add_argument("--isolate", action="store_true",
                     help="replay in a child process (default for crash and timeout cases)")
-    ap.add_argument("--timeout", type=float, default=120.0, help="seconds the isolated replay may take")
+    ap.add_argument("--timeout", type=_seconds, default=120.0,
+                    help="seconds the isolated replay may take (a positive, finite number; default 120)")
     ap.add_argument("--child", metavar="RESULT", help=argparse.SUPPRESS)
     return ap
+
+
+def _seconds(text: str) -> float:
+    """``--timeout``: a positive, finite number of seconds (0, -1 or nan would give no verdict, or a false one)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):  # `not >` also refuses nan
+        raise argparse.ArgumentTypeError(f"{text!r}: give a positive, finite number of seconds")
+    return value
 
 
 def _tidy(here: str) -> None:
@@ -137,8 +149,8 @@ def _use_vendor(here: str):
             raise CannotRun(_missing(exc, why, here)) from None
     try:
         import harness
-        from harness.core import pipeline, registry
-        from harness.core.case import Case
+        from . import pipeline, registry
+        from .case import Case
     except ModuleNotFoundError as exc:
         raise CannotRun(_missing(exc, "to run the harness's pipeline", here)) from None
     if not os.path.abspath(harness.__file__).startswith(vendor + os.sep):
@@ -166,8 +178,11 @@ def _replay(here: str, data: dict, args) -> dict:
     return _run_here(here, data)
 
 
-def _run_here(here: str, data: dict) -> dict:
-    """Load the framework from the vendored adapter and run the case through the pipeline."""
+def _run_here(here: str, data: dict, scratch: str | None = None) -> dict:
+    """Load the framework from the vendored adapter and run the case through the pipeline.
+
+    The exported model goes to a temporary folder (under ``scratch`` when given), removed afterwards.
+    """
     pipeline, registry, case_cls = _use_vendor(here)
     case = _case(data, case_cls)
     try:
@@ -180,14 +195,14 @@ def _run_here(here: str, data: dict) -> dict:
     if inputs is None:
         raise CannotRun(f"bad bundle: {os.path.join(here, 'inputs.npz')} is missing")
     cache = BundleCache(pipeline, inputs, load_sets(os.path.join(here, "reference.npz"), "y"))
-    workdir = tempfile.mkdtemp(prefix="repro-")
-    return pipeline.run_case(case, workdir, cache)
+    with tempfile.TemporaryDirectory(prefix="repro-", dir=scratch, ignore_cleanup_errors=True) as workdir:
+        return pipeline.run_case(case, workdir, cache)
 
 
 def _child(here: str, data: dict, result: str) -> int:
     """``--child``: replay in this process and write the record (or the reason it could not) to ``result``."""
-    try:
-        out = {"record": _run_here(here, data)}
+    try:  # the work folder lies beside the result file: the parent removes both, even after killing this process
+        out = {"record": _run_here(here, data, os.path.dirname(result))}
     except CannotRun as exc:
         out = {"cannot_run": str(exc)}
     with open(result, "w", encoding="utf-8") as f:
@@ -196,28 +211,48 @@ def _child(here: str, data: dict, result: str) -> int:
 
 
 def _isolated(here: str, data: dict, timeout: float) -> dict:
-    """Replay in a child process, so that an abort or a hang becomes a verdict."""
-    result = os.path.join(tempfile.mkdtemp(prefix="repro-"), "result.json")
-    cmd = [sys.executable, os.path.abspath(__file__), "--bundle", here, "--child", result]
-    sys.stdout.flush()
-    child = subprocess.Popen(cmd, start_new_session=True)
-    t0 = time.monotonic()
-    try:
-        code = child.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(child.pid, signal.SIGKILL)
-        child.wait()
-        return {"status": "timeout", "message": f"no verdict within {timeout:g} s (the child was killed)"}
-    if code < 0:
-        return {"status": "crash", "message": f"the replay's child died with {signal.Signals(-code).name} "
-                f"after {time.monotonic() - t0:.1f} s"}
-    if not os.path.exists(result):
-        raise CannotRun(f"the replay's child exited with {code} and no result")
-    with open(result, encoding="utf-8") as f:
-        out = json.load(f)
+    """Replay in a child process, so that an abort or a hang becomes a verdict.
+
+    The child and everything it started are killed however this process leaves
+    (a timeout, an exception, SIGTERM), and its temporary folder is removed.
+    """
+    with tempfile.TemporaryDirectory(prefix="repro-", ignore_cleanup_errors=True) as scratch:
+        result = os.path.join(scratch, "result.json")
+        cmd = [sys.executable, os.path.abspath(__file__), "--bundle", here, "--child", result]
+        sys.stdout.flush()
+        previous = signal.signal(signal.SIGTERM, _terminated)
+        child = subprocess.Popen(cmd, start_new_session=True)
+        t0 = time.monotonic()
+        try:
+            code = child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return {"status": "timeout", "message": f"no verdict within {timeout:g} s (the child was killed)"}
+        finally:
+            _kill_group(child)
+            signal.signal(signal.SIGTERM, previous)
+        if code < 0:
+            return {"status": "crash", "message": f"the replay's child died with {signal.Signals(-code).name} "
+                    f"after {time.monotonic() - t0:.1f} s"}
+        if not os.path.exists(result):
+            raise CannotRun(f"the replay's child exited with {code} and no result")
+        with open(result, encoding="utf-8") as f:
+            out = json.load(f)
     if "cannot_run" in out:
         raise CannotRun(out["cannot_run"])
     return out["record"]
+
+
+def _terminated(signum, frame):
+    raise SystemExit(128 + signum)  # unwinds through _isolated's cleanup
+
+
+def _kill_group(child: subprocess.Popen) -> None:
+    """Kill the child's process group (it may have started processes of its own) and reap the child."""
+    try:
+        os.killpg(child.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    child.wait()
 
 
 class BundleCache:

@@ -53,12 +53,28 @@ def _serve(fd: int, plugins: tuple[str, ...]) -> None:
 
 
 def check_calls(targets) -> dict[str, str]:
-    """The ``call:`` targets that do not resolve here (target -> why), through the aliases of every
-    framework this runner holds (``tf.`` -> ``tensorflow.``: :func:`harness.core.calls.unresolved`)."""
-    from . import calls, registry
+    """The ``call:`` targets that do not resolve here, and the exporters not registered (target -> why).
 
+    Targets resolve through the aliases of every framework this runner holds (``tf.`` ->
+    ``tensorflow.``: :func:`harness.core.calls.unresolved`); the framework is installed here, so a
+    first segment that does not import is a typo like any other.
+    """
+    from . import calls, registry
+    from .wire import EXPORTER_TARGET
+
+    bad = {}
+    calls_ = []
+    for target in targets:
+        if target.startswith(EXPORTER_TARGET):  # "exporter:<framework>/<name>": registered by the adapter?
+            fw, _, name = target[len(EXPORTER_TARGET):].partition("/")
+            if fw in registry.FRAMEWORKS and (fw, name) not in registry.EXPORTERS:
+                known = sorted(e for f, e in registry.EXPORTERS if f == fw)
+                bad[target] = f"no exporter {name!r} is registered for {fw} (registered: {', '.join(known)})"
+        else:
+            calls_.append(target)
     aliases = {k: v for fw in registry.FRAMEWORKS.values() for k, v in fw.call_aliases.items()}
-    return calls.unresolved(targets, aliases)
+    bad.update(calls.unresolved(calls_, aliases))
+    return bad
 
 
 def _warm_up(adapter) -> None:
@@ -69,11 +85,15 @@ def _warm_up(adapter) -> None:
     import tempfile
 
     workdir = tempfile.mkdtemp(prefix=f"onnx-conf-warm-{os.getpid()}-")  # see isolation.temp_dir
+    # what the warm-up writes to the temp folder goes into workdir, removed below: TensorFlow's autograph
+    # leaves its __autograph_generated_file*.py for an atexit hook that a runner, ending with _exit, never runs
+    previous, tempfile.tempdir = tempfile.tempdir, workdir
     try:
         adapter.warm_up(workdir)
     except Exception as exc:  # noqa: BLE001 - only a lost optimisation; cases still run
         print(f"warm-up of {adapter.name} failed: {type(exc).__name__}: {exc}", flush=True)
     finally:
+        tempfile.tempdir = previous
         shutil.rmtree(workdir, ignore_errors=True)
 
 

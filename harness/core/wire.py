@@ -29,12 +29,17 @@ _HEADER = struct.Struct("!I")
 STOP = None
 
 
+#: a ``check_calls`` target naming an exporter (``exporter:<framework>/<name>``), not a ``call:`` function
+EXPORTER_TARGET = "exporter:"
+
+
 def hello(log: str, env: dict[str, str], check_calls: list[str] | None = None) -> dict:
     """First message of an owner: the log file the session writes to and extra environment.
 
     ``check_calls``: dotted ``call:`` targets of the matrix the session resolves
     in its warm framework before anything runs (a typo is a configuration
-    error, not a failing case); see :func:`ready`.
+    error, not a failing case), and the exporters the cases use
+    (:data:`EXPORTER_TARGET`), which the adapter registers there; see :func:`ready`.
     """
     return {"hello": True, "log": log, "env": env, "check_calls": list(check_calls or ())}
 

@@ -54,6 +54,8 @@ def find_record(path: str | Path, case_id: str) -> dict:
                 found = rec
     except OSError as exc:
         raise PinError(f"{path}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # not a results file (text, binary, a JSON document)
+        raise PinError(str(exc)) from None
     if found is None:
         raise PinError(f"{path}: no property-mode failure with id or case_id {case_id!r} "
                        f"(only failing `pytest --explore` records carry a minimal example)")

@@ -15,7 +15,9 @@ configuration may be drawn from::
 entry with it (a strategy of *draws*, plain dicts). Constraints are
 parsed once by :func:`compile_constraint`, which accepts only arithmetic,
 comparisons, boolean operators, names and numbers (and ``min``/``max``/``abs``
-calls) -- nothing else is ever evaluated.
+calls) -- nothing else is ever evaluated -- and bounds their size: at most
+400 characters and 100 syntax nodes, and ``**`` only with a constant exponent
+of at most 64 (on a base below 2**64).
 """
 
 from __future__ import annotations
@@ -28,9 +30,24 @@ from typing import Any, Callable
 from harness.core.errors import HarnessError
 
 
+#: bounds of the constraint language: text length, syntax nodes, nesting, and ``**``'s operands
+MAX_CONSTRAINT_CHARS = 400
+MAX_CONSTRAINT_NODES = 100
+MAX_CONSTRAINT_DEPTH = 20
+MAX_EXPONENT = 64
+MAX_POW_BASE = 2 ** 64
+
+
+def _pow(base, exponent):
+    """``base ** exponent`` with both bounded (``C ** 9 ** 9 ** 9`` would compute for hours)."""
+    if abs(exponent) > MAX_EXPONENT or abs(base) > MAX_POW_BASE:
+        raise OverflowError(f"** needs |exponent| <= {MAX_EXPONENT} and |base| <= 2**64")
+    return operator.pow(base, exponent)
+
+
 _BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
            ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Div: operator.truediv,
-           ast.Pow: operator.pow}
+           ast.Pow: _pow}
 _CMPOPS = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
            ast.Gt: operator.gt, ast.GtE: operator.ge, ast.In: lambda a, b: a in b,
            ast.NotIn: lambda a, b: a not in b}
@@ -47,11 +64,27 @@ def compile_constraint(text: str, names: set[str]) -> Callable[[dict], bool]:
 
     Raises :class:`ExploreError` for any syntax outside the whitelist or an unknown name.
     """
+    if len(text) > MAX_CONSTRAINT_CHARS:
+        raise ExploreError(f"constraint {text[:40]!r}...: longer than {MAX_CONSTRAINT_CHARS} characters")
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
         raise ExploreError(f"constraint {text!r}: {exc.msg}") from None
-    for node in ast.walk(tree):
+    except (RecursionError, MemoryError):
+        raise ExploreError(f"constraint {text[:40]!r}...: nested too deeply") from None
+    nodes = list(ast.walk(tree))
+    if len(nodes) > MAX_CONSTRAINT_NODES:
+        raise ExploreError(f"constraint {text!r}: {len(nodes)} syntax nodes (at most {MAX_CONSTRAINT_NODES}); "
+                           f"split it into several constraints")
+    if _depth(tree.body) > MAX_CONSTRAINT_DEPTH:
+        raise ExploreError(f"constraint {text!r}: nested more than {MAX_CONSTRAINT_DEPTH} levels deep")
+    for node in nodes:
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
+            exponent = node.right
+            if not (isinstance(exponent, ast.Constant) and isinstance(exponent.value, int)
+                    and not isinstance(exponent.value, bool) and 0 <= exponent.value <= MAX_EXPONENT):
+                raise ExploreError(f"constraint {text!r}: the exponent of ** must be a whole number from 0 "
+                                   f"to {MAX_EXPONENT}")
         ok = isinstance(node, (ast.Expression, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare,
                                ast.Name, ast.Load, ast.Constant, ast.Tuple, ast.List, ast.Call,
                                ast.And, ast.Or, *_BINOPS, *_CMPOPS, *_UNARY))
@@ -75,6 +108,11 @@ def compile_constraint(text: str, names: set[str]) -> Callable[[dict], bool]:
 
     predicate.__doc__ = text
     return predicate
+
+
+def _depth(node: ast.AST) -> int:
+    children = list(ast.iter_child_nodes(node))
+    return 1 + max(map(_depth, children), default=0)
 
 
 def _eval(node: ast.AST, env: dict) -> Any:

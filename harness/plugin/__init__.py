@@ -24,6 +24,7 @@ from .lifecycle import CaseRunner, RunnerLifecycle
 from .options import CONFIG, HarnessConfig, add_options, is_controller, make_config
 from .preflight import preflight
 from .protocol import CaseProtocol
+from .rootdir import repin
 from .summary import RunSummary
 from .verdict import Verdicts, xfail
 
@@ -47,6 +48,12 @@ HARNESS = pytest.StashKey[Harness]()
 def pytest_addoption(parser):
     """Declare the harness's command-line options (see :mod:`.options`)."""
     add_options(parser)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config, parser, args):
+    """A path option in the space form (``--case-ids /abs/ids.txt``) does not move the rootdir (see :mod:`.rootdir`)."""
+    repin(early_config, args)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -21,7 +21,7 @@ from harness import passes, runtimes
 from . import sharding
 from harness.core.case import Case
 from harness.spec.matrix import Matrix, load_all
-from harness.spec.yamlsrc import MatrixError
+from harness.spec.yamlsrc import MatrixError, load_yaml
 from .options import ROOT, HarnessConfig
 
 
@@ -97,7 +97,8 @@ class CaseCollection:
             cfg = self.cfg
             try:
                 top = getattr(self.config, "workerinput", {}).get("harness_max_opset")
-                matrix = load_all(list(cfg.matrices), cfg.tolerances, cfg.scope, max_opset=top)
+                matrix = load_all(list(cfg.matrices), cfg.tolerances, cfg.scope, max_opset=top,
+                                  allow_any_call=cfg.allow_any_call)
             except MatrixError as exc:
                 raise pytest.UsageError(str(exc)) from None
             matrix.cases = _unrunnable(matrix.cases, cfg.present)
@@ -141,14 +142,11 @@ class CaseCollection:
     def _scan(self) -> list[dict]:
         """The matrix files as plain mappings, read once (a quick read: no validation or expansion)."""
         if self._scanned is None:
-            import yaml
-
             self._scanned = []
             for path in self.cfg.matrices:
-                try:
-                    data = yaml.load(path.read_text(encoding="utf-8"),
-                                     Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-                except (OSError, UnicodeDecodeError, yaml.YAMLError):
+                try:  # the one loader: a file it refuses is refused by the real load too
+                    data = load_yaml(path).data
+                except MatrixError:
                     continue  # the real load reports it
                 if isinstance(data, dict):
                     self._scanned.append(data)

@@ -25,6 +25,7 @@ from harness.core import devices, record, status
 from harness.isolation import environments
 from harness.core.case import Case
 from harness.isolation.processes import SessionClient, Master, sweep_stale_temp_dirs, temp_dir
+from harness.core.wire import EXPORTER_TARGET
 from .collection import CaseCollection, case_of, targets_conformance
 from .options import HarnessConfig
 from .verdict import Verdicts
@@ -91,6 +92,8 @@ class RunnerLifecycle:
         for c in self.collection.matrix.cases:
             if c.spec.get("call") and not c.skip:
                 out.setdefault(c.framework, set()).add(c.spec["call"])
+            if not c.skip:  # the exporters too: the adapter registers them, in the runner only
+                out.setdefault(c.framework, set()).add(f"{EXPORTER_TARGET}{c.framework}/{c.exporter}")
         return {fw: tuple(sorted(t)) for fw, t in out.items()}
 
     def check_calls(self, executors: dict[str, SessionClient]) -> None:
@@ -107,6 +110,10 @@ class RunnerLifecycle:
             if bad:
                 target, why = sorted(bad.items())[0]
                 matrix = self.collection.matrix
+                if target.startswith(EXPORTER_TARGET):
+                    self.close()
+                    where = matrix.exporter_sources.get(target[len(EXPORTER_TARGET):], "")
+                    raise pytest.UsageError(f"{where}: exporters: {why}")
                 case = next(c for c in matrix.cases if c.spec.get("call") == target)
                 more = f" (and {len(bad) - 1} more call target(s))" if len(bad) > 1 else ""
                 self.close()

@@ -64,6 +64,8 @@ class HarnessConfig:
     post_passes: tuple[str, ...] = (DEFAULT_PASS,)
     #: run each case item with one report (see :mod:`.protocol`) instead of pytest's own protocol
     light_protocol: bool = True
+    #: --allow-any-call: a matrix's ``call:`` may name any function, not only its framework's
+    allow_any_call: bool = False
 
 
 def positive_seconds(text: str) -> float:
@@ -78,9 +80,12 @@ def positive_seconds(text: str) -> float:
 
 
 def read_case_ids(path: str) -> frozenset[str]:
-    """The ids of a ``--case-ids`` file: one per line; blank lines and ``#`` comments (even indented) skipped."""
+    """The ids of a ``--case-ids`` file: one per line; blank lines and ``#`` comments (even indented) skipped.
+
+    A UTF-8 byte-order mark (as some Windows editors write) is not part of the first id.
+    """
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise pytest.UsageError(f"--case-ids {path}: cannot read ({why})") from None
@@ -90,6 +95,28 @@ def read_case_ids(path: str) -> frozenset[str]:
     return ids
 
 
+def seconds_or_zero(text: str) -> float:
+    """An option value in seconds that may be 0 (none): a finite number, 0 or more (argparse ``type``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a finite number of seconds, 0 or more")
+    return value
+
+
+def positive_count(text: str) -> int:
+    """An option value that counts something: a whole number, 1 or more (argparse ``type``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number, 1 or more")
+    return value
+
+
 CONFIG = pytest.StashKey[HarnessConfig]()
 
 
@@ -97,7 +124,13 @@ def add_options(parser) -> None:
     """Declare the harness's command-line options."""
     g = parser.getgroup("onnx-conformance", "ONNX export conformance harness")
     g.addoption("--cases-dir", default=str(ROOT / "cases"),
-                help="folder with the YAML matrices, tolerances.yaml and expected_failures.yaml")
+                help="folder with the YAML matrices, tolerances.yaml and expected_failures.yaml. "
+                     "Matrices, expectations and --cases-dir are trusted code: a matrix's plugins: are "
+                     "imported and its call: functions called (call: only within the framework's own "
+                     "packages and harness.builders, unless --allow-any-call)")
+    g.addoption("--allow-any-call", action="store_true",
+                help="let a matrix's call: name any importable function (default: only the framework's "
+                     "own packages, e.g. torch.*, and harness.builders.*)")
     g.addoption("--matrix", action="append", default=[],
                 help="run only this matrix file (repeatable); default: every matrix in --cases-dir")
     g.addoption("--framework", action="append", default=[],
@@ -158,9 +191,9 @@ def add_options(parser) -> None:
                 help="property mode: hypothesis draws configurations of every matrix entry (variant, "
                      "opset, attributes in combination, shapes; refined by an 'explore:' block), one "
                      "test per entry x exporter x device; the matrix cases do not run")
-    g.addoption("--max-examples", type=int, default=None,
+    g.addoption("--max-examples", type=positive_count, default=None,
                 help="property mode: examples per test (overrides the hypothesis profile)")
-    g.addoption("--shrink-budget", type=float, default=None,
+    g.addoption("--shrink-budget", type=seconds_or_zero, default=None,
                 help="property mode: seconds of shrinking per failing test before the smallest "
                      "failure found so far is kept (default: 60 with profile ci, 600 with nightly)")
     g.addoption("--special-values", action="store_true",
@@ -215,6 +248,7 @@ def make_config(config) -> HarnessConfig:
         hypothesis_profile=opt.explore_profile or "ci", special_values=opt.special_values,
         present=present, ort_providers=providers, shard=shard, shard_costs=shard_costs, case_ids=case_ids,
         runtimes=_names("--runtimes", opt.runtimes), post_passes=_names("--passes", opt.passes),
+        allow_any_call=opt.allow_any_call,
         light_protocol=opt.case_protocol == "light" and not any(
             getattr(opt, name, False) for name in ("usepdb", "trace", "runxfail", "setupshow", "setuponly",
                                                    "setupplan")))

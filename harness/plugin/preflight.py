@@ -10,6 +10,7 @@ checks before any worker starts, so the line is printed once.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,26 @@ def check_results_path(path: Path) -> None:
     os.close(fd)
     if not existed:
         path.unlink()
+
+
+def check_output_folder(option: str, path: Path) -> None:
+    """An output folder (``--repro-dir``, ``--reports-dir``) must be writable, checked before any case runs.
+
+    The folder need not exist yet (it is made when first needed): then its nearest
+    existing parent must be a folder that can be written to. Nothing is left behind.
+    """
+    above = path
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if not above.is_dir():
+        what = "is a file" if above == path else f"{above} is a file"
+        raise pytest.UsageError(f"{option} {path}: {what}, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".harness-write-check-", dir=above)
+    except OSError as exc:
+        raise pytest.UsageError(f"{option} {path}: cannot write there ({exc.strerror})") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def declared_names(paths) -> tuple[set[str], set[str]]:
@@ -76,6 +97,10 @@ def preflight(cfg: HarnessConfig, collection: CaseCollection, verdicts: Verdicts
         if not Path(path).is_file():
             raise pytest.UsageError(f"--matrix {path}: no such file")
     check_results_path(cfg.results)
+    if cfg.repro_dir is not None:
+        check_output_folder("--repro-dir", cfg.repro_dir)
+    if cfg.report and cfg.reports_dir_given:
+        check_output_folder("--reports-dir", cfg.reports_dir)
     collection.matrix  # noqa: B018 - loads and validates the matrices and tolerances (cached)
     check_names(cfg)
     verdicts.expectations  # noqa: B018 - loads and validates expected_failures.yaml (cached)

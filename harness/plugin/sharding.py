@@ -144,6 +144,8 @@ def load_costs(path: str | Path) -> dict[str, float]:
             costs[key] = costs.get(key, 0.0) + float(wall)
     except OSError as exc:
         raise ShardError(f"--shard-durations {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # not a results file (text, binary, a JSON document)
+        raise ShardError(f"--shard-durations {exc}") from None
     if not costs:
         raise ShardError(f"--shard-durations {path}: no record with a wall_s to take durations from")
     return costs

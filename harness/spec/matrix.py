@@ -8,6 +8,7 @@ exporter x device. Every problem in a file is reported as one
 from __future__ import annotations
 
 import functools
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +68,8 @@ class Matrix:
     plugins: tuple[str, ...] = ()
     #: ``call:`` target -> ``file:line`` of the first entry field naming it (for errors about the target)
     call_sources: dict[str, str] = field(default_factory=dict)
+    #: ``framework/exporter`` -> ``file:line`` of the ``exporters:`` item naming it (checked in the runner)
+    exporter_sources: dict[str, str] = field(default_factory=dict)
 
 
 @functools.lru_cache(maxsize=1)
@@ -126,7 +129,7 @@ def _dotted(doc: SourcedDoc, at: tuple) -> str:
     data = doc.data
     for key in at:
         if isinstance(key, int) and isinstance(data, list) and key < len(data) \
-                and isinstance(data[key], dict) and "kernel" in data[key]:
+                and isinstance(data[key], dict) and _printable_name(data[key].get("kernel")):
             parts.append(f"[{data[key]['kernel']}]")
         else:
             parts.append(f"[{key}]" if isinstance(key, int) else f".{key}")
@@ -135,6 +138,11 @@ def _dotted(doc: SourcedDoc, at: tuple) -> str:
         except (KeyError, IndexError, TypeError):
             data = None
     return "".join(parts).lstrip(".") or "<root>"
+
+
+def _printable_name(name) -> bool:
+    """Whether ``name`` may stand in an error line as given (a bad kernel name is shown by its index)."""
+    return isinstance(name, str) and 0 < len(name) <= 48 and name.isascii() and name.replace("_", "a").isalnum()
 
 
 def validate(doc: SourcedDoc, json_schema: dict) -> None:
@@ -156,6 +164,8 @@ def validate(doc: SourcedDoc, json_schema: dict) -> None:
         if extra:
             at = at + (extra[0],)
             message = f"unknown key {extra[0]!r} (allowed: {', '.join(sorted(allowed))})"
+    if "propertyNames" in err.schema_path:  # at the line of the bad name (the field stays its mapping's)
+        raise MatrixError(doc.path, doc.line_of(at + (err.instance,)), _dotted(doc, at), f"name {message}")
     raise MatrixError(doc.path, doc.line_of(at), _dotted(doc, at), message)
 
 
@@ -183,11 +193,43 @@ def load_tolerances(path: str | Path) -> tuple[dict, dict]:
                             f"write e.g. 1.0e-3)")
                 raise MatrixError(doc.path, doc.line_of(("rules", name, p)) or doc.line_of(("rules", name)),
                                   f"rules.{name}.{p}", f"rule kind {kind!r} needs a number {p!r}{hint}")
+            _check_bound(doc, name, kind, p, value)
+        for p in ("low", "high"):
+            if kind == "range" and p in rule:
+                value = rule[p]
+                if not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value):
+                    raise MatrixError(doc.path, doc.line_of(("rules", name, p)), f"rules.{name}.{p}",
+                                      f"rule kind 'range' needs a number {p!r} (.inf for no bound), not {value!r}")
+        if kind == "range" and rule.get("low", -math.inf) > rule.get("high", math.inf):
+            raise MatrixError(doc.path, doc.line_of(("rules", name, "low")), f"rules.{name}.low",
+                              f"low {rule['low']} is above high {rule['high']}: no value could pass")
     for dtype, name in doc.data["defaults"].items():
         if name not in rules:
             raise MatrixError(doc.path, doc.line_of(("defaults", dtype)), f"defaults.{dtype}",
                               f"unknown tolerance rule {name!r}")
     return {n: {"name": n, **r} for n, r in rules.items()}, dict(doc.data["defaults"])
+
+
+def _check_bound(doc: SourcedDoc, name: str, kind: str, param: str, value: float) -> None:
+    """A closeness bound is finite and not negative (and, under ``abs-or-rel``'s strict ``<``, above 0).
+
+    NaN fails every comparison (identical outputs would be a mismatch), a negative bound
+    likewise, and ``.inf`` lets any wrong value pass.
+    """
+    strict = kind == "abs-or-rel"
+    if math.isnan(value):
+        why = "NaN compares false with everything: identical outputs would be a mismatch"
+    elif math.isinf(value):
+        why = "an infinite bound lets any wrong value pass"
+    elif value < 0:
+        why = "a negative bound fails even identical outputs"
+    elif strict and value == 0:
+        why = "abs-or-rel passes when the error is below the bound: 0 fails even identical outputs"
+    else:
+        return
+    need = "a finite number above 0" if strict else "a finite number, 0 or above"
+    raise MatrixError(doc.path, doc.line_of(("rules", name, param)), f"rules.{name}.{param}",
+                      f"{value!r}: give {need} ({why})")
 
 
 @dataclass(frozen=True)
@@ -227,8 +269,14 @@ def _merge(*layers: dict) -> dict:
 
 
 def load_matrix(path: str | Path, rules: dict, default_rules: dict, scope: Scope,
-                max_opset: int | None = None, policy: DtypePolicy | None = None) -> Matrix:
-    """Validate one matrix file and expand it under ``scope``."""
+                max_opset: int | None = None, policy: DtypePolicy | None = None,
+                allow_any_call: bool = False) -> Matrix:
+    """Validate one matrix file and expand it under ``scope``.
+
+    A matrix is trusted code (its ``plugins:`` are imported, its ``call:`` targets
+    called); still, a ``call:`` must lie in the framework's own namespaces or the
+    harness builders unless ``allow_any_call`` (``--allow-any-call``).
+    """
     policy = policy or DtypePolicy()
     doc = load_yaml(path)
     validate(doc, schema.MATRIX)
@@ -244,6 +292,8 @@ def load_matrix(path: str | Path, rules: dict, default_rules: dict, scope: Scope
     if scope.frameworks and fw not in scope.frameworks:
         return matrix
     exporters = [e for e in data["exporters"] if not scope.exporters or e in scope.exporters]
+    for k, name in enumerate(data["exporters"]):
+        matrix.exporter_sources.setdefault(f"{fw}/{name}", f"{doc.path}:{doc.line_of(('exporters', k))}")
     defaults = data.get("defaults", {})
     native = data.get("native_opsets", {})
     crash_retry = (data.get("crash_retry") or {}).get("reason")
@@ -261,6 +311,11 @@ def load_matrix(path: str | Path, rules: dict, default_rules: dict, scope: Scope
         if not unavailable:
             _check_builder(doc, at, entry, fw)
         source = f"{doc.path}:{line}"
+        if entry.get("call") and not allow_any_call and not registry.call_allowed(fw, entry["call"]):
+            allowed = ", ".join((*registry.CALL_NAMESPACES.get(fw, ()), *registry.HARNESS_CALLS))
+            raise MatrixError(doc.path, doc.line_of(at + ("call",)), f"entries[{kernel}].call",
+                              f"{entry['call']!r} lies outside {fw}'s namespaces ({allowed}); a matrix "
+                              f"is trusted code: give --allow-any-call to call it anyway")
         if entry.get("call"):
             matrix.call_sources.setdefault(entry["call"], f"{doc.path}:{doc.line_of(at + ('call',))}")
         shared_key = entry.get("shared_key", kernel)
@@ -405,14 +460,14 @@ def _check_builder(doc: SourcedDoc, at: tuple, entry: dict, fw: str) -> None:
 
 
 def load_all(paths: list[Path], tolerances_path: Path, scope: Scope,
-             max_opset: int | None = None) -> Matrix:
+             max_opset: int | None = None, allow_any_call: bool = False) -> Matrix:
     """Load every matrix file in ``paths`` and concatenate them; ids must be unique."""
     rules, defaults = load_tolerances(tolerances_path)
     policy = load_dtype_policy(tolerances_path)
     out = Matrix()
     seen: dict[str, str] = {}
     for path in paths:
-        m = load_matrix(path, rules, defaults, scope, max_opset, policy)
+        m = load_matrix(path, rules, defaults, scope, max_opset, policy, allow_any_call)
         for c in m.cases:
             if c.id in seen:
                 where, _, line = c.source.rpartition(":")
@@ -424,6 +479,7 @@ def load_all(paths: list[Path], tolerances_path: Path, scope: Scope,
         out.skipped_opsets += m.skipped_opsets
         out.plugins += m.plugins
         out.call_sources = {**m.call_sources, **out.call_sources}  # the first file naming a target wins
+        out.exporter_sources = {**m.exporter_sources, **out.exporter_sources}
     return out
 
 

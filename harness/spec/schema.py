@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from harness.core.dtypes import NAMES as _DTYPE_NAMES
 
-_NAME = {"type": "string", "pattern": "^[A-Za-z0-9_]+$"}
+# Names become parts of case ids, file and folder names: letters, digits and _ only, up to the end of the
+# text (\Z: `$` would let a trailing newline through), and short, so an id stays a valid file name.
+_NAME = {"type": "string", "pattern": r"^[A-Za-z0-9_]+\Z", "maxLength": 48}
+_ID_PART = {"type": "string", "pattern": r"^[a-z0-9_]+\Z", "maxLength": 48}  # kernel and variant names
+_SHORT_NAME = {**_NAME, "maxLength": 24}  # framework and exporter names
 _DTYPE = {"enum": list(_DTYPE_NAMES)}
 _OPSET = {"type": "integer", "minimum": 1, "maximum": 64}
 
@@ -46,7 +50,7 @@ CASE_FIELDS = {
     "skip": {"type": "string", "minLength": 3},
     "smoke": {"type": "boolean"},
     # run only these of the file's exporters (the others are left out and reported)
-    "exporters": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+    "exporters": {"type": "array", "items": _SHORT_NAME, "minItems": 1},
     # one input set per seed instead of the case's own seed (a variant pinned from property mode)
     "input_seeds": {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1},
 }
@@ -69,7 +73,8 @@ _EXPLORE = {
             "properties": {"shape": {"type": "array", "items": _DIM}}}},
         "kwargs": {"type": "object", "additionalProperties": {
             "oneOf": [{"type": "array", "minItems": 1}, _RANGE]}},
-        "constraints": {"type": "array", "items": {"type": "string", "minLength": 1}},
+        "constraints": {"type": "array", "maxItems": 32,
+                        "items": {"type": "string", "minLength": 1, "maxLength": 400}},
         "dtypes": {"type": "array", "items": _DTYPE, "minItems": 1},
         # how many input sets (seeds) are drawn per exported model
         "input_seeds": {"type": "integer", "minimum": 1, "maximum": 16},
@@ -83,7 +88,7 @@ _ENTRY = {
     "additionalProperties": False,
     "required": ["kernel", "table"],
     "properties": {
-        "kernel": {"type": "string", "pattern": "^[a-z0-9_]+$"},
+        "kernel": _ID_PART,
         "table": {
             "type": "object",
             "additionalProperties": False,
@@ -94,7 +99,7 @@ _ENTRY = {
             },
         },
         "api": {"type": "string"},
-        "call": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_.]*$"},
+        "call": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_.]*\Z", "maxLength": 200},
         "builder": _NAME,
         "pack": {"enum": ["list"]},
         "shared_key": {"type": "string"},
@@ -103,7 +108,7 @@ _ENTRY = {
         "variants": {
             "type": "object",
             "minProperties": 1,
-            "propertyNames": {"pattern": "^[a-z0-9_]+$"},
+            "propertyNames": _ID_PART,
             "additionalProperties": _VARIANT,
         },
         **CASE_FIELDS,
@@ -115,9 +120,11 @@ MATRIX = {
     "additionalProperties": False,
     "required": ["framework", "exporters", "entries"],
     "properties": {
-        "framework": _NAME,
-        "exporters": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-        "plugins": {"type": "array", "items": {"type": "string"}},
+        "framework": _SHORT_NAME,
+        "exporters": {"type": "array", "items": _SHORT_NAME, "minItems": 1},
+        # modules imported by the controller and the runners: trusted code, named as dotted modules
+        "plugins": {"type": "array", "items": {"type": "string", "maxLength": 200,
+                                               "pattern": r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z"}},
         # exporter -> the opset it translates at; below it, one case per variant (the
         # highest lower opset) records the version conversion, the rest are reported skipped
         "native_opsets": {"type": "object", "additionalProperties": _OPSET},

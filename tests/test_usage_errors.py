@@ -187,7 +187,7 @@ CALL_TYPOS = [
     ("torch", "torchscript", "torch.nn.functional.reluu", "13~13"),
     ("tensorflow", "function", "tf.math.abss", "14~14"),
     ("oneflow", "graph", "flow.abss", "13~13"),
-    ("tensorflow", "function", "tff.math.abs", "14~14"),  # the first segment itself
+    ("tensorflow", "function", "tf.mathh.abs", "14~14"),  # a module segment after the alias
 ]
 
 

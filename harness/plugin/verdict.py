@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from .. import status
+from ..core import faults
 from ..case import DEFAULT_PASS, DEFAULT_RUNTIME, Case
 from ..expectations import Expectations
 from ..yamlsrc import MatrixError
@@ -82,6 +83,8 @@ class Verdicts:
     def decide(self, case: Case, rec: dict) -> Verdict:
         """The test outcome of ``rec`` under strict expectations (notes the expectation in ``rec``)."""
         st, msg = rec["status"], rec.get("message", "")
+        if faults.is_fault(rec):  # not measured, and not to be taken for a skip: the run stops on it
+            return Verdict("failed", f"{msg} (not a conformance verdict)")
         if st == status.SKIPPED:
             return Verdict("skipped", msg)
         detail = f"{st}: {msg}" + (f"\n--- exporter log ---\n{rec['log']}" if rec.get("log") else "")

@@ -88,6 +88,11 @@ def run(args) -> int:
         except Exception as exc:  # noqa: BLE001 - the report still stands without the matrix
             print(f"warning: matrix in {args.cases_dir} not loaded ({exc}); "
                   f"listing only kernels with records", file=sys.stderr)
-    for path in build_reports(loaded, args.out, rows, exporters, dtypes=dtypes):
+    try:
+        paths = build_reports(loaded, args.out, rows, exporters, dtypes=dtypes)
+    except OSError as exc:  # a full disk: every report already in --out is kept whole
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for path in paths:
         print(f"wrote {path}")
     return 0

@@ -399,7 +399,9 @@ class Executor:
             self._start()
         if self.pid is None and self._hello(time.monotonic() + self.startup_timeout) is None:
             self._kill()
-            raise OSError("the runner closed the connection before it was ready")
+            last = self._log_tail(0, limit=300).splitlines()[-1:]
+            raise OSError("the runner closed the connection before it was ready"
+                          + (f" (its log ends: {last[0]})" if last else ""))
         return dict(self.bad_calls)
 
     def _fresh_master(self, why: str) -> None:

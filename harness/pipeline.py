@@ -227,7 +227,7 @@ def _export(case: Case, exporter, prep: Prepared, workdir: str) -> Exported:
         return Exported(time.perf_counter() - t0,
                         failure=(status.EXPORT_ERROR, "export", f"the exporter called sys.exit({exc.code})"))
     except Exception as exc:  # noqa: BLE001
-        if faults.disk_full(exc):  # the temporary folder is full: the machine's fault, not the exporter's
+        if faults.disk_full(exc) or faults.no_room(workdir):  # a full temp folder: the machine's fault
             return Exported(time.perf_counter() - t0, failure=(status.SKIPPED, faults.STAGE, faults.PREFIX
                                                                + f"{faults.describe(exc)} while exporting to "
                                                                f"{workdir}"))

@@ -59,12 +59,14 @@ def broken_run(run_conformance, monkeypatch, tmp_path):
     ("import", "ImportError: libbrokenfw_core.so.1: cannot open shared object file", "0"),
     ("import", "ImportError: libbrokenfw_core.so.1: cannot open shared object file", "2"),
     ("memory", "MemoryError: out of memory while loading brokenfw's kernels", "0"),
+    ("oom", "the brokenfw runner did not start", "0"),  # killed while importing, as by the OOM killer
+    ("oom", "the brokenfw runner did not start", "2"),
 ])
 def test_a_broken_framework_import_fails_the_run_in_one_line(broken_run, how, words, workers):
     res, out, results = broken_run(how, "-n", workers, "--require-frameworks", "none")
     assert res.ret == EXIT_NOT_MEASURED, out[-3000:]
     lines = _exit_lines(out)
-    assert len(lines) == 1 and words in lines[0] and "a broken install" in lines[0], out[-3000:]
+    assert len(lines) == 1 and words in lines[0], out[-3000:]
     assert "INTERNALERROR" not in out and "Traceback" not in out
     assert not _records(results)  # nothing was measured, so nothing is recorded as skipped either
 
@@ -185,3 +187,34 @@ def test_sigterm_writes_the_summary_and_reports_like_ctrl_c(tmp_path, workers):
     assert "onnx conformance summary" in out and len(partial) == 1 and "interrupted" in partial[0], out[-3000:]
     assert (tmp_path / "term-reports" / "support.md").exists()
     assert len(_records(results)) >= 2
+
+
+def test_fault_classification():
+    from harness.core import faults
+
+    assert faults.import_failure("paddle", ModuleNotFoundError("No module named 'paddle'", name="paddle"))[0] \
+        == "missing"
+    for exc in (ModuleNotFoundError("No module named 'google.protobuf'", name="google.protobuf"),
+                ImportError("libcudnn.so.8: cannot open shared object file"), MemoryError(), OSError("bad ELF")):
+        kind, why = faults.import_failure("paddle", exc)
+        assert kind == "broken" and "a broken install" in why and "\n" not in why
+    try:  # native code words it; Python wraps it
+        try:
+            raise RuntimeError("paddle2onnx: write failed: No space left on device")
+        except RuntimeError as inner:
+            raise ValueError("export failed") from inner
+    except ValueError as exc:
+        assert faults.disk_full(exc)
+    assert faults.disk_full(OSError(28, "x")) and not faults.disk_full(RuntimeError("opset 7 not supported"))
+
+
+def test_a_full_temp_folder_that_the_exporter_does_not_name_is_still_a_harness_fault(monkeypatch, tmp_path):
+    """A native exporter may say only "failed to save": the free space of its folder tells."""
+    import shutil
+
+    from harness.core import faults
+
+    usage = shutil.disk_usage(tmp_path)
+    assert not faults.no_room(str(tmp_path / "not" / "made"))
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=4096))
+    assert faults.no_room(str(tmp_path / "not" / "made"))

@@ -12,6 +12,7 @@ it (see ``harness.plugin.summary``).
 from __future__ import annotations
 
 import errno
+import os
 
 from .. import record, status
 
@@ -38,6 +39,19 @@ def disk_full(exc: BaseException) -> bool:
         if any(t in str(e) for t in _DISK_FULL_TEXT):
             return True
     return False
+
+
+def no_room(path: str, need: int = 1 << 20) -> bool:
+    """True when the file system holding ``path`` has less than ``need`` bytes free (a native exporter
+    that met a full disk may say only "failed to save the model")."""
+    import shutil
+
+    while path and not os.path.exists(path):
+        path = os.path.dirname(path)
+    try:
+        return shutil.disk_usage(path or ".").free < need
+    except OSError:
+        return False
 
 
 def not_installed(framework: str, exc: BaseException) -> bool:

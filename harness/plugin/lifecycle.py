@@ -102,8 +102,11 @@ class RunnerLifecycle:
         for fw, ex in executors.items():
             try:
                 bad = ex.wait_ready()
-            except (TimeoutError, OSError):
-                continue  # a runner that cannot start is reported per case, with its own message
+            except (TimeoutError, OSError) as exc:  # killed while importing (the OOM killer), stuck, ...
+                self.close()
+                pytest.exit(f"onnx-conformance: the {fw} runner did not start ({exc}): it died or hung while "
+                            f"importing and warming up (limit: --startup-timeout {self.cfg.startup_timeout:g} s); "
+                            f"run stopped before its first case", returncode=EXIT_NOT_MEASURED)
             self.check_imports(ex.import_failures)
             if bad:
                 target, why = sorted(bad.items())[0]

@@ -5,6 +5,7 @@ package's path), so only the runner imports it, as it imports a real framework's
 
 * ``import``: a shared library of the install is missing (``ImportError``): a broken install;
 * ``memory``: the import runs out of memory (``MemoryError``): a broken install too;
+* ``oom``: the process is killed while importing (SIGKILL, as the kernel's OOM killer does);
 * ``missing``: the framework's own package is absent (``ModuleNotFoundError``): not installed;
 * unset: it imports, and behaves like the fake framework (tests/fakes.py).
 """
@@ -19,6 +20,10 @@ if _HOW == "import":
     raise ImportError("libbrokenfw_core.so.1: cannot open shared object file: No such file or directory")
 if _HOW == "memory":
     raise MemoryError("out of memory while loading brokenfw's kernels")
+if _HOW == "oom":
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
 if _HOW == "missing":
     raise ModuleNotFoundError("No module named 'brokenfw'", name="brokenfw")
 

@@ -25,6 +25,6 @@ def end_of_run(cfg, matrix, out_dir=None) -> list[str]:
                               {k: sorted(v) for k, v in exporters.items()})
         return lines + [f"reports: wrote {p}" for p in paths]
     except OSError as exc:  # a full disk, an unwritable folder: the reports already there are kept whole
-        return [f"reports: not written: {exc}; results are intact in {cfg.results}"]
+        return [f"reports: failed: {exc}; results are intact in {cfg.results}"]
     except Exception as exc:  # noqa: BLE001 - reporting must not crash the run
         return [f"reports: failed ({type(exc).__name__}: {exc}); results are intact in {cfg.results}"]

@@ -148,7 +148,7 @@ def test_an_interrupted_run_writes_reports_beside_its_results(run_conformance, t
     results = tmp_path / "stopped.jsonl"
     res = run_conformance("--cases-dir", cases, "-n", "0", "-x", "--results", results, "--case-timeout", "5", "-q")
     assert res.ret == pytest.ExitCode.TESTS_FAILED, res.stdout.str()[-2000:]
-    res.stdout.fnmatch_lines(["reports: a partial run (interrupted): written beside the results*"])
+    res.stdout.fnmatch_lines(["reports: a partial run (--cases-dir, interrupted): written beside the results*"])
     assert (tmp_path / "stopped-reports" / "support.md").exists()
 
 

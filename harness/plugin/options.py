@@ -246,7 +246,7 @@ def narrowing(config, cfg: HarnessConfig) -> list[str]:
         ("--matrix", opt.matrix), ("--case-ids", cfg.case_ids is not None), ("--shard-id", cfg.shard is not None),
         ("--explore", cfg.explore), ("-k", getattr(opt, "keyword", "")), ("-m", getattr(opt, "markexpr", "")),
         ("a node id", any("::" in str(a) for a in config.args)),
-        ("--cases-dir", _other_cases_dir(cfg.cases_dir)), ("--deselect", getattr(opt, "deselect", None)),
+        ("--deselect", getattr(opt, "deselect", None)),
         ("--ignore", getattr(opt, "ignore", None) or getattr(opt, "ignore_glob", None))) if on]
     return found
 
@@ -254,6 +254,15 @@ def narrowing(config, cfg: HarnessConfig) -> list[str]:
 def required(cfg: HarnessConfig, framework: str) -> bool:
     """Whether ``--require-frameworks`` forbids skipping ``framework``'s whole matrix."""
     return cfg.require_frameworks == ("all",) or framework in cfg.require_frameworks
+
+
+def other_matrix(cfg: HarnessConfig) -> list[str]:
+    """``["--cases-dir"]`` when the run's cases are not the repository's own ``cases/``, else empty.
+
+    Such a run may be whole for its own matrix (stale expected failures are still
+    checked), but its reports are not the repository's support tables.
+    """
+    return ["--cases-dir"] if _other_cases_dir(cfg.cases_dir) else []
 
 
 def _other_cases_dir(cases_dir: Path) -> bool:

@@ -23,7 +23,7 @@ from .. import record, status
 from ..core import faults
 from ..results import NotResults, ResultsWriter, WriteFailed
 from .collection import CaseCollection
-from .options import EXIT_NOT_MEASURED, HarnessConfig, narrowing
+from .options import EXIT_NOT_MEASURED, HarnessConfig, narrowing, other_matrix
 
 
 def _fmt(counter: Counter) -> str:
@@ -147,7 +147,7 @@ class RunSummary:
     def reports_dir(self) -> tuple[Path, list[str]]:
         """Where this run's reports go, and why not to reports/ (a partial run never overwrites it)."""
         cfg = self.cfg
-        why = narrowing(self.config, cfg) + ([self.stopped] if self.stopped else [])
+        why = narrowing(self.config, cfg) + other_matrix(cfg) + ([self.stopped] if self.stopped else [])
         if not why or cfg.reports_dir_given:
             return cfg.reports_dir, []
         return cfg.results.parent / f"{cfg.results.stem}-reports", why

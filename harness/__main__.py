@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "shards": "harness.cli.shards",
     "pin-example": "harness.explore.pin",
     "envs": "harness.cli.envs",
+    "tally": "harness.cli.tally",
 }
 
 

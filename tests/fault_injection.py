@@ -2,11 +2,12 @@
 
 Loaded with ``-p tests.fault_injection`` by tests/test_faults.py. ``HARNESS_FAULT``
 is ``KIND:CASE_ID``; while that case is in flight (half a second after it was
-handed to its runner) this process kills, with SIGKILL:
+handed to its runner) this process kills, with SIGKILL (or stops):
 
 * ``worker``: itself (the pytest process running the case, e.g. an xdist worker);
 * ``server``: the server process running the case (its session forks a new one);
-* ``runner``: the case's whole session (process group) and the runner master it came from.
+* ``runner``: the case's whole session (process group) and the runner master it came from;
+* ``master-stop``: stops (SIGSTOP) the runner master the case's session came from, and nothing else.
 
 Each fault fires once per run (a marker file next to the results records it).
 """
@@ -44,6 +45,8 @@ def _kill(kind: str, config) -> None:
     if kind == "server":
         for pid in _children(ex.pid):
             os.kill(pid, signal.SIGKILL)
+    elif kind == "master-stop":
+        os.kill(ex.master_pid, signal.SIGSTOP)
     elif kind == "runner":
         os.killpg(ex.pid, signal.SIGKILL)
         if ex.master_pid:

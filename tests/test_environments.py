@@ -107,15 +107,27 @@ def test_missing_environment_is_a_reason_naming_the_command(tmp_path):
     assert "\n" not in reason
 
 
+def _fake_venv(env, marker: dict | None = None) -> None:
+    """A venv-shaped folder whose bin/python is this interpreter (Python 3.11), and its marker."""
+    env.executable.parent.mkdir(parents=True)
+    env.executable.symlink_to(sys.executable)
+    (env.path / "pyvenv.cfg").write_text(f"home = {Path(sys.executable).parent}\n", encoding="utf-8")
+    if marker is not None:
+        env.marker.write_text(json.dumps(marker), encoding="utf-8")
+
+
+def _marker(env, **kw) -> dict:
+    return {"fingerprint": env.fingerprint, "versions": {"python": "%d.%d.%d" % sys.version_info[:3]}, **kw}
+
+
 def test_ready_only_with_interpreter_and_matching_marker(tmp_path):
     p = _pyproject(tmp_path, _ONE)
     env = environments.declared(p)["demo"]
-    env.executable.parent.mkdir(parents=True)
-    env.executable.symlink_to(sys.executable)
+    _fake_venv(env)
     assert "was not completed" in environments.unavailable("demofw", p)
-    env.marker.write_text(json.dumps({"fingerprint": "stale"}), encoding="utf-8")
+    env.marker.write_text(json.dumps({**_marker(env), "fingerprint": "stale"}), encoding="utf-8")
     assert "out of date" in environments.unavailable("demofw", p)
-    env.marker.write_text(json.dumps({"fingerprint": env.fingerprint}), encoding="utf-8")
+    env.marker.write_text(json.dumps(_marker(env)), encoding="utf-8")
     assert environments.unavailable("demofw", p) is None
     assert environments.interpreter("demofw", p) == str(env.executable)
 
@@ -140,9 +152,7 @@ def test_no_interpreter_of_the_version_is_a_clear_error(tmp_path):
 
 def test_create_is_idempotent_when_the_marker_matches(tmp_path):
     env = environments.declared(_pyproject(tmp_path, _ONE))["demo"]
-    env.executable.parent.mkdir(parents=True)
-    env.executable.symlink_to(sys.executable)
-    env.marker.write_text(json.dumps({"fingerprint": env.fingerprint, "size_bytes": 0}), encoding="utf-8")
+    _fake_venv(env, _marker(env, size_bytes=0))
     lines: list[str] = []
     environments.create(env, log=lines.append)
     assert lines == ["[demo] up to date (" + str(env.path) + ", 0.00 GiB)"]
@@ -185,6 +195,67 @@ def test_failed_install_removes_the_unfinished_environment(tmp_path, monkeypatch
         environments.create(env, log=lines.append)
     assert not env.path.exists()
     assert lines[-1] == f"[demo] removing the unfinished {env.path} to give its disk space back"
+
+
+def test_a_failed_update_keeps_the_working_environment(tmp_path, monkeypatch):
+    """Only an environment this call started is removed; one that an update failed on stays, marker too."""
+    p = _pyproject(tmp_path, _ONE)
+    env = environments.declared(p)["demo"]
+    _fake_venv(env, {**_marker(env), "fingerprint": "an older declaration"})
+    (env.path / "lib-in-use").write_text("installed packages")
+
+    def failing_update(env_, log, prefix):
+        raise environments.EnvironmentSpecError("pip exited 1: Could not find a version that satisfies numpy==9")
+
+    monkeypatch.setattr(environments, "_install", failing_update)
+    lines: list[str] = []
+    with pytest.raises(environments.EnvironmentSpecError, match="numpy==9"):
+        environments.create(env, log=lines.append)
+    assert (env.path / "lib-in-use").read_text() == "installed packages" and env.executable.exists()
+    assert env.marker_data()["fingerprint"] == "an older declaration"
+    assert lines[-1] == f"[demo] the update failed; {env.path} is kept as it was"
+
+
+def test_a_folder_that_is_not_a_venv_is_never_installed_into(tmp_path, monkeypatch):
+    """A bare interpreter symlink at bin/python: pip would install into that interpreter's own packages."""
+    p = _pyproject(tmp_path, _ONE)
+    env = environments.declared(p)["demo"]
+    env.executable.parent.mkdir(parents=True)
+    env.executable.symlink_to(sys.executable)
+    monkeypatch.setattr(environments, "_run", lambda *a, **k: pytest.fail("nothing may be run"))
+    with pytest.raises(environments.EnvironmentSpecError, match=r"exists but is not a virtual environment \(no "
+                                                            r"pyvenv.cfg\): nothing was installed"):
+        environments.create(env, log=lambda line: None)
+    with pytest.raises(environments.EnvironmentSpecError, match="--recreate removes only environments"):
+        environments.create(env, log=lambda line: None, recreate=True)
+    assert env.executable.is_symlink()  # left as it was
+    env.marker.write_text(json.dumps(_marker(env)), encoding="utf-8")
+    assert "is not a Python 3.11 virtual environment" in environments.unavailable("demofw", p)
+
+
+def test_an_interpreter_of_another_version_is_refused_and_never_marked(tmp_path, monkeypatch):
+    """Declared 3.12, bin/python is 3.11: neither installed into nor marked as 3.12."""
+    p = _pyproject(tmp_path, _ONE.replace('"3.11"', '"3.12"'))
+    env = environments.declared(p)["demo"]
+    _fake_venv(env)
+    monkeypatch.setattr(environments, "_run", lambda *a, **k: pytest.fail("nothing may be run"))
+    with pytest.raises(environments.EnvironmentSpecError, match=r"has Python 3\.11, but the declaration asks for "
+                                                            r"Python 3\.12: .*--recreate"):
+        environments.create(env, log=lambda line: None)
+    assert not env.marker.exists()
+    env.marker.write_text(json.dumps(_marker(env)), encoding="utf-8")  # a marker written by the old code
+    assert "is not a Python 3.12 virtual environment (its marker records Python 3.11" in \
+        environments.unavailable("demofw", p)
+
+
+def test_the_cache_key_follows_the_declarations_not_their_layout(tmp_path):
+    a = environments.tables_key(_pyproject(tmp_path, _ONE))
+    assert a == environments.tables_key(_pyproject(tmp_path, "# a comment\n" + _ONE.replace(" = ", "=")))
+    assert a != environments.tables_key(_pyproject(tmp_path, _ONE.replace("2.4.6", "2.4.5")))
+    out = subprocess.run([sys.executable, "-m", "harness", "envs", "key"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == environments.tables_key()
+    assert len(out.stdout.strip()) == 32
 
 
 def test_envs_command_lists_and_refuses_unknown_names():

@@ -148,8 +148,24 @@ def test_an_interrupted_run_writes_reports_beside_its_results(run_conformance, t
     results = tmp_path / "stopped.jsonl"
     res = run_conformance("--cases-dir", cases, "-n", "0", "-x", "--results", results, "--case-timeout", "5", "-q")
     assert res.ret == pytest.ExitCode.TESTS_FAILED, res.stdout.str()[-2000:]
-    res.stdout.fnmatch_lines(["reports: a partial run (interrupted): written beside the results*"])
+    res.stdout.fnmatch_lines(["reports: a partial run (--cases-dir, interrupted): written beside the results*"])
     assert (tmp_path / "stopped-reports" / "support.md").exists()
+
+
+@pytest.mark.parametrize("how", ["cases-dir", "deselect"])
+def test_another_cases_dir_or_a_deselect_is_not_a_full_run(run_conformance, tmp_path, snapshot_guard, how):
+    """Neither may overwrite the committed reports/ snapshot: their reports go beside the results."""
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    (cases / "tolerances.yaml").write_bytes((ROOT / "cases" / "tolerances.yaml").read_bytes())
+    (cases / "faults.yaml").write_bytes(FAULTS.read_bytes())
+    args = ("--cases-dir", cases) if how == "cases-dir" else (
+        "--matrix", FAULTS, "--deselect", f"conformance/test_conformance.py::test_case[{SLOW_ID}]")
+    results = tmp_path / "r.jsonl"
+    res = run_conformance(*args, "-n", "0", "--results", results, "--case-timeout", "30", "-q")
+    assert res.ret == 0, res.stdout.str()[-2000:]
+    res.stdout.fnmatch_lines([f"reports: a partial run (*--{how}*): written beside the results*"])
+    assert (tmp_path / "r-reports" / "support.md").exists()
 
 
 def _dead_pid() -> int:
@@ -163,6 +179,7 @@ def test_sweep_removes_only_folders_of_dead_owners(tmp_path):
 
     dead = _dead_pid()
     names = {f"onnx-conf-{dead}-a": False, f"onnx-conf-master-{dead}-b": False, f"onnx-conf-warm-{dead}-c": False,
+             f"onnx-conf-matrix-{dead}-g": False,  # the matrix an xdist controller ships to its workers
              f"onnx-conf-{os.getpid()}-d": True, "onnx-conf-1-e": True,  # live owners
              "onnx-conf-oldstyle": True, f"other-{dead}-f": True}  # not ours to judge
     for n in names:

@@ -3,11 +3,15 @@
 import errno
 import json
 import os
+from pathlib import Path
 
 import pytest
 
 from harness.report import results
 from harness.report.results import NotResults, ResultsWriter, WriteFailed, read_results
+
+ROOT = Path(__file__).resolve().parent.parent
+FAKE = ROOT / "tests" / "data" / "fake.yaml"
 
 
 def rec(i: int) -> dict:
@@ -100,3 +104,45 @@ def test_the_record_catalogue_names_every_field_and_refuses_a_stray_one():
     assert record.stamp({"id": "x"}, worker="gw1") == {"id": "x", "worker": "gw1"}
     with pytest.raises(KeyError, match="not a run field: colour"):
         record.stamp({}, colour="red")
+
+
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 16
+
+
+@pytest.mark.parametrize("content", [
+    PNG,                                                     # an image: binary data
+    b"meeting notes\nsecond line without newline",           # text of another kind
+    b"one line of prose, no newline at all",                 # not even the start of a record
+    b'{"report": "support.json",\n "kernels": []}\n',        # a JSON document
+])
+def test_an_existing_file_that_is_not_results_is_never_cut_or_appended_to(tmp_path, content):
+    p = tmp_path / "precious"
+    p.write_bytes(content)
+    with pytest.raises(NotResults, match="nothing was written to it"):
+        ResultsWriter(p)
+    assert p.read_bytes() == content
+
+
+def test_results_option_on_an_existing_non_results_file_is_a_usage_error(run_conformance, tmp_path):
+    p = tmp_path / "picture.png"
+    p.write_bytes(PNG)
+    res = run_conformance("--matrix", FAKE, "-n", "0", "-k", "good", "--results", p, "--no-report", "-q")
+    out = res.stdout.str() + res.stderr.str()
+    assert res.ret == pytest.ExitCode.USAGE_ERROR, out[-2000:]
+    assert f"--results {p}: not a results file (binary data, not JSON lines); nothing was written to it" in out
+    assert p.read_bytes() == PNG
+
+
+def test_runs_started_in_the_same_second_get_their_own_results_file(tmp_path):
+    """The default name has a one-second clock; the second run to claim it takes the next free one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from harness.plugin.options import unique_results
+
+    want = tmp_path / "results" / "run-20261202-031500.jsonl"
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda _: unique_results(want), range(8)))
+    assert len(set(got)) == 8 and want in got
+    assert sorted(p.name for p in got) == sorted(["run-20261202-031500.jsonl"]
+                                                + [f"run-20261202-031500-{n}.jsonl" for n in range(2, 9)])
+    assert len({p.with_name(p.stem + "-reports") for p in got}) == 8  # and so their report folders

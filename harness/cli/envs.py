@@ -8,6 +8,7 @@ is; a missing or stale one is (re)made, probed and marked.
     python -m harness envs create              # every declared environment
     python -m harness envs create oneflow      # just one
     python -m harness envs list                # state, size, versions
+    python -m harness envs key                 # hash of the declarations (a CI cache key)
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ HELP = "create or list the extra environments (TensorFlow, OneFlow, ...)"
 
 def add_arguments(p) -> None:
     """``create [NAME ...] [--recreate]`` or ``list``."""
-    p.add_argument("action", choices=["create", "list"])
+    p.add_argument("action", choices=["create", "list", "key"],
+                   help="create them; list their state; key: print a hash of their declarations in "
+                        "pyproject.toml (changes when a pin does), for a CI cache key")
     p.add_argument("names", nargs="*", metavar="NAME", help="environments to act on (default: all)")
     p.add_argument("--recreate", action="store_true", help="delete and make them again")
 
@@ -35,6 +38,9 @@ def run(args) -> int:
               f"(pyproject.toml declares: {', '.join(envs) or 'none'})", file=sys.stderr)
         return 2
     chosen = [envs[n] for n in (args.names or envs)]
+    if args.action == "key":
+        print(environments.tables_key())
+        return 0
     if args.action == "list":
         for env in chosen:
             for fw in env.frameworks:

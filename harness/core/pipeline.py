@@ -20,6 +20,7 @@ import numpy as np
 from . import blame, devices, dtypes, record, registry, status
 from harness import passes, runtimes
 from .case import Case
+from . import faults
 from .inputs import make_input_sets
 from .tolerance import compare
 
@@ -136,10 +137,17 @@ def _run_case(case: Case, workdir: str, cache: ModelCache, providers: list[str] 
         setting = devices.DeviceSetting(case.device, tuple(providers), tuple({} for _ in providers))
     try:
         fw = registry.load_framework(case.framework)
+    except Exception as exc:  # noqa: BLE001 - not installed: a skip; anything else: a broken install
+        kind, why = faults.import_failure(case.framework, exc)
+        if kind == "broken":
+            return faults.record_of(case, why)
+        return record.new(case, status.SKIPPED, stage="setup", message=f"{case.framework}/{case.exporter} "
+                          f"not available here: {why}")
+    try:
         exporter = registry.EXPORTERS[(case.framework, case.exporter)]
-    except (ImportError, KeyError) as exc:
+    except KeyError as exc:
         return record.new(case, status.SKIPPED, stage="setup",
-                       message=f"{case.framework}/{case.exporter} not available here: {exc}")
+                          message=f"{case.framework}/{case.exporter} not available here: {exc}")
     backend = _backend(case)
     if isinstance(backend, dict):
         return backend
@@ -218,6 +226,10 @@ def _export(case: Case, exporter, prep: Prepared, workdir: str) -> Exported:
         return Exported(time.perf_counter() - t0,
                         failure=(status.EXPORT_ERROR, "export", f"the exporter called sys.exit({exc.code})"))
     except Exception as exc:  # noqa: BLE001
+        if faults.disk_full(exc) or faults.no_room(workdir):  # a full temp folder: the machine's fault
+            return Exported(time.perf_counter() - t0, failure=(status.SKIPPED, faults.STAGE, faults.PREFIX
+                                                               + f"{faults.describe(exc)} while exporting to "
+                                                               f"{workdir}"))
         return Exported(time.perf_counter() - t0, failure=(status.EXPORT_ERROR, "export", _short(exc)))
     export_s = time.perf_counter() - t0
     if not path or not os.path.exists(path):

@@ -30,9 +30,14 @@ import socket
 import sys
 
 
+#: framework -> ("missing" | "broken", reason): the master's failed framework imports, told in every hello
+IMPORT_FAILURES: dict[str, tuple[str, str]] = {}
+
+
 def _serve(fd: int, plugins: tuple[str, ...]) -> None:
     from . import pipeline, record, status, wire
     from .case import Case
+    from . import faults
 
     cache = pipeline.ModelCache()
     while True:
@@ -45,8 +50,11 @@ def _serve(fd: int, plugins: tuple[str, ...]) -> None:
             rec = pipeline.run_case(case, msg["workdir"], cache, msg.get("providers"),
                                     msg.get("bundle_dir"), msg.get("device"))
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - a harness bug still becomes a record
-            rec = record.new(case, status.EXPORT_ERROR, stage="harness",
-                                   message=f"harness error: {exc}", log=pipeline.format_exception())
+            if faults.disk_full(exc) or isinstance(exc, MemoryError):  # the machine's fault, not the exporter's
+                rec = faults.record_of(case, f"{faults.describe(exc)} while running {case.id}")
+            else:
+                rec = record.new(case, status.EXPORT_ERROR, stage="harness",
+                                 message=f"harness error: {exc}", log=pipeline.format_exception())
         sys.stdout.flush()
         sys.stderr.flush()
         wire.send(fd, rec)
@@ -114,7 +122,8 @@ def _session(conn: socket.socket, plugins: tuple[str, ...]) -> None:
     except OSError as exc:
         print(f"session {os.getpid()}: cannot open log {hello.get('log')!r}: {exc}", flush=True)
     os.environ.update(hello.get("env") or {})
-    wire.send(fd, wire.ready(os.getpid(), os.getppid(), check_calls(hello.get("check_calls") or ())))
+    wire.send(fd, wire.ready(os.getpid(), os.getppid(), check_calls(hello.get("check_calls") or ()),
+                             {fw: list(v) for fw, v in IMPORT_FAILURES.items()}))
     if os.environ.get("HARNESS_NO_FORK") == "1":
         _serve(fd, plugins)
     while True:
@@ -200,11 +209,14 @@ def main() -> None:
             importlib.import_module(mod)
         except ImportError as exc:  # e.g. a runtime or pass whose library is missing here: its cases say so
             print(f"plugin {mod} not importable: {exc}", flush=True)
+    from . import faults
+
     for fw in frameworks:
         try:
             adapter = registry.load_framework(fw, plugins)
-        except ImportError as exc:  # reported per case as 'skipped'
-            print(f"framework {fw} not importable: {exc}", flush=True)
+        except Exception as exc:  # noqa: BLE001 - missing or broken: every session's hello says which
+            IMPORT_FAILURES[fw] = faults.import_failure(fw, exc)
+            print(f"framework {fw} not importable: {IMPORT_FAILURES[fw][1]}", flush=True)
             continue
         _warm_up(adapter)
     import onnx  # noqa: F401 - imported once here, not in every forked server

@@ -44,9 +44,18 @@ def hello(log: str, env: dict[str, str], check_calls: list[str] | None = None) -
     return {"hello": True, "log": log, "env": env, "check_calls": list(check_calls or ())}
 
 
-def ready(pid: int, master: int, bad_calls: dict[str, str] | None = None) -> dict:
-    """The session's answer to :func:`hello`; ``bad_calls``: target -> why it does not resolve."""
-    return {"pid": pid, "master": master, "bad_calls": dict(bad_calls or {})}
+def ready(pid: int, master: int, bad_calls: dict[str, str] | None = None,
+          import_failures: dict[str, list[str]] | None = None) -> dict:
+    """The session's answer to :func:`hello`; ``bad_calls``: target -> why it does not resolve;
+    ``import_failures``: framework -> ["missing" or "broken", why] for the frameworks that did not import."""
+    return {"pid": pid, "master": master, "bad_calls": dict(bad_calls or {}),
+            "import_failures": dict(import_failures or {})}
+
+
+def import_failures(msg: dict) -> dict[str, tuple[str, str]]:
+    """The frameworks a :func:`ready` message reports as not importable: framework -> (kind, why)."""
+    got = msg.get("import_failures") if isinstance(msg, dict) else None
+    return {fw: (v[0], v[1]) for fw, v in (got or {}).items()}
 
 
 def bad_calls(msg: dict) -> dict[str, str]:

@@ -45,6 +45,8 @@ from pathlib import Path
 from typing import Callable
 from harness.core.errors import HarnessError
 
+from harness.core.atomic import write_atomic
+
 #: The repository root: where ``pyproject.toml`` and the ``.envs`` folder are.
 ROOT = Path(__file__).resolve().parents[2]
 #: The one command that creates the extra environments (named in skip reasons).
@@ -123,6 +125,16 @@ def declared(pyproject: Path | None = None) -> dict[str, Environment]:
     return out
 
 
+def tables_key(pyproject: Path | None = None) -> str:
+    """A hash of the ``[tool.harness.environments.*]`` tables (a CI cache key: a changed pin changes it).
+
+    Computed from the parsed tables, so comments and layout do not count.
+    """
+    pyproject = Path(pyproject) if pyproject else ROOT / "pyproject.toml"
+    tables = _read_pyproject(pyproject).get("tool", {}).get("harness", {}).get("environments", {})
+    return hashlib.sha256(json.dumps(tables, sort_keys=True).encode()).hexdigest()[:32]
+
+
 def environment_of(framework: str, pyproject: Path | None = None) -> Environment | None:
     """The extra environment that runs ``framework``; None for the main environment."""
     return next((e for e in declared(pyproject).values() if framework in e.frameworks), None)
@@ -151,6 +163,10 @@ def unavailable(framework: str, pyproject: Path | None = None) -> str | None:
     data = env.marker_data()
     if data is None:
         return f"{framework}'s environment {show_path(env.path)} was not completed: {how}"
+    python = str((data.get("versions") or {}).get("python", ""))
+    if not python.startswith(env.python + ".") or not is_venv(env.path):
+        return (f"{framework}'s environment {show_path(env.path)} is not a Python {env.python} virtual "
+                f"environment (its marker records Python {python or '?'}): {how} --recreate")
     if data.get("fingerprint") != env.fingerprint:
         return (f"{framework}'s environment {show_path(env.path)} is out of date with pyproject.toml: "
                 f"{how}")
@@ -280,30 +296,62 @@ def _install(env: Environment, log: Callable[[str], None], prefix: str) -> None:
     _run(pip + list(env.requirements), log, prefix)
 
 
+def is_venv(path: Path) -> bool:
+    """True when ``path`` is a virtual environment (``python -m venv`` writes ``pyvenv.cfg``)."""
+    return (Path(path) / "pyvenv.cfg").is_file()
+
+
+def check_existing(env: Environment) -> None:
+    """Refuse to install into ``env.path`` unless it is a venv of the declared Python (or absent).
+
+    pip run by a bare interpreter (a symlink, a copied ``bin/python``) installs
+    into that interpreter's own site-packages; a venv of another version would
+    be marked as the declared one. Neither is this harness's to change.
+    """
+    if not env.path.exists():
+        return
+    where = f"{show_path(env.path)} (pyproject.toml [tool.harness.environments.{env.name}] path)"
+    if not is_venv(env.path):
+        raise EnvironmentSpecError(f"{where} exists but is not a virtual environment (no pyvenv.cfg): nothing was "
+                                f"installed; move it away, or declare another path")
+    if env.executable.exists():
+        have = _version_of(str(env.executable))
+        if have != env.python:
+            raise EnvironmentSpecError(f"{where} has Python {have or 'that does not run'}, but the declaration asks "
+                                    f"for Python {env.python}: `{CREATE_COMMAND} {env.name} --recreate` makes it anew")
+
+
 def create(env: Environment, log: Callable[[str], None] = print, recreate: bool = False) -> dict:
     """Make ``env`` (venv, pinned requirements, probe, marker) unless it is up to date.
 
     Returns the marker's data: versions the probe found, ``seconds`` it took,
     ``size_bytes`` on disk. Raises :class:`EnvironmentSpecError` with the cause.
+    A failed install removes only an environment this call started; a working
+    one that an update failed on is kept as it was, marker included.
     """
     prefix = f"[{env.name}] "
     if recreate and env.path.exists():
+        if not is_venv(env.path):
+            raise EnvironmentSpecError(f"{show_path(env.path)} is not a virtual environment (no pyvenv.cfg): "
+                                    f"--recreate removes only environments, so it was left as it is")
         log(f"{prefix}removing {show_path(env.path)}")
         shutil.rmtree(env.path)
     data = env.marker_data()
-    if data and data.get("fingerprint") == env.fingerprint and env.executable.exists():
+    if data and data.get("fingerprint") == env.fingerprint and env.executable.exists() and is_venv(env.path):
         log(f"{prefix}up to date ({show_path(env.path)}, {data.get('size_bytes', 0) / 2**30:.2f} GiB)")
         return data
     t0 = time.monotonic()
-    if env.marker.exists():
-        env.marker.unlink()
+    check_existing(env)
     check_disk(env)
+    fresh = not env.path.exists()
     try:
         _install(env, log, prefix)
     except (EnvironmentSpecError, OSError):
-        if env.path.exists():
+        if fresh and env.path.exists():
             log(f"{prefix}removing the unfinished {show_path(env.path)} to give its disk space back")
             shutil.rmtree(env.path, ignore_errors=True)
+        elif not fresh:
+            log(f"{prefix}the update failed; {show_path(env.path)} is kept as it was")
         raise
     log(f"{prefix}probing: the runner side of the harness and the adapters of {', '.join(env.frameworks)}")
     probe = subprocess.run([str(env.executable), "-m", "harness.isolation.envprobe", *env.frameworks],
@@ -312,10 +360,13 @@ def create(env: Environment, log: Callable[[str], None] = print, recreate: bool 
     if probe.returncode != 0:
         raise EnvironmentSpecError(f"the probe failed in {show_path(env.path)}:\n{probe.stderr[-3000:]}")
     found = json.loads(probe.stdout.strip().splitlines()[-1])
+    if not str(found.get("python", "")).startswith(env.python + "."):
+        raise EnvironmentSpecError(f"{show_path(env.path)} runs Python {found.get('python')}, not the declared "
+                                f"{env.python}; no marker written")
     data = {"name": env.name, "fingerprint": env.fingerprint, "python": env.python,
             "versions": found, "seconds": round(time.monotonic() - t0, 1),
             "size_bytes": tree_size(env.path)}
-    env.marker.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_atomic(env.marker, json.dumps(data, indent=2, sort_keys=True) + "\n")  # replaces the old one
     log(f"{prefix}ready in {data['seconds']:.0f} s, {data['size_bytes'] / 2**30:.2f} GiB: "
         + ", ".join(f"{k} {v}" for k, v in sorted(found.items())))
     return data

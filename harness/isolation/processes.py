@@ -38,10 +38,11 @@ from pathlib import Path
 
 from harness.core import record, status, wire
 from harness.core.case import Case
+from harness.core import faults
 
-#: temporary folders of the runners: ``onnx-conf-[master-|warm-]<owner pid>-<random>``
+#: temporary folders of the harness: ``onnx-conf-[<kind>-]<owner pid>-<random>`` (kind: master, warm, matrix, ...)
 TEMP_PREFIX = "onnx-conf-"
-_TEMP_NAME = re.compile(r"^onnx-conf-(?:master-|warm-)?(\d+)-")
+_TEMP_NAME = re.compile(r"^onnx-conf-(?:[a-z]+-)?(\d+)-")
 
 
 def temp_dir(kind: str = "") -> str:
@@ -170,6 +171,8 @@ class SessionClient:
         self.check_calls = tuple(check_calls)
         #: targets the session could not resolve (target -> why), once it said hello
         self.bad_calls: dict[str, str] = {}
+        #: frameworks the master could not import: framework -> ("missing" | "broken", why), from the hello
+        self.import_failures: dict[str, tuple[str, str]] = {}
         #: seconds a session may take to say hello (its master may still import and warm up);
         #: never counted against a case's ``timeout``
         self.startup_timeout = startup_timeout
@@ -320,7 +323,7 @@ class SessionClient:
         self._queue.append(_Sent(case.id, bundle_dir, offset, time.monotonic()))
 
     def _run(self, case: Case, timeout: float | None, bundle_dir: str | None,
-             device: dict | None, ahead: tuple[Case, dict | None] | None) -> dict:
+             device: dict | None, ahead: tuple[Case, dict | None] | None, retry: bool = True) -> dict:
         timeout = self.timeout if timeout is None else timeout
         if self._queue and self._queue[0].case_id != case.id:
             self._kill()  # what was sent ahead is not what the caller wants now: start clean
@@ -334,7 +337,12 @@ class SessionClient:
                 try:
                     reply = self._hello(t0 + self.startup_timeout)
                 except TimeoutError:
-                    return self._startup_failed(case, t0)
+                    if not retry:
+                        return self._startup_failed(case, t0)
+                    where = self.shared or getattr(self.own_master, "address", "?")
+                    self._fresh_master(f"no session of {where} said hello within {self.startup_timeout:g} s "
+                                       f"(a stopped or stuck master?)")
+                    return self._run(case, timeout, bundle_dir, device, ahead, retry=False)
                 t0 = time.monotonic()  # the case's clock starts once its runner is up
             if reply is not None:
                 if not self._queue:
@@ -379,6 +387,7 @@ class SessionClient:
         self.pid = reply.get("pid") if reply else None
         self.master_pid = reply.get("master") if reply else None
         self.bad_calls.update(wire.bad_calls(reply))
+        self.import_failures.update(wire.import_failures(reply))
         return reply
 
     def wait_ready(self) -> dict[str, str]:
@@ -390,18 +399,35 @@ class SessionClient:
             self._start()
         if self.pid is None and self._hello(time.monotonic() + self.startup_timeout) is None:
             self._kill()
-            raise OSError("the runner closed the connection before it was ready")
+            last = self._log_tail(0, limit=300).splitlines()[-1:]
+            raise OSError("the runner closed the connection before it was ready"
+                          + (f" (its log ends: {last[0]})" if last else ""))
         return dict(self.bad_calls)
 
-    def _startup_failed(self, case: Case, t0: float) -> dict:
-        """The record of a case whose runner did not start in time (the case itself never ran)."""
+    def _fresh_master(self, why: str) -> None:
+        """Drop the session and its master (a shared one is left to its owner): the next start forks anew."""
         self._kill()
         self.restarts += 1
-        log = self._log_tail(0)
-        rec = _failure(case, status.TIMEOUT, f"the runner did not start within {self.startup_timeout:g} s "
-                       f"(imports and warm-up; --startup-timeout); the case did not run", log,
-                       time.monotonic() - t0)
-        rec["stage"] = "startup"
+        with open(self.log_path, "a") as log:
+            log.write(f"{why}; starting a runner master of our own\n")
+        self.shared = None
+        if self.own_master is not None:
+            self.own_master.close()
+            self.own_master = None
+
+    def _startup_failed(self, case: Case, t0: float) -> dict:
+        """The record of a case whose runner did not start in time, twice: a harness fault, not a verdict.
+
+        The case never ran, so it is no ``timeout``: the record says the harness
+        could not run it (see :mod:`harness.core.faults`), and the run stops.
+        """
+        self._kill()
+        self.restarts += 1
+        rec = faults.record_of(case, f"the runner did not start within {self.startup_timeout:g} s "
+                               f"(imports and warm-up; --startup-timeout), also in a fresh master; "
+                               f"the case did not run")
+        rec["log"] = self._log_tail(0)
+        rec["wall_s"] = time.monotonic() - t0
         return rec
 
 

@@ -15,13 +15,14 @@ Each is kept in ``config.stash`` under a typed key (see :data:`HARNESS`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
 
 import pytest
 
 from .collection import CaseCollection, targets_conformance
 from .lifecycle import CaseRunner, RunnerLifecycle
-from .options import CONFIG, HarnessConfig, add_options, is_controller, make_config
+from .options import CONFIG, HarnessConfig, add_options, is_controller, make_config, unique_results
 from .preflight import preflight
 from .protocol import CaseProtocol
 from .rootdir import repin
@@ -62,14 +63,24 @@ def pytest_configure(config):
     if not hasattr(config.option, "cases_dir"):
         return
     cfg = make_config(config)
+    reserved = None  # a default results name, claimed now so that a run started in the same second takes another
+    if is_controller(config) and targets_conformance(config) and not config.option.results \
+            and not config.option.collectonly:
+        cfg = replace(cfg, results=unique_results(cfg.results))
+        reserved = cfg.results
     config.stash[CONFIG] = cfg
     collection = CaseCollection(config, cfg)
     collection.check_axes()
     verdicts = Verdicts(config, cfg, collection)
     lifecycle = RunnerLifecycle(config, cfg, collection, verdicts)
     if is_controller(config) and targets_conformance(config):
-        preflight(cfg, collection, verdicts)  # usage and configuration faults: one line, exit 4
-    summary = RunSummary(config, cfg, collection) if is_controller(config) else None
+        try:
+            preflight(cfg, collection, verdicts)  # usage and configuration faults: one line, exit 4
+        except BaseException:
+            if reserved is not None and reserved.exists() and not reserved.stat().st_size:
+                os.unlink(reserved)
+            raise
+    summary = RunSummary(config, cfg, collection, reserved=reserved) if is_controller(config) else None
     pm = config.pluginmanager
     pm.register(collection, "onnx-conformance-collection")
     pm.register(verdicts, "onnx-conformance-verdicts")

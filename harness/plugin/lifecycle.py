@@ -27,7 +27,7 @@ from harness.core.case import Case
 from harness.isolation.processes import SessionClient, Master, sweep_stale_temp_dirs, temp_dir
 from harness.core.wire import EXPORTER_TARGET
 from .collection import CaseCollection, case_of, targets_conformance
-from .options import HarnessConfig
+from .options import EXIT_NOT_MEASURED, HarnessConfig, required
 from .verdict import Verdicts
 
 
@@ -75,9 +75,10 @@ class RunnerLifecycle:
         if where == "workers":
             for fw in frameworks:
                 self.masters[fw] = Master(plugins, (fw,), python=environments.interpreter(fw)).start()
-                if calls.get(fw):
-                    self.checkers[fw] = self.executor(fw, self.masters[fw].describe(), calls[fw])
-                    self.checkers[fw].start()
+                # one session per master says, before the first case, whether its framework imported
+                # (and resolves the call: targets)
+                self.checkers[fw] = self.executor(fw, self.masters[fw].describe(), calls.get(fw, ()))
+                self.checkers[fw].start()
         else:
             for fw in frameworks:
                 ex = self.executor(fw, check_calls=calls.get(fw, ()))
@@ -105,8 +106,12 @@ class RunnerLifecycle:
         for fw, ex in executors.items():
             try:
                 bad = ex.wait_ready()
-            except (TimeoutError, OSError):
-                continue  # a runner that cannot start is reported per case, with its own message
+            except (TimeoutError, OSError) as exc:  # killed while importing (the OOM killer), stuck, ...
+                self.close()
+                pytest.exit(f"onnx-conformance: the {fw} runner did not start ({exc}): it died or hung while "
+                            f"importing and warming up (limit: --startup-timeout {self.cfg.startup_timeout:g} s); "
+                            f"run stopped before its first case", returncode=EXIT_NOT_MEASURED)
+            self.check_imports(ex.import_failures)
             if bad:
                 target, why = sorted(bad.items())[0]
                 matrix = self.collection.matrix
@@ -120,6 +125,22 @@ class RunnerLifecycle:
                 where = matrix.call_sources.get(target, case.source)  # the line of the call: field itself
                 raise pytest.UsageError(f"{where}: entries[{case.kernel}].call: {target!r} does not "
                                         f"resolve in {fw} ({why}){more}")
+
+    def check_imports(self, failures: dict[str, tuple[str, str]]) -> None:
+        """A framework that did not import stops the run (exit 6) if broken, or if missing and required.
+
+        A broken install (the package is there, its import fails) never passes
+        for "not installed": every case of it would be skipped and the run green.
+        """
+        for fw, (kind, why) in sorted(failures.items()):
+            if kind == "broken":
+                self.close()
+                pytest.exit(f"onnx-conformance: {why}; run stopped before its first case (reinstall it, or "
+                            f"--framework to run the others)", returncode=EXIT_NOT_MEASURED)
+            if required(self.cfg, fw):
+                self.close()
+                pytest.exit(f"onnx-conformance: --require-frameworks: every {fw} case would be skipped: {why}",
+                            returncode=EXIT_NOT_MEASURED)
 
     def pytest_collection_finish(self, session):
         """A plain run: the early sessions resolved the ``call:`` targets while pytest collected."""

@@ -66,6 +66,9 @@ class HarnessConfig:
     light_protocol: bool = True
     #: --allow-any-call: a matrix's ``call:`` may name any function, not only its framework's
     allow_any_call: bool = False
+    #: --require-frameworks: "all", or the frameworks whose whole matrix may not be skipped for a
+    #: missing environment or a missing install (empty: none required)
+    require_frameworks: tuple[str, ...] = ()
 
 
 def positive_seconds(text: str) -> float:
@@ -118,6 +121,16 @@ def positive_count(text: str) -> int:
 
 
 CONFIG = pytest.StashKey[HarnessConfig]()
+
+#: Exit code of a run that could not measure what it was asked to (a required framework's
+#: environment or install is missing, a framework's import is broken, a harness fault such as a
+#: full temp folder): distinct from a conformance failure (1) and a usage error (4).
+EXIT_NOT_MEASURED = 6
+
+
+def require_frameworks_default(environ) -> str:
+    """``all`` on a CI machine (``CI=true``, as GitHub Actions and most CI systems set), else ``none``."""
+    return "all" if str(environ.get("CI", "")).lower() in ("true", "1", "yes") else "none"
 
 
 def add_options(parser) -> None:
@@ -198,6 +211,11 @@ def add_options(parser) -> None:
                      "failure found so far is kept (default: 60 with profile ci, 600 with nightly)")
     g.addoption("--special-values", action="store_true",
                 help="mix NaN, +-Inf, -0.0, huge and tiny magnitudes into float inputs")
+    g.addoption("--require-frameworks", default=None, metavar="all|none|LIST",
+                help="fail the run (exit 6, one line) when the whole matrix of a framework is skipped because "
+                     "its environment or install is missing: 'all' (the frameworks of this run), 'none', or "
+                     "a comma-separated list; default 'all' when CI=true, else 'none'. A framework whose "
+                     "import is broken (not missing) always fails the run")
     g.addoption("--explore-profile", choices=("ci", "nightly"), default="ci",
                 help="property mode: hypothesis profile; ci = few examples, derandomized so verdicts "
                      "don't flake (default); nightly = many examples")
@@ -249,6 +267,7 @@ def make_config(config) -> HarnessConfig:
         present=present, ort_providers=providers, shard=shard, shard_costs=shard_costs, case_ids=case_ids,
         runtimes=_names("--runtimes", opt.runtimes), post_passes=_names("--passes", opt.passes),
         allow_any_call=opt.allow_any_call,
+        require_frameworks=_required(opt.require_frameworks or require_frameworks_default(os.environ)),
         light_protocol=opt.case_protocol == "light" and not any(
             getattr(opt, name, False) for name in ("usepdb", "trace", "runxfail", "setupshow", "setuponly",
                                                    "setupplan")))
@@ -261,8 +280,61 @@ def narrowing(config, cfg: HarnessConfig) -> list[str]:
         ("--smoke", cfg.scope.smoke), ("--framework", cfg.scope.frameworks), ("--exporter", cfg.scope.exporters),
         ("--matrix", opt.matrix), ("--case-ids", cfg.case_ids is not None), ("--shard-id", cfg.shard is not None),
         ("--explore", cfg.explore), ("-k", getattr(opt, "keyword", "")), ("-m", getattr(opt, "markexpr", "")),
-        ("a node id", any("::" in str(a) for a in config.args))) if on]
+        ("a node id", any("::" in str(a) for a in config.args)),
+        ("--deselect", getattr(opt, "deselect", None)),
+        ("--ignore", getattr(opt, "ignore", None) or getattr(opt, "ignore_glob", None))) if on]
     return found
+
+
+def required(cfg: HarnessConfig, framework: str) -> bool:
+    """Whether ``--require-frameworks`` forbids skipping ``framework``'s whole matrix."""
+    return cfg.require_frameworks == ("all",) or framework in cfg.require_frameworks
+
+
+def other_matrix(cfg: HarnessConfig) -> list[str]:
+    """``["--cases-dir"]`` when the run's cases are not the repository's own ``cases/``, else empty.
+
+    Such a run may be whole for its own matrix (stale expected failures are still
+    checked), but its reports are not the repository's support tables.
+    """
+    return ["--cases-dir"] if _other_cases_dir(cfg.cases_dir) else []
+
+
+def _other_cases_dir(cases_dir: Path) -> bool:
+    """True when ``--cases-dir`` is not the repository's own ``cases/`` (another matrix: not the full run)."""
+    try:
+        return Path(cases_dir).resolve() != (ROOT / "cases").resolve()
+    except OSError:
+        return True
+
+
+def unique_results(path: Path) -> Path:
+    """Claim ``path`` (or ``<stem>-2``, ``-3``, ... beside it) by creating it exclusively; return the one claimed.
+
+    Two runs started in the same second get the same default name; the one that
+    creates the file first keeps it, the other takes the next free name, so
+    neither reads or reports the other's records.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        candidate = path if n == 1 else path.with_name(f"{path.stem}-{n}{path.suffix}")
+        try:
+            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        except FileExistsError:
+            continue
+        return candidate
+    raise pytest.UsageError(f"--results: no free name beside {path}")
+
+
+def _required(value: str) -> tuple[str, ...]:
+    """``--require-frameworks``: ``("all",)``, ``()`` for none, or the frameworks named."""
+    value = value.strip()
+    if value == "none":
+        return ()
+    names = _names("--require-frameworks", value)
+    if "all" in names and len(names) > 1:
+        raise pytest.UsageError("--require-frameworks: 'all' is not combined with names")
+    return names
 
 
 def _names(option: str, value: str) -> tuple[str, ...]:

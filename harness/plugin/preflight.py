@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.isolation import environments
+from harness.report.results import NotResults, WriteFailed, check_appendable
 from harness.spec.yamlsrc import load_yaml
 from .collection import CaseCollection
-from .options import HarnessConfig
+from .options import EXIT_NOT_MEASURED, HarnessConfig, required
 from .verdict import Verdicts
 
 
@@ -30,6 +32,10 @@ def check_results_path(path: Path) -> None:
         above = above.parent
     if not above.is_dir():
         raise pytest.UsageError(f"--results {path}: {above} is a file, not a folder")
+    try:
+        check_appendable(path)
+    except (NotResults, WriteFailed) as exc:
+        raise pytest.UsageError(f"--results {exc}") from None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         existed = path.exists()
@@ -91,6 +97,23 @@ def check_case_ids(cfg: HarnessConfig, collection: CaseCollection) -> None:
         raise pytest.UsageError(f"--case-ids: {len(missing)} id(s) match no case of this run, e.g. {missing[0]}")
 
 
+def check_required_frameworks(cfg: HarnessConfig, collection: CaseCollection) -> None:
+    """``--require-frameworks``: a named framework no matrix declares is a usage error (exit 4); one of
+    this run whose environment is missing (its cases would all be skipped) stops the run (exit 6)."""
+    names = [n for n in cfg.require_frameworks if n != "all"]
+    if names:
+        declared, _ = declared_names(cfg.matrices)
+        unknown = sorted(set(names) - declared)
+        if unknown:
+            raise pytest.UsageError(f"--require-frameworks {unknown[0]}: no matrix declares it (known: "
+                                    f"{', '.join(sorted(declared))})")
+    for fw in collection.frameworks():
+        reason = environments.unavailable(fw)
+        if reason is not None and required(cfg, fw):
+            pytest.exit(f"onnx-conformance: --require-frameworks: every {fw} case would be skipped: {reason}",
+                        returncode=EXIT_NOT_MEASURED)
+
+
 def preflight(cfg: HarnessConfig, collection: CaseCollection, verdicts: Verdicts) -> None:
     """Run every check; the first fault raises :class:`pytest.UsageError` (one line, exit 4)."""
     for path in cfg.matrices:
@@ -105,3 +128,4 @@ def preflight(cfg: HarnessConfig, collection: CaseCollection, verdicts: Verdicts
     check_names(cfg)
     verdicts.expectations  # noqa: B018 - loads and validates expected_failures.yaml (cached)
     check_case_ids(cfg, collection)
+    check_required_frameworks(cfg, collection)

@@ -25,6 +25,7 @@ import pytest
 
 from harness.core import record, status
 from harness.core.case import Case
+from harness.core import faults
 from .collection import case_of
 from .lifecycle import RunnerLifecycle
 from .verdict import Verdict
@@ -66,8 +67,13 @@ class CaseProtocol:
             import traceback
 
             trace = traceback.format_exc()
-            rec = record.new(case, status.EXPORT_ERROR, stage="harness", message=f"harness error: {exc}", log=trace)
-            verdict = Verdict("failed", f"harness error running {case.id}:\n{trace}")
+            if faults.disk_full(exc) or isinstance(exc, MemoryError):  # the machine's fault: the run stops on it
+                rec = faults.record_of(case, f"{faults.describe(exc)} while handing {case.id} to its runner")
+                verdict = runner.verdicts.decide(case, rec)
+            else:
+                rec = record.new(case, status.EXPORT_ERROR, stage="harness", message=f"harness error: {exc}",
+                                 log=trace)
+                verdict = Verdict("failed", f"harness error running {case.id}:\n{trace}")
         longrepr = None
         if verdict.outcome == "failed":
             longrepr = verdict.message

@@ -10,6 +10,8 @@ every record written before, whole.
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from collections import Counter, defaultdict
 from datetime import datetime, timezone
@@ -17,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.core import record, status
-from harness.report.results import ResultsWriter, WriteFailed
+from harness.core import faults, record, status
+from harness.report.results import NotResults, ResultsWriter, WriteFailed
 from .collection import CaseCollection
-from .options import HarnessConfig, narrowing
+from .options import EXIT_NOT_MEASURED, HarnessConfig, narrowing, other_matrix
 
 
 def _fmt(counter: Counter) -> str:
@@ -35,11 +37,22 @@ def case_id_of(nodeid: str) -> str | None:
     return rest[:rest.rindex("]")]
 
 
+def _terminate_as_interrupt(signum, frame):
+    """SIGTERM (what CI sends to cancel a job): stop like Ctrl-C, so the summary and reports are written.
+
+    A second SIGTERM ends the process at once (the default action).
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    raise KeyboardInterrupt("SIGTERM")
+
+
 class RunSummary:
     """Plugin object (controller only): appends each case's record as it ends and sums them up."""
 
-    def __init__(self, config, cfg: HarnessConfig, collection: CaseCollection):
+    def __init__(self, config, cfg: HarnessConfig, collection: CaseCollection, reserved: Path | None = None):
         self.config = config
+        #: the default results file this run claimed (removed at the end if no record went in)
+        self.reserved = reserved
         self.cfg = cfg
         self.collection = collection
         self.writer: ResultsWriter | None = None
@@ -49,6 +62,8 @@ class RunSummary:
         self.by_exporter: defaultdict[str, Counter] = defaultdict(Counter)
         #: why the run stopped early (a full disk, -x, Ctrl-C), if it did
         self.stopped: str | None = None
+        #: the SIGTERM handler before this run's (restored at the end)
+        self._sigterm = None
         self.write_failed = False
 
     def open(self) -> None:
@@ -59,17 +74,26 @@ class RunSummary:
             tr.write_line(f"onnx-conformance: {self.writer.repaired}")
 
     def pytest_sessionstart(self, session):
-        """Appending to an existing results file: check its tail now, before any case ends."""
-        if self.cfg.results.exists():
+        """SIGTERM ends the run like Ctrl-C; appending to an existing results file: check its tail now."""
+        if threading.current_thread() is threading.main_thread():
+            self._sigterm = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+        if self.cfg.results.exists() and self.cfg.results.stat().st_size:
             try:
                 self.open()
             except WriteFailed as exc:
                 raise pytest.UsageError(f"--results {exc.strerror}") from None
+            except NotResults as exc:
+                raise pytest.UsageError(f"--results {exc}") from None
 
     def write(self, rec: dict, outcome: str) -> None:
         """Append ``rec`` to the results file and count it; a failed write stops the run (one line)."""
         if self.write_failed:
             return
+        if faults.is_fault(rec):  # the machine kept this case from being measured: no verdict to record
+            self.stopped, self.write_failed = "harness fault", True
+            kept = self.writer.count if self.writer is not None else 0
+            pytest.exit(f"onnx-conformance: {rec['message']} ({rec['id']}); run stopped, not a conformance "
+                        f"verdict; {kept} record(s) kept in {self.cfg.results}", returncode=EXIT_NOT_MEASURED)
         rec = record.stamp(dict(rec), outcome=outcome,
                            finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         try:
@@ -119,7 +143,7 @@ class RunSummary:
     def reports_dir(self) -> tuple[Path, list[str]]:
         """Where this run's reports go, and why not to reports/ (a partial run never overwrites it)."""
         cfg = self.cfg
-        why = narrowing(self.config, cfg) + ([self.stopped] if self.stopped else [])
+        why = narrowing(self.config, cfg) + other_matrix(cfg) + ([self.stopped] if self.stopped else [])
         if not why or cfg.reports_dir_given:
             return cfg.reports_dir, []
         return cfg.results.parent / f"{cfg.results.stem}-reports", why
@@ -152,7 +176,12 @@ class RunSummary:
                 tr.write_line(line)
 
     def pytest_unconfigure(self, config):
-        """Close the results file if the summary did not (e.g. an interrupted run)."""
+        """Close the results file if the summary did not (e.g. an interrupted run); restore SIGTERM."""
+        if self._sigterm is not None:
+            signal.signal(signal.SIGTERM, self._sigterm)
+            self._sigterm = None
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+        if self.reserved is not None and self.reserved.exists() and not self.reserved.stat().st_size:
+            self.reserved.unlink()

@@ -10,6 +10,7 @@ from harness.core import status
 from harness.core.case import DEFAULT_PASS, DEFAULT_RUNTIME, Case
 from harness.spec.expectations import Expectations
 from harness.spec.yamlsrc import MatrixError
+from harness.core import faults
 from .collection import CaseCollection, targets_conformance
 from .options import HarnessConfig, narrowing
 
@@ -82,6 +83,8 @@ class Verdicts:
     def decide(self, case: Case, rec: dict) -> Verdict:
         """The test outcome of ``rec`` under strict expectations (notes the expectation in ``rec``)."""
         st, msg = rec["status"], rec.get("message", "")
+        if faults.is_fault(rec):  # not measured, and not to be taken for a skip: the run stops on it
+            return Verdict("failed", f"{msg} (not a conformance verdict)")
         if st == status.SKIPPED:
             return Verdict("skipped", msg)
         detail = f"{st}: {msg}" + (f"\n--- exporter log ---\n{rec['log']}" if rec.get("log") else "")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
+from harness.core.atomic import failed, replacing
 from . import html, jsonout, markdown, png
 from .aggregate import dtype_is, dtype_scope, summarize
 from .environment import environment
@@ -42,17 +44,25 @@ def build_reports(loaded: Loaded, out_dir: str | Path, rows=(), exporters: dict 
             "bad": loaded.bad, "dtypes": dtype_scope(loaded.records, dtypes)}
     if timings is not None:
         timings["aggregate"] = (time.perf_counter() - t, time.process_time() - c)
-    written = []
     writers = {
         "support.md": lambda p: p.write_text(markdown.render(summary, meta) + "\n", encoding="utf-8"),
         "support.json": lambda p: p.write_text(jsonout.render(summary.records, summary, meta), encoding="utf-8"),
         "support.html": lambda p: p.write_text(html.render(summary, meta), encoding="utf-8"),
         "support.png": lambda p: png.write(summary, p),
     }
-    for name in only:
-        t, c = time.perf_counter(), time.process_time()
-        writers[name](out / name)
-        if timings is not None:
-            timings[name] = (time.perf_counter() - t, time.process_time() - c)
-        written.append(out / name)
-    return written
+    # Every output goes to a temporary file first and all are renamed at the end: a full disk
+    # (or any failure) leaves the previous set whole, and the error is one line.
+    with contextlib.ExitStack() as stack:
+        for name in only:
+            t, c = time.perf_counter(), time.process_time()
+            try:
+                writers[name](stack.enter_context(replacing(out / name)))
+            except OSError as exc:
+                raise failed(out / name, exc) from None
+            if timings is not None:
+                timings[name] = (time.perf_counter() - t, time.process_time() - c)
+        try:
+            stack.close()  # the renames
+        except OSError as exc:
+            raise failed(out, exc) from None
+    return [out / name for name in only]

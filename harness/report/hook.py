@@ -24,5 +24,7 @@ def end_of_run(cfg, matrix, out_dir=None) -> list[str]:
         paths = build_reports(loaded, out_dir or cfg.reports_dir, matrix.rows,
                               {k: sorted(v) for k, v in exporters.items()})
         return lines + [f"reports: wrote {p}" for p in paths]
+    except OSError as exc:  # a full disk, an unwritable folder: the reports already there are kept whole
+        return [f"reports: failed: {exc}; results are intact in {cfg.results}"]
     except Exception as exc:  # noqa: BLE001 - reporting must not crash the run
         return [f"reports: failed ({type(exc).__name__}: {exc}); results are intact in {cfg.results}"]

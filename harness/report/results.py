@@ -12,6 +12,7 @@ so it is never glued to the next record.
 
 from __future__ import annotations
 
+import codecs
 import errno
 import json
 import os
@@ -44,6 +45,7 @@ class ResultsWriter:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        check_appendable(self.path)  # never "repair" (cut) a file that is not results
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self.count = 0
         #: what was done to a torn tail found on opening (None: the file ended with a whole line)
@@ -122,6 +124,41 @@ class ResultsWriter:
             pass
         os.close(self._fd)
         self._fd = -1
+
+
+def check_appendable(path: str | Path) -> None:
+    """Raise :class:`NotResults` unless ``path`` is absent, empty, or a results file (maybe with a torn tail).
+
+    Records are appended, and a torn last line is cut, only in a file of
+    records: its first line is a whole record, or (a run killed during its very
+    first write) the file is one unfinished line of JSON text. A text file, an
+    image, a JSON document or a report is refused, never touched.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 20)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise WriteFailed(exc.errno, f"{path}: cannot read it ({exc.strerror})") from None
+    if not head:
+        return
+    first, newline, _ = head.partition(b"\n")
+    if not newline and len(head) < (1 << 20):  # one torn line and nothing else
+        try:  # UTF-8 text, maybe cut inside a character
+            codecs.getincrementaldecoder("utf-8")().decode(first)
+            text = b"\0" not in first
+        except UnicodeDecodeError:
+            text = False
+        if text and first.startswith(b'{"'):
+            return
+        raise NotResults(f"{path}: not a results file (no whole line, and not the start of a record); "
+                         f"nothing was written to it")
+    rec, problem = _line_problem(first)
+    if problem or b"\0" in first:
+        raise NotResults(str(_not_results(path, first, 1, problem or "binary data"))
+                         + "; nothing was written to it")
 
 
 @dataclass

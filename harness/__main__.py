@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "merge": "harness.report.cmd_merge",
     "bench-report": "harness.report.cmd_bench",
     "suggest-expectations": "harness.suggest",
+    "triage": "harness.cli.triage",
     "bench": "harness.bench",
     "shards": "harness.cmd_shards",
     "pin-example": "harness.pin",

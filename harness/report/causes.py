@@ -81,11 +81,12 @@ class Cause:
 _ANSI = re.compile(r"\x1b\[[0-9;]*m|\\e\[[0-9;]*m")
 _STAMP = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d+)?\s*")
 _HEX = re.compile(r"\b0x[0-9a-fA-F]+\b")
-_PATH = re.compile(r"(?:[A-Za-z]:)?(?:/[\w.\-+@]+){2,}/?")
+_PATH = re.compile(r"(?<![\w/])(?:/[\w.\-+@]+){2,}/?")
 # a number standing alone (1, -3, 0.00971, 7.41e+10), not the digits inside a name (int64, pool_2d)
 _NUM = re.compile(r"(?<![\w.])[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?(?![\w])")
 _NODE_NAMES = (
     re.compile(r"(node name: )([^)\s,]+)"),
+    re.compile(r"(Name: ?')([^']+)"),
     re.compile(r"(Name: )(\S+)"),
     re.compile(r"(node with name ')([^']+)"),
     re.compile(r"(Node ?\()([^)]+)"),
@@ -152,7 +153,7 @@ def onnx_op(*texts: str) -> str:
 _ATTRIBUTE_FOLDS = (
     (re.compile(r"\baxis\b[^.;]*\bnot in (the )?valid range|\baxis must be in \[|"
                 r"rank must be greater than axis|\baxis\b[^.;]*out of (the )?range", re.I),
-     "attribute 'axis' out of range"),
+     "out-of-range 'axis' attribute"),
 )
 #: ops whose only attribute is ``axis``: an inferred shape that disagrees with the declared one on
 #: such a node can only come from that attribute (a wrong but in-range axis)
@@ -233,7 +234,7 @@ def _kind(rec: dict, msg: str) -> tuple[str, str]:
             if rx.search(msg):
                 return "attribute", folded
         if _SHAPE_MERGE.search(msg):
-            return "attribute", "attribute 'axis' out of range"
+            return "attribute", "out-of-range 'axis' attribute"
     if st == status.OPSET_NOT_HONORED:
         return "needs-opset", f"the model declares opset {rec.get('model_opset')}"
     if st in (status.MISMATCH, status.SHAPE_MISMATCH, status.DTYPE_MISMATCH) or (
@@ -294,7 +295,7 @@ def _title(project: str, party: str, kind: str, op: str, kernel: str, template: 
     if kind == "needs-opset":
         return f"{project}: `{kernel}` cannot be exported below the opset it needs ({template[10:]})"
     if kind == "attribute":
-        return f"{project} writes {op or 'a'} node with {template}"
+        return f"{project} writes {'a ' + op if op else 'a'} node with an {template}"
     if kind == "values":
         return f"{project}: exported `{kernel}` computes wrong results ({template})"
     if kind == "model":

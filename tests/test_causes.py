@@ -270,3 +270,27 @@ def test_nightly_diff_of_an_injected_bug_reports_exactly_one_new_cause(tmp_path)
     md = diff.markdown(d, "night1", "night2")
     assert "By cause: **1 new cause(s)**, 0 gone, 0 grew, 0 shrank" in md
     assert md.index("### New causes (1)") < md.index("### Regressions")
+
+
+# -- blame from every runtime ----------------------------------------------------------------
+
+def test_blame_weighs_every_other_runtime_when_the_reference_evaluator_is_under_test():
+    from harness import blame
+
+    agree = blame.Opinion(vs_framework="mismatch: output 0: max_abs=0.3", agrees_with_runtime=True,
+                          vs_runtime="identical outputs")
+    match = blame.Opinion()
+    differ = blame.Opinion(vs_framework="mismatch: output 0: max_abs=2", agrees_with_runtime=False,
+                           vs_runtime="output 0: max_abs=1.7")
+    silent = blame.Opinion(problem="runtime-unsupported: no LeakyRelu")
+    decide = blame.decide_many
+    assert decide(status.MISMATCH, "compare", "reference", {"ort": agree, "openvino": agree})[0] == "exporter"
+    found = decide(status.MISMATCH, "compare", "reference", {"ort": match, "openvino": match})
+    assert found == ("runtime", "openvino, ort match the framework on the same model; reference does not")
+    assert decide(status.MISMATCH, "compare", "reference", {"ort": agree, "openvino": match})[0] == "undetermined"
+    assert decide(status.MISMATCH, "compare", "reference", {"ort": agree, "openvino": differ})[0] == "undetermined"
+    assert decide(status.MISMATCH, "compare", "reference", {"ort": agree, "openvino": silent})[0] == "exporter"
+    why = decide(status.MISMATCH, "compare", "reference", {"ort": silent})
+    assert why[0] == "undetermined" and "no other runtime gave a verdict" in why[1]
+    assert decide(status.INVALID_MODEL, "checker", "reference", {}) == blame.decide(
+        status.INVALID_MODEL, "checker", "reference", None)

@@ -104,8 +104,8 @@ def decide_many(verdict: str, stage: str, runtime: str, opinions: dict[str, Opin
     heard = {n: o for n, o in opinions.items() if not o.problem}
     silent = "; ".join(f"{n} gave no verdict: {o.problem}" for n, o in opinions.items() if o.problem)
     if not heard:
-        return status.BLAME_UNDETERMINED, (f"the runtime under test is the reference evaluator and no other "
-                                           f"runtime gave a verdict" + (f" ({silent})" if silent else ""))
+        return status.BLAME_UNDETERMINED, ("the runtime under test is the reference evaluator and no other "
+                                           "runtime gave a verdict" + (f" ({silent})" if silent else ""))
     names = ", ".join(sorted(heard))
     if all(o.vs_framework is None for o in heard.values()):
         fails = "cannot run it" if verdict in (status.RUNTIME_ERROR, status.RUNTIME_UNSUPPORTED) else "does not"

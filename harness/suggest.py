@@ -290,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     drafted = suggest_causes(records, declared_only=not args.all_opsets)
     for fw, entries in sorted(drafted.items()):
         print(f"# ---- cases/expected_failures/{fw}.yaml ----")
-        print(render(fw, entries).split("expected_failures:\n", 1)[1] if entries else "")
+        print("expected_failures:\n" + render(fw, entries).split("expected_failures:\n", 1)[1])
     n = sum(map(len, drafted.values()))
     print(f"# {n} cause entries drafted from {len(records)} records", file=sys.stderr)
     return 0

@@ -294,3 +294,30 @@ def test_blame_weighs_every_other_runtime_when_the_reference_evaluator_is_under_
     assert why[0] == "undetermined" and "no other runtime gave a verdict" in why[1]
     assert decide(status.INVALID_MODEL, "checker", "reference", {}) == blame.decide(
         status.INVALID_MODEL, "checker", "reference", None)
+
+
+def test_a_run_xfails_by_cause_and_reports_a_stale_cause_entry(tmp_path, run_conformance):
+    import shutil
+
+    wrong = {"framework": "fake", "exporter": "fake", "kernel": "relu", "status": status.MISMATCH,
+             "stage": "compare", "message": "output 0: max_abs=1.5 max_rel=2 under rule allclose", "max_rel": 2.0,
+             "blame": status.BLAME_EXPORTER, "id": "x", "opset": 13}
+    cases = tmp_path / "cases"
+    (cases / "expected_failures").mkdir(parents=True)
+    shutil.copy(ROOT / "cases" / "tolerances.yaml", cases)
+    shutil.copy(ROOT / "tests" / "data" / "fake.yaml", cases)
+    (cases / "expected_failures" / "fake.yaml").write_text(
+        f"expected_failures:\n- cause: {cause_of(wrong).id}\n  reason: the fake exporter writes Abs for Relu\n"
+        f"- cause: fake-nothing-00000000\n  reason: a cause that no longer occurs\n")
+    results = tmp_path / "r.jsonl"
+    run = run_conformance("--cases-dir", cases, "-n", "0", "--no-report", "--results", results,
+                          "--case-timeout", "4", "-rx")
+    out = run.stdout.str()
+    recs = {r["id"]: r for r in map(json.loads, results.read_text().splitlines())}
+    for opset in (13, 14):
+        rec = recs[f"fake-fake-relu-wrong_values-opset{opset}-float32-cpu"]
+        assert rec["outcome"] == "xfailed" and rec["expected"]["cause"] == cause_of(wrong).id, rec
+    assert "the fake exporter writes Abs for Relu" in out
+    stale = [ln for ln in out.splitlines() if ln.startswith("stale expected failure:")]
+    assert len(stale) == 1 and "fake.yaml:4: cause fake-nothing-00000000 occurs in no record" in stale[0], out
+    assert "cause: " in out  # a failure nothing expects names its cause

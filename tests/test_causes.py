@@ -321,3 +321,13 @@ def test_a_run_xfails_by_cause_and_reports_a_stale_cause_entry(tmp_path, run_con
     stale = [ln for ln in out.splitlines() if ln.startswith("stale expected failure:")]
     assert len(stale) == 1 and "fake.yaml:4: cause fake-nothing-00000000 occurs in no record" in stale[0], out
     assert "cause: " in out  # a failure nothing expects names its cause
+
+
+def test_portable_drafts_name_no_path_of_this_machine():
+    from harness.report.environment import ROOT as REPO
+    from harness.report.triage import portable_text
+
+    text = (f"/opt/venv/lib/python3.11/site-packages/paddle/static/pir_io.py:389: UserWarning\n"
+            f"Params file /tmp/onnx-conf-2633-64_z8n0k/cases/x.pdiparams; {REPO}/harness/pipeline.py")
+    assert portable_text(text) == ("<site-packages>/paddle/static/pir_io.py:389: UserWarning\n"
+                                   "Params file <tmp>/cases/x.pdiparams; <repo>/harness/pipeline.py")

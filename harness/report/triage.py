@@ -12,6 +12,7 @@ header's failing count is the sum of the rows' reaches.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -118,6 +119,19 @@ def _shown_path(path: str, portable: bool) -> str:
     return f"<repro-dir>/{Path(path).name}" if portable and Path(path).is_absolute() else path
 
 
+_SITE = re.compile(r"(?<![\w/<])/[^\s'\"]*?/site-packages/")
+_TMP = re.compile(r"(?<![\w/<])/tmp/[^\s/'\"]+/")
+
+
+def portable_text(text: str) -> str:
+    """``text`` without this machine's paths: site-packages, the checkout and temporary folders named."""
+    from .environment import ROOT
+
+    text = _SITE.sub("<site-packages>/", text)
+    text = text.replace(str(ROOT) + "/", "<repo>/")
+    return _TMP.sub("<tmp>/", text)
+
+
 def _versions(env: dict, rec: dict) -> list[str]:
     pk = {k: v for k, v in (env.get("packages") or {}).items() if v}
     lines = [f"- {k} {v}" for k, v in sorted(pk.items())]
@@ -146,6 +160,8 @@ def _expected_vs_actual(rec: dict, addressee: str) -> tuple[str, str]:
 def draft(g: Group, env: dict, portable: bool = False) -> str:
     """``causes/<id>.md``: a bug report for the cause's project, from its smallest case."""
     c, r = g.cause, g.smallest()
+    if portable:
+        r = {**r, "message": portable_text(r.get("message") or ""), "log": portable_text(r.get("log") or "")}
     expected, actual = _expected_vs_actual(r, c.project)
     bundle = _shown_path(r.get("repro_bundle") or "", portable)
     lines = [f"# {c.title}", "",

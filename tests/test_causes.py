@@ -331,3 +331,18 @@ def test_portable_drafts_name_no_path_of_this_machine():
             f"Params file /tmp/onnx-conf-2633-64_z8n0k/cases/x.pdiparams; {REPO}/harness/pipeline.py")
     assert portable_text(text) == ("<site-packages>/paddle/static/pir_io.py:389: UserWarning\n"
                                    "Params file <tmp>/cases/x.pdiparams; <repo>/harness/pipeline.py")
+
+
+def test_dynamo_failures_are_told_apart_by_their_exception_summary():
+    head = ("ConversionError: Failed to convert the exported program to an ONNX model. \x1b[96mThis is step 3/3"
+            "\x1b[0m of exporting the model to ONNX. Next steps:\n- If there is a missing ONNX function ...\n\n"
+            "## Exception summary\n\n")
+    rec = {"framework": "torch", "exporter": "dynamo", "kernel": "k", "status": status.EXPORT_ERROR,
+           "stage": "export", "id": "torch-dynamo-k-default-opset18-float32-cpu", "opset": 18}
+    pool = {**rec, "message": head + "<class 'torch.onnx._internal.exporter._errors.DispatchError'>: No ONNX "
+                                     "function found for <OpOverload(op='aten.adaptive_max_pool2d')>.\n⬆️\n..."}
+    other = {**rec, "kernel": "j", "message": head + "<class 'torch.onnx._internal.exporter._errors."
+                                                     "DispatchError'>: No ONNX function found for "
+                                                     "<OpOverload(op='aten.unfold')>.\n⬆️\n..."}
+    assert cause_of(pool).id != cause_of(other).id
+    assert cause_of(pool).template.startswith("DispatchError: No ONNX function found for <OpOverload(op='aten.adap")

@@ -171,6 +171,11 @@ def _headline(rec: dict) -> str:
     msg = rec.get("message") or ""
     msg = re.sub(r"^(the framework could not run its own model|\w+ (raised|wrote an invalid model)): ", "", msg)
     msg = re.sub(r"^\w+: (?=\w+Error|\[ONNXRuntimeError\])", "", msg)  # "openvino: " before the runtime's error
+    # torch.onnx (dynamo) opens with the same "Failed to convert ... step 3/3" for every failure; its
+    # exception summary says which
+    summary = re.search(r"## Exception summary\s*\n\s*(?:<class '[\w.]*?(\w+)'>)?(.+)", msg)
+    if summary:
+        return f"{summary.group(1) or ''}{summary.group(2)}".strip()
     first = msg.strip().splitlines()[0] if msg.strip() else ""
     return first
 

@@ -340,14 +340,34 @@ class Group:
         return sorted({r.get(key) for r in self.records if r.get(key) not in (None, "")}, key=str)
 
     def smallest(self) -> dict:
-        """The smallest case of the cause: fewest ONNX op types, float32 where possible, lowest opset.
+        """The smallest case of the cause: fewest nodes, smallest tensors, float32 where possible, lowest opset.
 
-        Ties are broken by id, so the choice is stable under reordering.
+        Nodes and tensors are measured by the sizes of the repro bundle's
+        ``model.onnx`` and ``inputs.npz`` when it has one (else by the number of
+        op types alone); a case with a bundle wins over one without. Ties are
+        broken by id, so the choice is stable under reordering.
         """
         def size(r: dict):
-            return (len(r.get("op_types") or ()) or 99, r.get("dtype") != "float32", r.get("opset", 0),
-                    not r.get("repro_bundle"), r.get("variant") != "default", r["id"])
+            model, inputs = _bundle_sizes(r.get("repro_bundle") or "")
+            return (len(r.get("op_types") or ()) or 99, model, inputs, r.get("dtype") != "float32",
+                    r.get("opset", 0), r.get("variant") != "default", r["id"])
         return min(self.records, key=size)
+
+
+_NO_FILE = 1 << 62
+
+
+def _bundle_sizes(bundle: str) -> tuple[int, int]:
+    """Bytes of a repro bundle's exported model and inputs (huge when absent: a bundle wins)."""
+    import os
+
+    out = []
+    for name in ("model.onnx", "inputs.npz"):
+        try:
+            out.append(os.path.getsize(os.path.join(bundle, name)) if bundle else _NO_FILE)
+        except OSError:
+            out.append(_NO_FILE)
+    return out[0], out[1]
 
 
 def group(records) -> list[Group]:

@@ -312,7 +312,7 @@ def test_a_run_xfails_by_cause_and_reports_a_stale_cause_entry(tmp_path, run_con
         f"- cause: fake-nothing-00000000\n  reason: a cause that no longer occurs\n")
     results = tmp_path / "r.jsonl"
     run = run_conformance("--cases-dir", cases, "-n", "0", "--no-report", "--results", results,
-                          "--case-timeout", "4", "-rx")
+                          "--case-timeout", "10", "-rx")
     out = run.stdout.str()
     recs = {r["id"]: r for r in map(json.loads, results.read_text().splitlines())}
     for opset in (13, 14):

@@ -345,9 +345,10 @@ class Group:
         """The smallest case of the cause: fewest nodes, smallest tensors, float32 where possible, lowest opset.
 
         Nodes and tensors are measured by the sizes of the repro bundle's
-        ``model.onnx`` and ``inputs.npz`` when it has one (else by the number of
-        op types alone); a case with a bundle wins over one without. Ties are
-        broken by id, so the choice is stable under reordering.
+        ``model.onnx`` and ``inputs.npz`` in whole KiB when it has one (else by
+        the number of op types alone), so a few bytes do not outweigh float32;
+        a case with a bundle wins over one without. Ties are broken by id, so
+        the choice is stable under reordering.
         """
         def size(r: dict):
             model, inputs = _bundle_sizes(r.get("repro_bundle") or "")
@@ -360,13 +361,13 @@ _NO_FILE = 1 << 62
 
 
 def _bundle_sizes(bundle: str) -> tuple[int, int]:
-    """Bytes of a repro bundle's exported model and inputs (huge when absent: a bundle wins)."""
+    """KiB of a repro bundle's exported model and inputs (huge when absent: a bundle wins)."""
     import os
 
     out = []
     for name in ("model.onnx", "inputs.npz"):
         try:
-            out.append(os.path.getsize(os.path.join(bundle, name)) if bundle else _NO_FILE)
+            out.append(os.path.getsize(os.path.join(bundle, name)) // 1024 if bundle else _NO_FILE)
         except OSError:
             out.append(_NO_FILE)
     return out[0], out[1]

@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "merge": "harness.cli.merge",
     "bench-report": "harness.cli.bench_report",
     "suggest-expectations": "harness.cli.suggest",
+    "triage": "harness.cli.triage",
     "bench": "harness.bench.runs",
     "shards": "harness.cli.shards",
     "pin-example": "harness.explore.pin",

@@ -60,6 +60,8 @@ def build_onnx(behavior: str, opset: int) -> onnx.ModelProto:
         return _model([helper.make_node("LeakyRelu", ["x"], ["y"], alpha=0.3)], opset=opset)
     if behavior == "raises-opset":
         return _model([relu], opset=opset + 1)
+    if behavior == "stray-attribute":  # Relu has no attributes: the checker rejects the node
+        return _model([helper.make_node("Relu", ["x"], ["y"], alpha=0.5)], opset=opset)
     if behavior == "checker-rejects":
         return _model([helper.make_node("Relu", ["x", "x"], ["y"])], opset=opset)
     if behavior == "shape":

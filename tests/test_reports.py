@@ -219,7 +219,8 @@ def test_end_of_run_writes_reports_and_never_raises(tmp_path):
     cfg = SimpleNamespace(results=src, reports_dir=tmp_path / "reports")
     lines = end_of_run(cfg, matrix)
     assert [line.rsplit("/", 1)[-1] for line in lines] == ["support.md", "support.json", "support.html",
-                                                           "support.png"]
+                                                           "support.png", "causes.md", "causes.json",
+                                                           "causes.html", "causes"]
     assert "| later | — | not run in these results |" in (tmp_path / "reports" / "support.md").read_text()
     blocker = tmp_path / "blocker"
     blocker.write_text("a file where a folder should be")

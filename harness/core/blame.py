@@ -13,7 +13,14 @@ and ``blame_why``:
   is right and the runtime computes it wrongly (or cannot load it);
 * ``pass``: only the passed model fails (``pass-*`` statuses);
 * ``undetermined``, with why: the reference evaluator could not run the model,
-  is the runtime under test, or disagrees with both.
+  or disagrees with both.
+
+When the runtime under test *is* the reference evaluator, the other runtimes
+(:data:`SECOND_OPINIONS`, those installed) run the same exported model instead,
+and :func:`decide_many` weighs them: blame is ``runtime`` when every one that
+gave a verdict matches the framework, ``exporter`` when every one agrees with
+the reference evaluator, and ``undetermined`` only when they disagree (or none
+could run it).
 
 Cases with no model (export errors, crashes, timeouts, skips) get no blame.
 """
@@ -30,6 +37,9 @@ NEEDS_REFERENCE = frozenset({status.MISMATCH, status.SHAPE_MISMATCH, status.DTYP
 
 #: the runtime asked for the second opinion
 REFERENCE = "reference"
+
+#: the runtimes asked, in this order, when the runtime under test is the reference evaluator
+SECOND_OPINIONS = ("ort", "openvino")
 
 
 @dataclass
@@ -81,3 +91,31 @@ def decide(verdict: str, stage: str, runtime: str, opinion: Opinion | None) -> t
                                            f"({opinion.vs_framework}) and {runtime} gave no output")
     return status.BLAME_UNDETERMINED, (f"the reference evaluator differs from the framework "
                                        f"({opinion.vs_framework}) and from {runtime} ({opinion.vs_runtime})")
+
+
+def decide_many(verdict: str, stage: str, runtime: str, opinions: dict[str, Opinion]) -> tuple[str, str] | None:
+    """``(blame, why)`` from several runtimes' opinions (name -> :class:`Opinion`) on the same model.
+
+    Used when the runtime under test is the reference evaluator: each other
+    runtime that ran the exported model is evidence.
+    """
+    if verdict not in NEEDS_REFERENCE:
+        return decide(verdict, stage, runtime, None)
+    heard = {n: o for n, o in opinions.items() if not o.problem}
+    silent = "; ".join(f"{n} gave no verdict: {o.problem}" for n, o in opinions.items() if o.problem)
+    if not heard:
+        return status.BLAME_UNDETERMINED, ("the runtime under test is the reference evaluator and no other "
+                                           "runtime gave a verdict" + (f" ({silent})" if silent else ""))
+    names = ", ".join(sorted(heard))
+    if all(o.vs_framework is None for o in heard.values()):
+        fails = "cannot run it" if verdict in (status.RUNTIME_ERROR, status.RUNTIME_UNSUPPORTED) else "does not"
+        return status.BLAME_RUNTIME, f"{names} match the framework on the same model; {runtime} {fails}"
+    if all(o.vs_framework is not None and o.agrees_with_runtime for o in heard.values()):
+        return status.BLAME_EXPORTER, (f"{names} agree with {runtime} on the same model and all differ from the "
+                                       f"framework (" + "; ".join(f"{n}: {o.vs_framework}" for n, o in
+                                                                  sorted(heard.items())) + ")")
+    said = "; ".join(f"{n}: {'matches the framework' if o.vs_framework is None else o.vs_framework}"
+                     + ("" if o.vs_framework is None else
+                        f", {'agrees' if o.agrees_with_runtime else 'disagrees'} with {runtime}")
+                     for n, o in sorted(heard.items()))
+    return status.BLAME_UNDETERMINED, f"the other runtimes disagree on the same model ({said})"

@@ -357,22 +357,37 @@ def _blame(case: Case, rec: dict, exported: Exported, prep: Prepared, ctx: dict)
     if st == status.PASS or st == status.SKIPPED:
         return
     opinion = None
-    if (st in blame.NEEDS_REFERENCE and case.runtime != blame.REFERENCE and exported.model is not None):
+    if st in blame.NEEDS_REFERENCE and case.runtime == blame.REFERENCE and exported.model is not None:
+        # the reference evaluator is under test: every other runtime installed here is a witness
+        opinions = {}
+        for name in blame.SECOND_OPINIONS:
+            o = _second_opinion(case, exported, prep, ctx.get("base_run"), name)
+            if o is not None:
+                opinions[name] = o
+        found = blame.decide_many(st, rec.get("stage", ""), case.runtime, opinions)
+        if found:
+            rec["blame"], rec["blame_why"] = found
+        return
+    if st in blame.NEEDS_REFERENCE and exported.model is not None:
         opinion = _second_opinion(case, exported, prep, ctx.get("base_run"))
     found = blame.decide(st, rec.get("stage", ""), case.runtime, opinion)
     if found:
         rec["blame"], rec["blame_why"] = found
 
 
-def _second_opinion(case: Case, exported: Exported, prep: Prepared, base: RuntimeOutcome | None) -> blame.Opinion:
-    """Run the reference evaluator on the exported model (time-boxed) and compare it both ways."""
+def _second_opinion(case: Case, exported: Exported, prep: Prepared, base: RuntimeOutcome | None,
+                    name: str = blame.REFERENCE) -> blame.Opinion | None:
+    """Run runtime ``name`` (the reference evaluator by default) on the exported model (time-boxed) and
+    compare it both ways; None when ``name`` is another runtime that is not installed here."""
     try:
-        reference = runtimes.get(blame.REFERENCE)
+        witness = runtimes.get(name)
     except (ImportError, KeyError) as exc:
+        if name != blame.REFERENCE:
+            return None
         return blame.Opinion(problem=f"not available here: {_short(exc)}")
     try:
         with _time_box(BLAME_BUDGET_S):
-            ref = _execute(case, reference, exported.model, exported.path, devices.DeviceSetting(), prep)
+            ref = _execute(case, witness, exported.model, exported.path, devices.DeviceSetting(), prep)
     except _OutOfTime:
         return blame.Opinion(problem=f"it took longer than {BLAME_BUDGET_S:g} s")
     if ref.status in (status.RUNTIME_ERROR, status.RUNTIME_UNSUPPORTED):

@@ -137,7 +137,7 @@ def add_options(parser) -> None:
     """Declare the harness's command-line options."""
     g = parser.getgroup("onnx-conformance", "ONNX export conformance harness")
     g.addoption("--cases-dir", default=str(ROOT / "cases"),
-                help="folder with the YAML matrices, tolerances.yaml and expected_failures.yaml. "
+                help="folder with the YAML matrices, tolerances.yaml and expected_failures/<framework>.yaml. "
                      "Matrices, expectations and --cases-dir are trusted code: a matrix's plugins: are "
                      "imported and its call: functions called (call: only within the framework's own "
                      "packages and harness.builders, unless --allow-any-call)")
@@ -256,7 +256,7 @@ def make_config(config) -> HarnessConfig:
     case_ids = read_case_ids(opt.case_ids) if opt.case_ids else None
     return HarnessConfig(
         cases_dir=cases_dir, matrices=matrices, tolerances=cases_dir / "tolerances.yaml",
-        expected=cases_dir / "expected_failures.yaml",
+        expected=_expected_path(cases_dir),
         scope=Scope(opsets=opt.opsets, frameworks=tuple(opt.framework),
                     exporters=tuple(opt.exporter), devices=wanted, smoke=opt.smoke),
         timeout=opt.case_timeout, startup_timeout=opt.startup_timeout, results=results,
@@ -348,3 +348,10 @@ def _names(option: str, value: str) -> tuple[str, ...]:
 def is_controller(config) -> bool:
     """True in the process that writes files: the xdist controller, or a plain pytest run."""
     return getattr(config, "workerinput", None) is None
+
+
+def _expected_path(cases_dir: Path) -> Path:
+    """The expected failures of a cases folder: ``expected_failures/`` (one file per framework), else
+    a single ``expected_failures.yaml``."""
+    folder = cases_dir / "expected_failures"
+    return folder if folder.is_dir() else cases_dir / "expected_failures.yaml"

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from harness.core import faults, record, status
+from harness.core.causes import cause_of
 from harness.report.results import NotResults, ResultsWriter, WriteFailed
 from .collection import CaseCollection
 from .options import EXIT_NOT_MEASURED, HarnessConfig, narrowing, other_matrix
@@ -65,6 +66,8 @@ class RunSummary:
         #: the SIGTERM handler before this run's (restored at the end)
         self._sigterm = None
         self.write_failed = False
+        #: the cause ids of the failing records written (for stale cause entries)
+        self.causes: set[str] = set()
 
     def open(self) -> None:
         """Open the results file for appending (a torn last line left by a killed run is repaired first)."""
@@ -104,6 +107,9 @@ class RunSummary:
             self.stopped, self.write_failed = "results file not writable", True
             pytest.exit(f"{exc.strerror}; run stopped", returncode=pytest.ExitCode.INTERRUPTED)
         self.counts[rec["status"]] += 1
+        cause = cause_of(rec)
+        if cause is not None:
+            self.causes.add(cause.id)
         self.by_kernel[f"{rec['framework']}/{rec['kernel']}"][rec["status"]] += 1
         self.by_exporter[f"{rec['framework']}/{rec['exporter']}"][rec["status"]] += 1
 
@@ -165,6 +171,12 @@ class RunSummary:
         tr.write_line("per kernel:")
         for key in sorted(self.by_kernel):
             tr.write_line(f"  {key:<34}" + _fmt(self.by_kernel[key]))
+        if not narrowing(self.config, cfg) and self.stopped is None:
+            verdicts = self.config.pluginmanager.get_plugin("onnx-conformance-verdicts")
+            for e in verdicts.expectations.entries if verdicts is not None else ():
+                if e.cause and e.cause not in self.causes:
+                    tr.write_line(f"stale expected failure: {e.where()}: cause {e.cause} occurs in no record "
+                                  f"of this run")
         if cfg.report:
             from harness.report import hook as reporting
 

@@ -11,6 +11,7 @@ from harness.core.case import DEFAULT_PASS, DEFAULT_RUNTIME, Case
 from harness.spec.expectations import Expectations
 from harness.spec.yamlsrc import MatrixError
 from harness.core import faults
+from harness.core.causes import cause_of
 from .collection import CaseCollection, targets_conformance
 from .options import HarnessConfig, narrowing
 
@@ -90,23 +91,27 @@ class Verdicts:
         detail = f"{st}: {msg}" + (f"\n--- exporter log ---\n{rec['log']}" if rec.get("log") else "")
         if rec.get("repro_bundle"):
             detail += f"\nrepro bundle: {rec['repro_bundle']}  (python {rec['repro_bundle']}/repro.py)"
-        exp = self.expectations.find(case.id, case.runtime, case.post_pass)
+        cause = cause_of(rec)
+        exp = self.expectations.find(case.id, case.runtime, case.post_pass, cause.id if cause else "")
         if exp is not None:
-            rec["expected"] = {"status": list(exp.status), "reason": exp.text()}
+            rec["expected"] = {"status": list(exp.status) or [st], "reason": exp.text()}
+            if exp.cause:
+                rec["expected"]["cause"] = exp.cause
             if st == status.PASS:
                 rec["unexpected_pass"] = True
                 return Verdict("failed", f"unexpected pass (strict): expected {'/'.join(exp.status)} because "
-                                         f"{exp.text()} [{self.expectations.path}:{exp.line}]")
-            if st in exp.status:
+                                         f"{exp.text()} [{exp.where()}]")
+            if exp.cause or st in exp.status:
                 return Verdict("xfailed", f"{st}: {exp.text()}")
-            return Verdict("failed", f"expected {'/'.join(exp.status)} ({exp.text()}) but got {detail}")
+            return Verdict("failed", f"expected {'/'.join(exp.status)} ({exp.text()}) but got {detail}"
+                                     + (f"\ncause: {cause.id} ({cause.title})" if cause else ""))
         if st == status.PASS:
             return Verdict("passed")
         if not case.declared.get("in_range", True):
             rec["expected"] = {"status": [st], "reason": "outside the declared opset range"}
             return Verdict("xfailed", f"{st} at opset {case.opset}, outside the range the table declares "
                                       f"({case.declared['range']}): {msg}")
-        return Verdict("failed", detail)
+        return Verdict("failed", detail + (f"\ncause: {cause.id} ({cause.title})" if cause else ""))
 
     def judge(self, case: Case, rec: dict) -> None:
         """Pass, fail, skip or xfail the current test from the record (see :meth:`decide`)."""

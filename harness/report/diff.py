@@ -1,4 +1,5 @@
-"""Compare two sets of results by case id: regressions, fixes, status changes, added, removed.
+"""Compare two sets of results by case id (regressions, fixes, status changes, added, removed) and by
+cause (new causes, causes gone, causes whose reach grew or shrank; see :mod:`harness.core.causes`).
 
 A case of the old run with no record in the new one (*vanished*) fails the
 comparison like a regression, unless the caller allows it: a lost record (a
@@ -26,6 +27,12 @@ class Diff:
     appeared: list[dict] = field(default_factory=list)
     vanished: list[dict] = field(default_factory=list)
     unchanged: int = 0
+    #: by cause, each ``(cause, reach in old, reach in new)``, widest first
+    causes_new: list[tuple] = field(default_factory=list)
+    causes_gone: list[tuple] = field(default_factory=list)
+    causes_grew: list[tuple] = field(default_factory=list)
+    causes_shrank: list[tuple] = field(default_factory=list)
+    causes_same: int = 0
 
 
 def compare(old: list[dict], new: list[dict]) -> Diff:
@@ -47,7 +54,31 @@ def compare(old: list[dict], new: list[dict]) -> Diff:
             d.fixes.append((a, b))
         else:
             d.changed.append((a, b))
+    _by_cause(d, old, new)
     return d
+
+
+def _by_cause(d: Diff, old: list[dict], new: list[dict]) -> None:
+    """Fill ``d``'s cause lists: which causes appeared, went, or changed reach."""
+    from harness.core.causes import group
+
+    a = {g.cause.id: g for g in group(old)}
+    b = {g.cause.id: g for g in group(new)}
+    for cid in a.keys() | b.keys():
+        ga, gb = a.get(cid), b.get(cid)
+        item = ((gb or ga).cause, ga.reach if ga else 0, gb.reach if gb else 0)
+        if ga is None:
+            d.causes_new.append(item)
+        elif gb is None:
+            d.causes_gone.append(item)
+        elif gb.reach > ga.reach:
+            d.causes_grew.append(item)
+        elif gb.reach < ga.reach:
+            d.causes_shrank.append(item)
+        else:
+            d.causes_same += 1
+    for items in (d.causes_new, d.causes_gone, d.causes_grew, d.causes_shrank):
+        items.sort(key=lambda t: (-max(t[1], t[2]), t[0].id))
 
 
 def failed(d: Diff, allow_vanished: bool = False) -> bool:
@@ -71,7 +102,25 @@ def markdown(d: Diff, old_name: str, new_name: str, allow_vanished: bool = False
     out = ["## ONNX conformance: results diff", "",
            f"{text(old_name)} → {text(new_name)}: {verdict}; {len(d.fixes)} fixed; "
            f"{len(d.changed)} changed failure status; {len(d.appeared)} new case(s); "
-           f"{vanished}; {d.unchanged} unchanged.", ""]
+           f"{vanished}; {d.unchanged} unchanged.", "",
+           f"By cause: **{len(d.causes_new)} new cause(s)**, {len(d.causes_gone)} gone, "
+           f"{len(d.causes_grew)} grew, {len(d.causes_shrank)} shrank, {d.causes_same} unchanged.", ""]
+
+    def causes(title: str, items: list[tuple]) -> None:
+        if not items:
+            return
+        out.extend([f"### {title} ({len(items)})", "", "| cause | title | reach old | reach new |",
+                    "| --- | --- | --- | --- |"])
+        for c, ra, rb in items[:MAX_ROWS]:
+            out.append(f"| `{cell(c.id)}` | {cell(c.title)} | {ra} | {rb} |")
+        if len(items) > MAX_ROWS:
+            out.append(f"| … and {len(items) - MAX_ROWS} more | | | |")
+        out.append("")
+
+    causes("New causes", d.causes_new)
+    causes("Causes gone", d.causes_gone)
+    causes("Causes whose reach grew", d.causes_grew)
+    causes("Causes whose reach shrank", d.causes_shrank)
 
     def pairs(title: str, items: list[tuple[dict, dict]], reason_of_new: bool) -> None:
         if not items:

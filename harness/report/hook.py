@@ -23,6 +23,11 @@ def end_of_run(cfg, matrix, out_dir=None) -> list[str]:
             exporters.setdefault(c.framework, set()).add(c.exporter)
         paths = build_reports(loaded, out_dir or cfg.reports_dir, matrix.rows,
                               {k: sorted(v) for k, v in exporters.items()})
+        lines += [f"reports: wrote {p}" for p in paths]
+        from . import triage
+
+        # beside the support reports (often committed): bundle paths named under <repro-dir>
+        paths = triage.write(loaded.records, out_dir or cfg.reports_dir, portable=True)
         return lines + [f"reports: wrote {p}" for p in paths]
     except OSError as exc:  # a full disk, an unwritable folder: the reports already there are kept whole
         return [f"reports: failed: {exc}; results are intact in {cfg.results}"]

@@ -169,8 +169,10 @@ EXPECTED = {
             "items": {
                 "type": "object",
                 "additionalProperties": False,
-                "required": ["match", "status", "reason"],
+                "required": ["reason"],
                 "properties": {
+                    # a cause id (harness.core.causes): the entry covers that cause wherever it shows
+                    "cause": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]*-[0-9a-f]{8}$"},
                     "match": {"type": "string", "minLength": 1},
                     "opsets": {"type": "string"},
                     "status": {"type": "array", "items": {"type": "string"}, "minItems": 1},

@@ -47,6 +47,13 @@ CASE_FIELDS = {
     "smoke": {"type": "boolean"},
     # run only these of the file's exporters (the others are left out and reported)
     "exporters": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+    # whole models: refuse a degenerate reference (constant, near zero, NaN/Inf, the same for
+    # different inputs) as a harness error instead of judging it
+    "check_reference": {"type": "boolean"},
+    # a classifier: records also carry top-1 agreement (arg-max of output 0 over its last axis)
+    "classifier": {"type": "boolean"},
+    # seconds the reference evaluator may spend on a failing case's blame (default 20)
+    "blame_budget_s": {"type": "number", "exclusiveMinimum": 0},
     # one input set per seed instead of the case's own seed (a variant pinned from property mode)
     "input_seeds": {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1},
 }

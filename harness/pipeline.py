@@ -160,6 +160,8 @@ class Exported:
     model_opset: int | None = None
     failure: tuple[str, str, str] | None = None
     uses: int = 0
+    #: size of the saved model (with external data beside it), MB
+    model_mb: float | None = None
 
 
 @dataclass
@@ -217,6 +219,8 @@ def _run_case(case: Case, workdir: str, cache: ModelCache, providers: list[str] 
         ctx["model_path"] = exported.path
     if exported.model_opset is not None or exported.op_types:
         common.update(op_types=list(exported.op_types), model_opset=exported.model_opset)
+    if exported.model_mb is not None:
+        common["model_mb"] = exported.model_mb
     if exported.failure:
         st, stage, msg = exported.failure
         rec = record.new(case, st, stage=stage, message=msg, **common)
@@ -278,9 +282,11 @@ def _export(case: Case, exporter, prep: Prepared, workdir: str) -> Exported:
         model = onnx.load(path)
     except Exception as exc:  # noqa: BLE001
         return Exported(export_s, path=path, failure=(status.INVALID_MODEL, "load", _short(exc)))
+    size = sum(os.path.getsize(p) for p in (path, path + ".data") if os.path.exists(p))
     done = Exported(export_s, path=path, model=model,
                     op_types=sorted({n.op_type for n in model.graph.node}),
-                    model_opset=next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None))
+                    model_opset=next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None),
+                    model_mb=round(size / 1e6, 3))
     try:
         onnx.checker.check_model(model, full_check=True)
     except Exception as exc:  # noqa: BLE001

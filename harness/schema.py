@@ -47,6 +47,8 @@ CASE_FIELDS = {
     "smoke": {"type": "boolean"},
     # run only these of the file's exporters (the others are left out and reported)
     "exporters": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+    # a whole network (the --suite models matrices, a user model): its records feed the model tables
+    "whole_model": {"type": "boolean"},
     # whole models: refuse a degenerate reference (constant, near zero, NaN/Inf, the same for
     # different inputs) as a harness error instead of judging it
     "check_reference": {"type": "boolean"},

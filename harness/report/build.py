@@ -55,4 +55,8 @@ def build_reports(loaded: Loaded, out_dir: str | Path, rows=(), exporters: dict 
         if timings is not None:
             timings[name] = (time.perf_counter() - t, time.process_time() - c)
         written.append(out / name)
+    if only == OUTPUTS:  # whole-model records also get the model support list (harness.report.models)
+        from . import models
+
+        written += models.write(summary.records, out)
     return written

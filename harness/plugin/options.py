@@ -236,7 +236,8 @@ def narrowing(config, cfg: HarnessConfig) -> list[str]:
     opt = config.option
     found = [name for name, on in (
         ("--smoke", cfg.scope.smoke), ("--framework", cfg.scope.frameworks), ("--exporter", cfg.scope.exporters),
-        ("--matrix", opt.matrix), ("--suite models", opt.suite != "default"), ("--case-ids", cfg.case_ids is not None), ("--shard-id", cfg.shard is not None),
+        ("--matrix", opt.matrix), ("--suite models", opt.suite != "default"),
+        ("--case-ids", cfg.case_ids is not None), ("--shard-id", cfg.shard is not None),
         ("--explore", cfg.explore), ("-k", getattr(opt, "keyword", "")), ("-m", getattr(opt, "markexpr", "")),
         ("a node id", any("::" in str(a) for a in config.args))) if on]
     return found

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "shards": "harness.cmd_shards",
     "pin-example": "harness.pin",
     "envs": "harness.cmd_envs",
+    "model": "harness.cli.model",
 }
 
 

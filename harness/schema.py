@@ -20,6 +20,9 @@ _INPUT = {
         "high": {"type": "number"},
         # explicit values (e.g. an index tensor); shape must agree
         "values": {"type": "array"},
+        # values from a .npy file, or one array (``key``) of a .npz file (user models); shape must agree
+        "file": {"type": "string", "minLength": 1},
+        "key": {"type": "string", "minLength": 1},
         # axes exported as dynamic (None); default [0] (the batch)
         "dynamic": {"type": "array", "items": {"type": "integer", "minimum": 0}},
         # generator: uniform (default), randint, permutation, boxes, positive

@@ -153,3 +153,17 @@ def flowvision_model(spec):
     model = getattr(models, kw.pop("arch"))(pretrained=False, **kw)
     calibrate_norms(model, spec)
     return model
+
+
+@register_builder("oneflow")
+def user_model(spec):
+    """A user's model (:mod:`harness.spec.usermodel`): the factory's module, with a ``oneflow.save`` folder."""
+    import oneflow as flow
+
+    from .factory import call_factory
+
+    kw = spec["kwargs"]
+    model = call_factory(kw)
+    if kw.get("weights"):
+        model.load_state_dict(flow.load(kw["weights"]))
+    return model

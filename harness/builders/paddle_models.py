@@ -198,3 +198,21 @@ def inference_folder(spec):
     from ..frameworks.paddle import InferenceModel
 
     return InferenceModel.save(vision_model(spec), spec)
+
+
+@register_builder("paddle")
+def user_model(spec):
+    """A user's model (:mod:`harness.spec.usermodel`): the factory's layer with its weights, or a saved
+    inference folder (run by Paddle Inference)."""
+    import paddle
+
+    from ..frameworks.paddle import InferenceModel
+    from .factory import call_factory
+
+    kw = spec["kwargs"]
+    if kw.get("saved"):
+        return InferenceModel(kw["saved"])
+    layer = call_factory(kw)
+    if kw.get("weights"):
+        layer.set_state_dict(paddle.load(kw["weights"]))
+    return layer

@@ -196,3 +196,20 @@ def keras_h5(spec):
         return tf_keras.models.load_model(path, compile=False)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@register_builder("tensorflow")
+def user_model(spec):
+    """A user's model (:mod:`harness.spec.usermodel`): a saved ``.h5``/``.keras`` file reloaded with
+    ``load_model``, or the factory's Keras model with its weights file."""
+    import tf_keras
+
+    from .factory import call_factory
+
+    kw = spec["kwargs"]
+    if kw.get("saved"):
+        return tf_keras.models.load_model(kw["saved"], compile=False)
+    model = call_factory(kw)
+    if kw.get("weights"):
+        model.load_weights(kw["weights"])
+    return model

@@ -142,17 +142,25 @@ def mbv3_block(spec):
 # -- whole models: torchvision, timm, transformers (cases/models/torch.yaml) ----------------------
 
 def calibrate_norms(module, spec: dict) -> None:
-    """Set every BatchNorm's running statistics to those of one calibration batch (4 samples).
+    """Draw weights a library initialises to zero, then set BatchNorm statistics from one batch.
 
-    Random weights with the default statistics make deep networks' outputs
-    explode or vanish; one training-mode pass with momentum 1 stores the batch's
-    own statistics, so outputs are O(1) (see the Paddle builders' twin). The
-    calibration batch is drawn with a seed of its own, never a case input.
+    Some libraries zero-initialise a layer for training (torchvision's ViT
+    head): with random weights elsewhere its output is exactly 0, a reference
+    that proves nothing, so such a Linear or Conv is drawn again with its own
+    ``reset_parameters``. Random weights with the default statistics make deep
+    networks' outputs explode or vanish; one training-mode pass with momentum 1
+    stores the batch's own statistics, so outputs are O(1) (see the Paddle
+    builders' twin). The calibration batch (4 samples) is drawn with a seed of
+    its own, never a case input.
     """
     import numpy as np
     import torch
 
     from ..inputs import make_inputs
+
+    for m in module.modules():
+        if isinstance(m, (torch.nn.Linear, torch.nn.modules.conv._ConvNd)) and not m.weight.any():
+            m.reset_parameters()
 
     norms = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     if not norms:
@@ -239,3 +247,17 @@ def transformers_model(spec):
             return self._call(x, {"decoder_input_ids": decoder_input_ids})
 
     return Two() if two else One()
+
+
+@register_builder("torch")
+def user_model(spec):
+    """A user's model (:mod:`harness.spec.usermodel`): the factory's module, with a ``.pth`` state dict."""
+    import torch
+
+    from .factory import call_factory
+
+    kw = spec["kwargs"]
+    model = call_factory(kw)
+    if kw.get("weights"):
+        model.load_state_dict(torch.load(kw["weights"], map_location="cpu", weights_only=True))
+    return model

@@ -216,7 +216,7 @@ def make_config(config) -> HarnessConfig:
     case_ids = read_case_ids(opt.case_ids) if opt.case_ids else None
     return HarnessConfig(
         cases_dir=cases_dir, matrices=matrices, tolerances=cases_dir / "tolerances.yaml",
-        expected=cases_dir / "expected_failures.yaml",
+        expected=suite_dir / "expected_failures.yaml",
         scope=Scope(opsets=opt.opsets, frameworks=tuple(opt.framework),
                     exporters=tuple(opt.exporter), devices=wanted, smoke=opt.smoke),
         timeout=opt.case_timeout or SUITE_TIMEOUTS[opt.suite], startup_timeout=opt.startup_timeout, results=results,

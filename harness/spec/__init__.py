@@ -1,0 +1,1 @@
+"""What the harness reads from files: matrices, schemas, expectations, user models."""

@@ -207,5 +207,7 @@ class GraphExporter:
         path = os.path.join(workdir, case.id + ".onnx")
         if os.path.exists(path):
             os.remove(path)
-        return _export(model, _tensors(make_inputs(case.spec["inputs"], case.seed)), case.opset, path,
-                       dynamic_batch=bool(case.spec.get("batches")))
+        xs = make_inputs(case.spec["inputs"], case.seed)
+        # a batch other than the example's needs the converter's dynamic batch (a static export otherwise)
+        dynamic = any(b != xs[0].shape[0] for b in case.spec.get("batches") or ()) if xs[0].ndim else False
+        return _export(model, _tensors(xs), case.opset, path, dynamic_batch=dynamic)

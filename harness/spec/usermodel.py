@@ -51,6 +51,8 @@ NATIVE_OPSETS = {"torch": {"dynamo": 18}}
 WEIGHT_KINDS = {"paddle": (".pdparams",), "torch": (".pth", ".pt"), "tensorflow": (".h5", ".keras", ".weights.h5"),
                 "oneflow": ("",)}
 DEFAULT_BATCHES = [1, 3]
+#: the builder every framework registers for a user model (``harness/builders/<framework>_models.py``)
+BUILDER = "user_model"
 
 _DTYPE = {"enum": ["float16", "float32", "float64", "int32", "int64", "bool"]}
 SCHEMA = {
@@ -107,7 +109,7 @@ class UserModel:
     def matrix(self) -> dict:
         """The one-entry matrix of this model (``cases/models/`` conventions: whole model, checked reference)."""
         entry = {"kernel": self.name, "table": {"opsets": self.opsets, "note": f"user model {self.path.name}"},
-                 "api": self.kwargs.get("factory") or self.kwargs.get("saved"), "builder": "user_model",
+                 "api": self.kwargs.get("factory") or self.kwargs.get("saved"), "builder": BUILDER,
                  "kwargs": self.kwargs, "inputs": self.inputs, "shared_key": self.name}
         defaults = {"dtypes": ["float32"], "tolerance": self.tolerance, "whole_model": True,
                     "check_reference": True, "classifier": self.classifier, "blame_budget_s": 120}

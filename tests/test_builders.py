@@ -3,7 +3,8 @@
 Generic over the matrix files of ``cases/`` and ``cases/models/``: any file whose
 ``framework`` is paddle (e.g. ``paddle.yaml`` for kernels, ``paddle_models.yaml``
 for small networks, ``models/paddle.yaml`` for whole models) takes part; the
-user-model builder is used by the matrix ``python -m harness model`` writes. Resolving a ``call:`` imports paddle; without it those checks skip.
+user-model builder is used by the matrix ``python -m harness model`` writes.
+Resolving a ``call:`` imports paddle; without it those checks skip.
 """
 
 from __future__ import annotations

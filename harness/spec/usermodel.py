@@ -151,7 +151,8 @@ def load(path: str | Path) -> UserModel:
             kinds = WEIGHT_KINDS[fw]
             if fw == "oneflow" and not weights.is_dir() or fw != "oneflow" and not weights.name.endswith(kinds):
                 want = "a folder (oneflow.save)" if fw == "oneflow" else " or ".join(kinds)
-                raise MatrixError(path, lines["weights"], "weights", f"{fw} weights must be {want}, not {weights.name!r}")
+                raise MatrixError(path, lines["weights"], "weights",
+                                  f"{fw} weights must be {want}, not {weights.name!r}")
             kwargs["weights"] = str(weights)
     else:
         for key in ("weights", "factory_kwargs"):
@@ -183,8 +184,9 @@ def _check_saved(path: Path, line: int | None, fw: str, saved: Path) -> None:
     if fw == "paddle":
         missing = [f for f in ("inference.json", "inference.pdiparams") if not (saved / f).is_file()]
         if not saved.is_dir() or missing:
+            lacks = ", ".join(missing) or "them"
             raise MatrixError(path, line, "saved", f"a Paddle inference folder must hold inference.json and "
-                                                   f"inference.pdiparams ({saved} lacks {', '.join(missing) or 'them'})")
+                                                   f"inference.pdiparams ({saved} lacks {lacks})")
     elif fw == "tensorflow":
         if not saved.name.endswith((".h5", ".keras")):
             raise MatrixError(path, line, "saved", f"a saved Keras model is a .h5 or .keras file, not {saved.name!r}")

@@ -46,6 +46,8 @@ def _write(folder: Path, name: str, text: str) -> Path:
 
 def _yaml(fw: str, factory: str, extra: str = "") -> str:
     shape, exporter, opsets, _ = FRAMEWORKS[fw]
+    if fw == "oneflow":  # one batch, the example's: a static export (oneflow-onnx's dynamic batch is a
+        extra += "batches: [2]\n"  # finding of the models suite: its Reshapes keep the compiled batch)
     return (f"framework: {fw}\nfactory: {fw}_net:{factory}\nexporters: [{exporter}]\nopsets: \"{opsets}\"\n"
             f"inputs:\n  - {{shape: {shape}}}\n{extra}")
 

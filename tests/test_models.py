@@ -76,9 +76,9 @@ def _rec(fw, kernel, exporter, opset, st, **kw):
 def test_model_tables_from_records(tmp_path):
     recs = [
         _rec("paddle", "resnet50", "dygraph", 13, "pass", max_abs=1e-5, max_rel=2e-6, export_s=2.5, run_s=0.07,
-             model_mb=102.2, top1_agree=1.0),
+             model_mb=102.2, top1_agree=1.0, wall_s=4.0),
         _rec("paddle", "resnet50", "dygraph", 14, "mismatch", max_abs=3e-3, max_rel=4e-4, export_s=2.7, run_s=0.08,
-             model_mb=102.2, top1_agree=0.5, expected={"status": ["mismatch"]}),
+             model_mb=102.2, top1_agree=0.5, expected={"status": ["mismatch"]}, wall_s=6.5),
         _rec("torch", "resnet50", "dynamo", 18, "pass", max_abs=2e-6, max_rel=1e-6, export_s=9.0, run_s=0.05,
              model_mb=102.0),
         {"id": "torch-dynamo-abs-default-opset18-float32-cpu", "framework": "torch", "kernel": "abs",
@@ -100,6 +100,8 @@ def test_model_tables_from_records(tmp_path):
     assert data["cross_framework"][0]["cells"]["paddle"] == {"pass": 1, "cases": 2, "models": ["resnet50"]}
     assert "<td>resnet50</td>" in (tmp_path / "models.html").read_text()
     assert models.write(recs[3:], tmp_path / "none") == []
+    assert models.cost(recs)["paddle"] == {"cases": 2, "wall_s": 10.5, "max_wall_s": 6.5}
+    assert "| paddle | 2 | 10 | 6 |" in models.render_markdown(table, models.cost(recs))
 
 
 @pytest.mark.parametrize("plain", [True, False], ids=["plain-import-fails", "adapter-defines-schemas"])

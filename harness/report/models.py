@@ -15,6 +15,8 @@ has none. Columns:
 | export s / run ms | the largest export time, the largest run time (every batch of one input set list) |
 | size MB | the exported model's size |
 | failures | the statuses of the other records, with counts |
+
+Below them, the suite's cost per framework: cases, summed and longest case wall time.
 """
 
 from __future__ import annotations
@@ -91,6 +93,19 @@ def cross_framework(table: dict[str, list[dict]]) -> tuple[list[str], list[dict]
     return frameworks, out
 
 
+def cost(records) -> dict[str, dict]:
+    """framework -> cases, the summed case wall time (``wall_s``: what the suite costs) and the largest one."""
+    out: dict[str, dict] = {}
+    for r in model_records(records):
+        c = out.setdefault(r["framework"], {"cases": 0, "wall_s": 0.0, "max_wall_s": 0.0})
+        c["cases"] += 1
+        w = r.get("wall_s")
+        if isinstance(w, (int, float)):
+            c["wall_s"] += w
+            c["max_wall_s"] = max(c["max_wall_s"], w)
+    return dict(sorted(out.items()))
+
+
 def _num(v, fmt: str) -> str:
     return "—" if v is None else format(v, fmt)
 
@@ -105,8 +120,8 @@ def _cells(row: dict) -> list[str]:
             _num(row["size_mb"], ".1f"), fails or "—"]
 
 
-def render_markdown(table: dict[str, list[dict]]) -> str:
-    """Section 六 as markdown: a table per framework, then the cross-framework table."""
+def render_markdown(table: dict[str, list[dict]], costs: dict | None = None) -> str:
+    """Section 六 as markdown: a table per framework, the cross-framework table, the cost per framework."""
     lines = ["# 模型转换支持列表 (model conversion support list)", "",
              "Measured from whole-model records (random weights with calibrated norms; batch 1 and 3 "
              "from one export). Opsets tested per row are in models.json.", ""]
@@ -121,16 +136,21 @@ def render_markdown(table: dict[str, list[dict]]) -> str:
         for row in keyed:
             cells = [f"{c['pass']}/{c['cases']}" if (c := row["cells"].get(fw)) else "" for fw in frameworks]
             lines.append(f"| {row['shared_key']} | " + " | ".join(cells) + " |")
+    if costs:
+        lines += ["", "## cost per framework (case wall time, summed over the cases)", "",
+                  "| framework | cases | wall s | longest case s |", "|---|---|---|---|"]
+        lines += [f"| {fw} | {c['cases']} | {c['wall_s']:.0f} | {c['max_wall_s']:.0f} |" for fw, c in costs.items()]
     return "\n".join(lines).rstrip() + "\n"
 
 
-def render_json(table: dict[str, list[dict]]) -> str:
+def render_json(table: dict[str, list[dict]], costs: dict | None = None) -> str:
     """The same tables as JSON (numbers unrounded, sorted keys)."""
     frameworks, keyed = cross_framework(table)
-    return json.dumps({"schema": 1, "frameworks": table, "cross_framework": keyed}, indent=1, sort_keys=True) + "\n"
+    return json.dumps({"schema": 1, "frameworks": table, "cross_framework": keyed, "cost": costs or {}},
+                      indent=1, sort_keys=True) + "\n"
 
 
-def render_html(table: dict[str, list[dict]]) -> str:
+def render_html(table: dict[str, list[dict]], costs: dict | None = None) -> str:
     """The same tables as one self-contained HTML page (no network loads)."""
     esc = html.escape
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>model conversion support list</title>",
@@ -153,6 +173,12 @@ def render_html(table: dict[str, list[dict]]) -> str:
             parts.append(f"<tr><td>{esc(row['shared_key'])}</td>" + "".join(f"<td>{esc(c)}</td>" for c in cells)
                          + "</tr>")
         parts.append("</table>")
+    if costs:
+        parts.append("<h2>cost per framework</h2><table><tr><th>framework</th><th>cases</th><th>wall s</th>"
+                     "<th>longest case s</th></tr>")
+        parts += [f"<tr><td>{esc(fw)}</td><td>{c['cases']}</td><td>{c['wall_s']:.0f}</td>"
+                  f"<td>{c['max_wall_s']:.0f}</td></tr>" for fw, c in costs.items()]
+        parts.append("</table>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
@@ -165,7 +191,8 @@ def write(records, out_dir: str | Path) -> list[Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
+    costs = cost(records)
     for name, render in zip(OUTPUTS, (render_markdown, render_json, render_html)):
-        (out / name).write_text(render(table), encoding="utf-8")
+        (out / name).write_text(render(table, costs), encoding="utf-8")
         written.append(out / name)
     return written

@@ -285,4 +285,7 @@ def test_a_replay_that_cannot_run_exits_2_with_one_line(bundles, tmp_path, damag
 def test_every_framework_adapter_names_what_its_replay_needs(adapter):
     """A bundle's requirements.txt comes from the adapter's REPLAY_REQUIRES (read from its source)."""
     names = repro.requirements([f"harness.frameworks.{adapter.stem}"])
+    if adapter.stem == "onnx":  # an ONNX file needs nothing beyond numpy, onnx and onnxruntime
+        assert "REPLAY_REQUIRES = ()" in adapter.read_text(encoding="utf-8")
+        return
     assert len(names) > len(repro.BASE_REQUIRES), f"{adapter}: no REPLAY_REQUIRES"

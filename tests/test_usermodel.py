@@ -162,3 +162,26 @@ def test_a_paddle_folder_without_params_and_npz_inputs(outside):
     assert entry["kernel"] == "mine" and entry["builder"] == usermodel.BUILDER
     with pytest.raises(MatrixError, match=r"m.yaml:4: inputs\[0\].key: a .npz holds several arrays"):
         usermodel.load(_write(outside, "m.yaml", "framework: paddle\nsaved: infer\ninputs:\n  - {file: x.npz}\n"))
+
+
+@pytest.mark.slow
+def test_an_onnx_file_is_checked_on_the_runtimes_at_its_own_opset(outside):
+    """``saved: m.onnx``: the runtimes against the ONNX reference evaluator, at the file's opset."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.random.default_rng(0).normal(size=(6, 4)).astype("float32"), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Relu", ["h"], ["y"])],
+                              "user", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])], initializer=[w])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)]), outside / "m.onnx")
+    path = _write(outside, "m.yaml", "framework: onnx\nsaved: m.onnx\ninputs: [{shape: [2, 6]}]\n")
+    model = usermodel.load(path)
+    assert model.opsets == "15~15" and model.exporters == ["file"] and model.batches == [1, 3]
+    run = _command(path, outside / "r.jsonl")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    recs = _records(outside / "r.jsonl")
+    assert [(r["id"], r["status"]) for r in recs] == [("onnx-file-m-default-opset15-float32-cpu", "pass")]
+    with pytest.raises(MatrixError, match=r"m.yaml:4: opsets: an ONNX file runs at its own opset \(15\)"):
+        usermodel.load(_write(outside, "m.yaml", "framework: onnx\nsaved: m.onnx\ninputs: [{shape: [2, 6]}]\n"
+                                                 "opsets: '13~14'\n"))

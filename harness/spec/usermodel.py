@@ -2,7 +2,7 @@
 
 The file names the framework, the model and its inputs::
 
-    framework: torch                 # paddle, torch, tensorflow or oneflow
+    framework: torch                 # paddle, torch, tensorflow, oneflow, or onnx (a saved .onnx file)
     name: my_net                     # optional: the model's name in ids and reports (default: the file's stem)
     factory: my_nets:build           # module:function returning the model (its module is looked up
     factory_kwargs: {classes: 10}    #   beside this file first), called with factory_kwargs;
@@ -10,7 +10,9 @@ The file names the framework, the model and its inputs::
                                      #   weights, a OneFlow weight folder
     # or, instead of a factory:
     saved: my_net.h5                 # a saved model: a Paddle inference folder (inference.json +
-                                     #   inference.pdiparams) or a Keras .h5/.keras file
+                                     #   inference.pdiparams), a Keras .h5/.keras file, or an .onnx
+                                     #   file (framework: onnx; checked on the runtimes against the
+                                     #   ONNX reference evaluator, at the file's own opset)
     inputs:                          # shapes and dtypes (drawn, seeded), or arrays from files
       - {shape: [2, 3, 32, 32], dtype: float32}
       - {file: x.npy}                # or {file: inputs.npz, key: x}
@@ -44,12 +46,14 @@ FRAMEWORKS = {
     "torch": (("torchscript", "dynamo"), "17~18"),
     "tensorflow": (("keras", "function"), "14~15"),
     "oneflow": (("graph",), "13~14"),
+    # an ONNX file: checked on the runtimes only, at its own opset (harness/frameworks/onnx.py)
+    "onnx": (("file",), ""),
 }
 #: exporters a saved model (no Python factory) can go through
-SAVED_EXPORTERS = {"paddle": ("cli",), "tensorflow": ("keras", "function")}
+SAVED_EXPORTERS = {"paddle": ("cli",), "tensorflow": ("keras", "function"), "onnx": ("file",)}
 NATIVE_OPSETS = {"torch": {"dynamo": 18}}
 WEIGHT_KINDS = {"paddle": (".pdparams",), "torch": (".pth", ".pt"), "tensorflow": (".h5", ".keras", ".weights.h5"),
-                "oneflow": ("",)}
+                "oneflow": ("",), "onnx": ()}
 DEFAULT_BATCHES = [1, 3]
 #: the builder every framework registers for a user model (``harness/builders/<framework>_models.py``)
 BUILDER = "user_model"
@@ -143,6 +147,9 @@ def load(path: str | Path) -> UserModel:
         raise MatrixError(path, doc.line_of(()), "<file>", "give exactly one of 'factory' (module:function) "
                                                             "or 'saved' (a saved model)")
     kwargs: dict = {"root": str(root)}
+    if fw == "onnx" and "factory" in data:
+        raise MatrixError(path, lines["factory"], "factory", "an onnx model is a saved .onnx file: give 'saved'")
+    own_opset = None
     if "factory" in data:
         kwargs["factory"] = data["factory"]
         kwargs["factory_kwargs"] = dict(data.get("factory_kwargs") or {})
@@ -160,7 +167,7 @@ def load(path: str | Path) -> UserModel:
                 raise MatrixError(path, lines[key], key, "only with 'factory' (a saved model carries its weights)")
         saved = _file(doc, ("saved",), "saved", data["saved"], root, "saved model")
         kwargs["saved"] = str(saved)
-        _check_saved(path, lines["saved"], fw, saved)
+        own_opset = _check_saved(path, lines["saved"], fw, saved)
     allowed = SAVED_EXPORTERS.get(fw, ()) if "saved" in data else FRAMEWORKS[fw][0]
     exporters = list(data.get("exporters") or allowed)
     unknown = [e for e in exporters if e not in allowed]
@@ -168,6 +175,11 @@ def load(path: str | Path) -> UserModel:
         raise MatrixError(path, lines.get("exporters"), "exporters",
                           f"unknown exporter {unknown[0]!r} for this model (known: {', '.join(allowed)})")
     opsets = data.get("opsets", FRAMEWORKS[fw][1])
+    if own_opset is not None:
+        if "opsets" in data and opsets.replace(" ", "") != f"{own_opset}~{own_opset}":
+            raise MatrixError(path, lines["opsets"], "opsets", f"an ONNX file runs at its own opset "
+                                                               f"({own_opset}); leave 'opsets' out")
+        opsets = f"{own_opset}~{own_opset}"
     parse_range(opsets, doc, ("opsets",))
     inputs, from_files = _inputs(doc, data["inputs"], root)
     batches = data.get("batches")
@@ -180,7 +192,19 @@ def load(path: str | Path) -> UserModel:
                      data.get("tolerance", "model-abs-rel"), bool(data.get("classifier", False)), lines)
 
 
-def _check_saved(path: Path, line: int | None, fw: str, saved: Path) -> None:
+def _check_saved(path: Path, line: int | None, fw: str, saved: Path) -> int | None:
+    """Check a saved model's form; for an ONNX file, return its default-domain opset."""
+    if fw == "onnx":
+        import onnx
+
+        try:
+            model = onnx.load(str(saved), load_external_data=False)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is the same usage error
+            raise MatrixError(path, line, "saved", f"not a readable ONNX model: {type(exc).__name__}: {exc}") from None
+        found = [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")]
+        if not found:
+            raise MatrixError(path, line, "saved", "the ONNX model imports no default-domain opset")
+        return found[0]
     if fw == "paddle":
         missing = [f for f in ("inference.json", "inference.pdiparams") if not (saved / f).is_file()]
         if not saved.is_dir() or missing:
@@ -192,6 +216,7 @@ def _check_saved(path: Path, line: int | None, fw: str, saved: Path) -> None:
             raise MatrixError(path, line, "saved", f"a saved Keras model is a .h5 or .keras file, not {saved.name!r}")
     else:
         raise MatrixError(path, line, "saved", f"no saved-model form for {fw} (give a factory instead)")
+    return None
 
 
 def _inputs(doc: SourcedDoc, given: list, root: Path) -> tuple[list[dict], bool]:

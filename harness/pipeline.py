@@ -36,6 +36,10 @@ class Prepared:
 
 #: models (with their inputs, references and exports) a server keeps, least recently used dropped first
 CACHED_MODELS = 8
+#: whole models (``whole_model: true``) a server keeps: one, since a whole network with its loaded
+#: exports holds hundreds of MB to GB (a Paddle server reached 3.9 GB RSS keeping eight) and the cases
+#: of one model arrive together
+CACHED_WHOLE_MODELS = 1
 
 
 class ModelCache:
@@ -51,9 +55,10 @@ class ModelCache:
         if key in self._items:
             self._items.move_to_end(key)
         else:
-            self._items[key] = _prepare(case, fw)
-            while len(self._items) > self.size:
+            size = min(self.size, CACHED_WHOLE_MODELS) if case.spec.get("whole_model") else self.size
+            while self._items and len(self._items) >= size:  # dropped before the new model is built
                 self._items.popitem(last=False)
+            self._items[key] = _prepare(case, fw)
         item = self._items[key]
         if isinstance(item, Exception):
             raise item

@@ -120,3 +120,23 @@ def test_torchvision_imports_only_through_the_adapter(plain):
         assert "torchvision::nms" in facts["error"]
     else:
         assert facts["imported"] and facts["exported"], facts
+
+
+def test_a_server_keeps_one_whole_model(monkeypatch):
+    """Whole models are big: the model cache keeps one of them (kernel models: the last eight)."""
+    from harness.case import Case
+
+    built = []
+    monkeypatch.setattr(pipeline, "_prepare", lambda case, fw: built.append(case.kernel) or pipeline.Prepared(
+        case.kernel, [], [], 0.0))
+
+    def case(kernel, whole):
+        return Case("fake", kernel, "default", "fake", 13, "float32", "cpu", {"whole_model": whole}, {}, {})
+
+    cache = pipeline.ModelCache()
+    for k in ("a", "b", "a"):
+        cache.get(case(k, True), None)
+    assert built == ["a", "b", "a"]  # b pushed a out
+    for k in ("k1", "k2", "k1"):
+        cache.get(case(k, False), None)
+    assert built[3:] == ["k1", "k2"]  # kernel models stay

@@ -2,7 +2,8 @@
 
 USER_MODEL is a YAML file kept with your model (see harness/spec/usermodel.py and
 docs/models.md): the framework, a factory `module:function` (plus optional
-weights) or a saved model (a Paddle inference folder, a Keras .h5/.keras file),
+weights) or a saved model (a Paddle inference folder, a Keras .h5/.keras file, an
+.onnx file checked on the runtimes against the ONNX reference evaluator),
 and the inputs (shapes and dtypes, or .npy/.npz files). The model runs through
 the same exporters x opsets x runtimes x passes, records and reports as the
 built-in models of `pytest --suite models`.
@@ -38,7 +39,7 @@ USAGE_ERROR = 4
 def add_arguments(p) -> None:
     """Arguments of ``python -m harness model``."""
     p.add_argument("user_model", metavar="USER_MODEL", help="the YAML file describing the model")
-    p.add_argument("--results", help="results file (default: results/model-<name>-<UTC time>.jsonl)")
+    p.add_argument("--results", help="results file (default: the run's, results/run-<UTC time>.jsonl)")
     p.add_argument("--reports-dir", help="where models.md/.json/.html and support.* go "
                                          "(default: <results file>-reports/)")
     p.add_argument("--runtimes", default="ort", help="comma-separated runtimes, as pytest --runtimes")

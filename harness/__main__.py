@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "pin-example": "harness.explore.pin",
     "envs": "harness.cli.envs",
     "tally": "harness.cli.tally",
+    "model": "harness.cli.model",
 }
 
 

@@ -31,6 +31,8 @@ class FakeFramework(registry.FrameworkAdapter):
         return spec.get("kwargs", {}).get("behavior", "good")
 
     def reference(self, model, inputs):
+        if model == "constant":  # a model whose output does not depend on its input
+            return [np.full(inputs[0].shape, 0.5, dtype=inputs[0].dtype)]
         return [np.maximum(inputs[0], 0)]
 
     def warm_up(self, workdir):
@@ -52,7 +54,7 @@ def _model(nodes, out_type=TensorProto.FLOAT, out_shape=("N", 3), opset=13, init
 def build_onnx(behavior: str, opset: int) -> onnx.ModelProto:
     """The ONNX model a fake exporter writes for ``behavior``."""
     relu = helper.make_node("Relu", ["x"], ["y"])
-    if behavior in ("good", "good-or-wrong", "slow"):
+    if behavior in ("good", "good-or-wrong", "slow", "constant"):
         return _model([relu], opset=opset)
     if behavior == "wrong-values":
         return _model([helper.make_node("Abs", ["x"], ["y"])], opset=opset)

@@ -1,8 +1,10 @@
 """Every Paddle YAML entry reaches a model, and every Paddle builder is used.
 
-Generic over the matrix files of ``cases/``: any file whose ``framework`` is
-paddle (e.g. ``paddle.yaml`` for kernels, ``paddle_models.yaml`` for models)
-takes part. Resolving a ``call:`` imports paddle; without it those checks skip.
+Generic over the matrix files of ``cases/`` and ``cases/models/``: any file whose
+``framework`` is paddle (e.g. ``paddle.yaml`` for kernels, ``paddle_models.yaml``
+for small networks, ``models/paddle.yaml`` for whole models) takes part; the
+user-model builder is used by the matrix ``python -m harness model`` writes.
+Resolving a ``call:`` imports paddle; without it those checks skip.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import yaml
 
 from harness.core import registry
 from harness.spec.matrix import matrix_files
+from harness.spec import usermodel
 
 ROOT = Path(__file__).resolve().parent.parent
 FRAMEWORK = "paddle"
@@ -21,7 +24,7 @@ FRAMEWORK = "paddle"
 
 def _paddle_matrices() -> list[tuple[Path, dict]]:
     out = []
-    for path in matrix_files(ROOT / "cases"):
+    for path in matrix_files(ROOT / "cases") + matrix_files(ROOT / "cases" / "models"):
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         if isinstance(data, dict) and data.get("framework") == FRAMEWORK:
             out.append((path, data))
@@ -65,6 +68,6 @@ def test_entry_reaches_a_model(entry):
 def test_every_builder_is_used():
     """A registered Paddle builder that no entry names is dead code (or a forgotten entry)."""
     _load_builders()
-    used = {e["builder"] for _, e in ENTRIES if "builder" in e}
+    used = {e["builder"] for _, e in ENTRIES if "builder" in e} | {usermodel.BUILDER}
     registered = {name for fw, name in registry.BUILDERS if fw == FRAMEWORK}
     assert not registered - used, f"builders used by no entry: {sorted(registered - used)}"

@@ -9,14 +9,17 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from harness.core import registry, replay, repro, status
 from harness.isolation.processes import SessionClient
 from harness.spec.matrix import Scope, load_all
+from harness.spec import usermodel
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
@@ -33,10 +36,24 @@ UNDEFINED = "F821,F822,F823"
 
 # -- the script set of every framework x exporter x builder -----------------------------------
 
+def _user_matrices(folder: Path) -> list[Path]:
+    """The one-entry matrices ``python -m harness model`` writes for the user-model files of tests/data."""
+    out = []
+    for fw in ("paddle", "torch"):
+        path = folder / f"user-{fw}.yaml"
+        path.write_text(yaml.safe_dump(usermodel.load(ROOT / "tests" / "data" / "usermodels" / f"{fw}.yaml")
+                                       .matrix()), encoding="utf-8")
+        out.append(path)
+    return out
+
+
 def _script_cases() -> list:
-    """One case per framework x exporter x builder of the real matrices, plus a ``call:`` case each."""
-    m = load_all([ROOT / "cases" / f for f in ("paddle.yaml", "paddle_models.yaml", "torch.yaml")], TOL,
-                 Scope(opsets="declared"))
+    """One case per framework x exporter x builder of the real matrices (kernels, small networks, whole
+    models, a user model), plus a ``call:`` case each."""
+    with tempfile.TemporaryDirectory() as tmp:
+        m = load_all([ROOT / "cases" / f for f in ("paddle.yaml", "paddle_models.yaml", "torch.yaml",
+                                                   "models/paddle.yaml", "models/torch.yaml")]
+                     + _user_matrices(Path(tmp)), TOL, Scope(opsets="declared"))
     out = {}
     for fw in sorted({c.framework for c in m.cases}):
         registry.load_builders(fw)
@@ -60,7 +77,7 @@ def test_every_registered_builder_and_both_exporters_are_covered():
     for fw in ("paddle", "torch"):
         builders = {n for (f, n) in registry.BUILDERS if f == fw}
         exporters = {e for (f, e, _) in keys if f == fw}
-        assert exporters == {"paddle": {"dygraph", "static"}, "torch": {"torchscript", "dynamo"}}[fw]
+        assert exporters == {"paddle": {"dygraph", "static", "cli"}, "torch": {"torchscript", "dynamo"}}[fw]
         assert {(e, b) for (f, e, b) in keys if f == fw} == {(e, b) for e in exporters for b in builders | {"call"}}
 
 
@@ -269,6 +286,9 @@ def test_a_replay_that_cannot_run_exits_2_with_one_line(bundles, tmp_path, damag
 def test_every_framework_adapter_names_what_its_replay_needs(adapter):
     """A bundle's requirements.txt comes from the adapter's REPLAY_REQUIRES (read from its source)."""
     names = repro.requirements([f"harness.frameworks.{adapter.stem}"])
+    if adapter.stem == "onnx":  # an ONNX file needs nothing beyond numpy, onnx and onnxruntime
+        assert "REPLAY_REQUIRES = ()" in adapter.read_text(encoding="utf-8")
+        return
     assert len(names) > len(repro.BASE_REQUIRES), f"{adapter}: no REPLAY_REQUIRES"
 
 

@@ -28,6 +28,7 @@ EXPECTED = {
     "hangs": status.TIMEOUT,
     "no_file": status.EXPORT_ERROR,
     "reference_raises": status.EXPORT_ERROR,
+    "constant_reference": status.HARNESS_ERROR,
     "skipped": status.SKIPPED,
 }
 

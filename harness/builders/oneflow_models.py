@@ -114,3 +114,56 @@ def mbv3_block(spec):
     block = MBV3Block()
     randomize_norms(block)
     return block
+
+
+# -- whole models of flowvision 0.2.1 (cases/models/oneflow.yaml) ---------------------------------
+
+def calibrate_norms(module, spec: dict) -> None:
+    """Set every BatchNorm's running statistics to those of one calibration batch (4 samples).
+
+    Random weights with the default statistics make deep networks' outputs
+    explode or vanish; one training-mode pass with momentum 1 stores the batch's
+    own statistics, so outputs are O(1) (as the torch builders do). The batch has
+    a seed of its own, never a case input.
+    """
+    import numpy as np
+    import oneflow as flow
+
+    from harness.core.inputs import make_inputs
+
+    norms = [m for m in module.modules() if isinstance(m, flow.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    for m in norms:
+        m.momentum = 1.0
+    seed = int(np.random.randint(0, 2**31 - 1))
+    xs = [flow.tensor(x) for x in make_inputs(spec["inputs"], seed, batch=4)]
+    module.train()
+    with flow.no_grad():
+        module(*xs)
+    module.eval()
+
+
+@register_builder("oneflow")
+def flowvision_model(spec):
+    """``flowvision.models.<arch>(pretrained=False, **kwargs)``, BatchNorms calibrated; kwargs: arch, ..."""
+    import flowvision.models as models
+
+    kw = dict(spec["kwargs"])
+    model = getattr(models, kw.pop("arch"))(pretrained=False, **kw)
+    calibrate_norms(model, spec)
+    return model
+
+
+@register_builder("oneflow")
+def user_model(spec):
+    """A user's model (:mod:`harness.spec.usermodel`): the factory's module, with a ``oneflow.save`` folder."""
+    import oneflow as flow
+
+    from .factory import call_factory
+
+    kw = spec["kwargs"]
+    model = call_factory(kw)
+    if kw.get("weights"):
+        model.load_state_dict(flow.load(kw["weights"]))
+    return model

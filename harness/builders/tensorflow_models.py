@@ -120,3 +120,96 @@ def mbv3_block(spec):
             return x + y
 
     return MBV3Block()
+
+
+# -- whole models of tf_keras.applications (cases/models/tensorflow.yaml) -------------------------
+
+def calibrate_norms(model, spec: dict) -> None:
+    """Set every BatchNormalization's moving statistics to those of one calibration batch (4 samples).
+
+    Random weights with the default statistics make deep networks' outputs
+    explode or vanish; one ``training=True`` call with momentum 0 stores the
+    batch's own mean and variance, so outputs are O(1). The batch has a seed
+    of its own, never a case input.
+    """
+    import numpy as np
+    import tf_keras
+
+    from harness.core.inputs import make_inputs
+
+    norms = [la for la in _layers(model) if isinstance(la, tf_keras.layers.BatchNormalization)]
+    if not norms:
+        return
+    for la in norms:
+        la.momentum = 0.0
+    seed = int(np.random.randint(0, 2**31 - 1))
+    xs = make_inputs(spec["inputs"], seed, batch=4)
+    model(xs if len(xs) > 1 else xs[0], training=True)
+
+
+def _layers(model):
+    for la in model.layers:
+        yield la
+        if hasattr(la, "layers"):
+            yield from _layers(la)
+
+
+def _application(spec):
+    import tf_keras
+
+    kw = dict(spec["kwargs"])
+    arch = kw.pop("arch")
+    model = getattr(tf_keras.applications, arch)(
+        weights=None, input_shape=tuple(spec["inputs"][0]["shape"][1:]), classifier_activation=None, **kw)
+    calibrate_norms(model, spec)
+    return model
+
+
+@register_builder("tensorflow")
+def keras_application(spec):
+    """``tf_keras.applications.<arch>(weights=None, classifier_activation=None)``: logits, not softmax.
+
+    The default softmax head of random weights gives ~1/classes everywhere (a
+    degenerate reference); BatchNorms are calibrated. kwargs: arch, and the
+    constructor's own (e.g. ``classes``).
+    """
+    return _application(spec)
+
+
+@register_builder("tensorflow")
+def keras_h5(spec):
+    """Seed 004's path: a ``keras_application`` saved as ``.h5``, reloaded with ``load_model``.
+
+    The reloaded model (its weights read back from the file) is the one
+    compared and exported.
+    """
+    import os
+    import shutil
+    import tempfile
+
+    import tf_keras
+
+    folder = tempfile.mkdtemp(prefix="harness-h5-")
+    try:
+        path = os.path.join(folder, "model.h5")
+        _application(spec).save(path)
+        return tf_keras.models.load_model(path, compile=False)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@register_builder("tensorflow")
+def user_model(spec):
+    """A user's model (:mod:`harness.spec.usermodel`): a saved ``.h5``/``.keras`` file reloaded with
+    ``load_model``, or the factory's Keras model with its weights file."""
+    import tf_keras
+
+    from .factory import call_factory
+
+    kw = spec["kwargs"]
+    if kw.get("saved"):
+        return tf_keras.models.load_model(kw["saved"], compile=False)
+    model = call_factory(kw)
+    if kw.get("weights"):
+        model.load_weights(kw["weights"])
+    return model

@@ -20,6 +20,9 @@ def make_inputs(input_specs: list[dict], seed: int, batch: int | None = None) ->
 
 def _draw(rng: np.random.Generator, spec: dict, shape: tuple) -> np.ndarray:
     dtype = np.dtype(spec.get("dtype", "float32"))
+    if "file" in spec:  # a user's own input, as it is (the batch of the file)
+        arrays = np.load(spec["file"], allow_pickle=False)
+        return np.asarray(arrays[spec["key"]] if "key" in spec else arrays, dtype=dtype)
     if "values" in spec:
         arr = np.asarray(spec["values"], dtype=dtype)
         if arr.shape != shape:

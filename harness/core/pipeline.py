@@ -38,6 +38,10 @@ class Prepared:
 
 #: models (with their inputs, references and exports) a server keeps, least recently used dropped first
 CACHED_MODELS = 8
+#: whole models (``whole_model: true``) a server keeps: one, since a whole network with its loaded
+#: exports holds hundreds of MB to GB (a Paddle server reached 3.9 GB RSS keeping eight) and the cases
+#: of one model arrive together
+CACHED_WHOLE_MODELS = 1
 
 
 class ModelCache:
@@ -53,9 +57,10 @@ class ModelCache:
         if key in self._items:
             self._items.move_to_end(key)
         else:
-            self._items[key] = _prepare(case, fw)
-            while len(self._items) > self.size:
+            size = min(self.size, CACHED_WHOLE_MODELS) if case.spec.get("whole_model") else self.size
+            while self._items and len(self._items) >= size:  # dropped before the new model is built
                 self._items.popitem(last=False)
+            self._items[key] = _prepare(case, fw)
         item = self._items[key]
         if isinstance(item, Exception):
             raise item
@@ -66,15 +71,62 @@ class FrameworkOutputError(Exception):
     """The framework could not build or run its own model."""
 
 
+class DegenerateReference(Exception):
+    """The framework's outputs cannot tell a right export from a wrong one (see :func:`degenerate`)."""
+
+
+#: below this largest magnitude a reference counts as "near zero" (whole models: random weights that
+#: shrink every activation away compare equal to almost anything under an absolute tolerance)
+NEAR_ZERO = 1e-3
+
+
+def degenerate(refs: list[list[np.ndarray]]) -> str | None:
+    """Why reference outputs prove nothing, or None: NaN/Inf, near zero, constant, or the same
+    output for different inputs (the samples of one batch, or the first sample of each input set).
+
+    Only floating outputs are judged; an entry asks for the check with ``check_reference: true``.
+    """
+    floats = [[np.asarray(y) for y in ys if np.asarray(y).dtype.kind in "fc"] for ys in refs]
+    if not any(floats):
+        return None
+    for n, ys in enumerate(floats):
+        for k, y in enumerate(ys):
+            if y.size and not np.isfinite(y).all():
+                return f"input set {n}, output {k}: NaN or Inf in the reference"
+    peak = max((float(np.abs(y).max()) for ys in floats for y in ys if y.size), default=0.0)
+    if peak < NEAR_ZERO:
+        return f"every output is near zero (max |y| = {peak:.3g} < {NEAR_ZERO:g})"
+    for k, y in enumerate(floats[0]):
+        if y.size > 1 and float(y.max() - y.min()) <= 1e-6 * max(1.0, float(np.abs(y).max())):
+            return f"output {k} is constant ({float(y.flat[0]):.6g} everywhere)"
+    samples = [y[i] for ys in floats for y in ys[:1] if y.ndim >= 1 for i in range(y.shape[0])]
+    if len(samples) > 1 and all(s.shape == samples[0].shape for s in samples) and all(
+            np.allclose(s, samples[0], rtol=1e-6, atol=0) for s in samples[1:]):
+        return f"output 0 is the same for {len(samples)} different input samples"
+    return None
+
+
+def top1_agreement(ref, out) -> float | None:
+    """Share of samples whose arg-max over the last axis is the same in ``ref`` and ``out`` (classifiers)."""
+    ref, out = np.asarray(ref), np.asarray(out)
+    if ref.shape != out.shape or ref.ndim < 1 or ref.dtype.kind not in "fc" or ref.size == 0:
+        return None
+    return float(np.mean(np.argmax(ref, axis=-1) == np.argmax(out, axis=-1)))
+
+
 def _prepare(case: Case, fw) -> Prepared | Exception:
     try:
         t0 = time.perf_counter()
         model = fw.build(case.spec, case.seed)
         input_sets = make_input_sets(case)
         refs = [list(fw.reference(model, xs)) for xs in input_sets]
-        return Prepared(model, input_sets, refs, time.perf_counter() - t0)
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - reported as the case's status
         return FrameworkOutputError(f"{type(exc).__name__}: {exc}")
+    if case.spec.get("check_reference"):
+        why = degenerate(refs)
+        if why:
+            return DegenerateReference(f"model {case.framework}/{case.kernel}-{case.variant}: {why}")
+    return Prepared(model, input_sets, refs, time.perf_counter() - t0)
 
 
 def run_case(case: Case, workdir: str, cache: ModelCache, providers: list[str] | None = None,
@@ -115,6 +167,8 @@ class Exported:
     model_opset: int | None = None
     failure: tuple[str, str, str] | None = None
     uses: int = 0
+    #: size of the saved model (with external data beside it), MB
+    model_mb: float | None = None
 
 
 @dataclass
@@ -160,6 +214,9 @@ def _run_case(case: Case, workdir: str, cache: ModelCache, providers: list[str] 
     try:
         prep = cache.get(case, fw)
         ctx["prep"] = prep
+    except DegenerateReference as exc:
+        return record.new(case, status.HARNESS_ERROR, stage="reference",
+                          message=f"refused, not judged: the reference is degenerate: {exc}")
     except FrameworkOutputError as exc:
         reason = dtypes.unsupported_reason(fw, case, str(exc))
         if reason:
@@ -174,6 +231,8 @@ def _run_case(case: Case, workdir: str, cache: ModelCache, providers: list[str] 
         ctx["model_path"] = exported.path
     if exported.model_opset is not None or exported.op_types:
         common.update(op_types=list(exported.op_types), model_opset=exported.model_opset)
+    if exported.model_mb is not None:
+        common["model_mb"] = exported.model_mb
     if exported.failure:
         st, stage, msg = exported.failure
         rec = record.new(case, st, stage=stage, message=msg, **common)
@@ -239,9 +298,11 @@ def _export(case: Case, exporter, prep: Prepared, workdir: str) -> Exported:
         model = onnx.load(path)
     except Exception as exc:  # noqa: BLE001
         return Exported(export_s, path=path, failure=(status.INVALID_MODEL, "load", _short(exc)))
+    size = sum(os.path.getsize(p) for p in (path, path + ".data") if os.path.exists(p))
     done = Exported(export_s, path=path, model=model,
                     op_types=sorted({n.op_type for n in model.graph.node}),
-                    model_opset=next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None))
+                    model_opset=next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None),
+                    model_mb=round(size / 1e6, 3))
     try:
         onnx.checker.check_model(model, full_check=True)
     except Exception as exc:  # noqa: BLE001
@@ -299,6 +360,10 @@ def _execute(case: Case, runtime, model, path: str, setting: devices.DeviceSetti
         for n, (xs, refs) in enumerate(zip(prep.input_sets, prep.references)):
             outs = sess.run(list(xs))
             run.outputs.append(outs)
+            if case.spec.get("classifier") and refs and outs:
+                agree = top1_agreement(refs[0], outs[0])
+                if agree is not None:
+                    fields["top1_agree"] = min(agree, fields.get("top1_agree", 1.0))
             problem = _compare_outputs(case, refs, outs)
             if problem is not None:
                 run.status, run.message, figs = problem
@@ -385,11 +450,12 @@ def _second_opinion(case: Case, exported: Exported, prep: Prepared, base: Runtim
         if name != blame.REFERENCE:
             return None
         return blame.Opinion(problem=f"not available here: {_short(exc)}")
+    budget = float(case.spec.get("blame_budget_s", BLAME_BUDGET_S))
     try:
-        with _time_box(BLAME_BUDGET_S):
+        with _time_box(budget):
             ref = _execute(case, witness, exported.model, exported.path, devices.DeviceSetting(), prep)
     except _OutOfTime:
-        return blame.Opinion(problem=f"it took longer than {BLAME_BUDGET_S:g} s")
+        return blame.Opinion(problem=f"it took longer than {budget:g} s")
     if ref.status in (status.RUNTIME_ERROR, status.RUNTIME_UNSUPPORTED):
         return blame.Opinion(problem=f"{ref.status}: {ref.message}")
     if ref.status == status.PASS:

@@ -75,6 +75,8 @@ def new(case, st: str, **fields: Any) -> dict:
     rec.update(case.record_fields())  # the axes added after the first records (runtime, pass)
     if case.spec.get("special_values"):
         rec["special_values"] = True
+    if case.spec.get("whole_model"):  # a whole network (cases/models/, a user model): the model tables
+        rec["whole_model"] = True
     rec.update(fields)
     return rec
 

@@ -21,6 +21,10 @@ PASS_INVALID_MODEL = "pass-invalid-model"
 #: the passed model fails (any non-pass verdict) where the exported model passes on the same runtime;
 #: the record's ``pass_status`` keeps the passed model's own verdict
 PASS_CHANGED_RESULT = "pass-changed-result"
+#: the harness refused to judge the case: its reference is degenerate (constant, near zero, NaN/Inf,
+#: the same for different inputs), so no comparison could show anything. Not a conformance verdict:
+#: no expected failure covers it, and the case fails until its entry draws meaningful weights.
+HARNESS_ERROR = "harness-error"
 
 #: Every status, in the order reports list them.
 ALL = (
@@ -38,11 +42,12 @@ ALL = (
     PASS_ERROR,
     PASS_INVALID_MODEL,
     PASS_CHANGED_RESULT,
+    HARNESS_ERROR,
     SKIPPED,
 )
 
 #: Statuses that say the exporter or runtime did not conform.
-FAILURES = frozenset(ALL) - {PASS, SKIPPED}
+FAILURES = frozenset(ALL) - {PASS, SKIPPED, HARNESS_ERROR}
 
 #: Statuses that name the post-export pass as the one at fault.
 PASS_FAILURES = frozenset({PASS_ERROR, PASS_INVALID_MODEL, PASS_CHANGED_RESULT})

@@ -5,7 +5,9 @@
   ``oneflow_onnx.oneflow2onnx.util.export_onnx_model(graph, onnx_model_path=...,
   opset=N)`` (which also runs onnx-simplifier on the result). The converter
   writes the shapes the graph was compiled with: the model is static, so
-  OneFlow entries check the example shapes only (no ``batches:``).
+  OneFlow entries check the example shapes only, unless they list
+  ``batches:`` (the whole models): then the export asks for
+  ``dynamic_batch_size=True``, as seed 002 does, and every batch runs.
 
 ``oneflow==0.9.0`` is a CUDA build: before ``import oneflow`` the adapter loads
 the cuDNN and cuBLAS libraries that the ``nvidia-*-cu11`` wheels put in the
@@ -170,7 +172,7 @@ def _at_dtype(module, dtype: str | None):
     return module
 
 
-def _export(module, xs: list, opset: int, path: str) -> str:
+def _export(module, xs: list, opset: int, path: str, dynamic_batch: bool = False) -> str:
     from oneflow_onnx.oneflow2onnx.util import export_onnx_model
 
     graph = _classes()[1](module)
@@ -180,7 +182,8 @@ def _export(module, xs: list, opset: int, path: str) -> str:
     flow().save(graph.state_dict(), weights)
     try:
         with contextlib.redirect_stdout(io.StringIO()):
-            export_onnx_model(graph, opset=opset, flow_weight_dir=weights, onnx_model_path=path)
+            export_onnx_model(graph, opset=opset, flow_weight_dir=weights, onnx_model_path=path,
+                              dynamic_batch_size=dynamic_batch)
     finally:
         shutil.rmtree(weights, ignore_errors=True)
     return path
@@ -198,4 +201,7 @@ class GraphExporter:
         path = os.path.join(workdir, case.id + ".onnx")
         if os.path.exists(path):
             os.remove(path)
-        return _export(model, _tensors(make_inputs(case.spec["inputs"], case.seed)), case.opset, path)
+        xs = make_inputs(case.spec["inputs"], case.seed)
+        # a batch other than the example's needs the converter's dynamic batch (a static export otherwise)
+        dynamic = any(b != xs[0].shape[0] for b in case.spec.get("batches") or ()) if xs[0].ndim else False
+        return _export(model, _tensors(xs), case.opset, path, dynamic_batch=dynamic)

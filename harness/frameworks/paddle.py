@@ -11,6 +11,11 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import weakref
 
 import numpy as np
 import paddle
@@ -114,6 +119,8 @@ class PaddleFramework(registry.FrameworkAdapter):
             layer = _ARITY[n](calls.Call.of(spec, self.call_aliases))
         else:
             layer = registry.BUILDERS[("paddle", spec["builder"])](spec)
+        if isinstance(layer, InferenceModel):
+            return layer
         layer.eval()
         if spec.get("dtype") in ("float16", "float64") and layer.parameters():
             # weights drawn in float32 (the same seeded values at every dtype), rounded once
@@ -121,14 +128,61 @@ class PaddleFramework(registry.FrameworkAdapter):
         return layer
 
     def reference(self, model, inputs):
+        if isinstance(model, InferenceModel):
+            return model.run(inputs)
         with paddle.no_grad():
             return flatten(model(*[paddle.to_tensor(x) for x in inputs]))
 
 
+class InferenceModel:
+    """An inference model folder (``inference.json`` + ``inference.pdiparams``) run by Paddle Inference.
+
+    What a deployment starts from (seed 000): the reference is the
+    ``paddle.inference`` predictor on the folder (CPU, one thread), not a
+    dygraph layer. The folder is removed with the object.
+    """
+
+    FILES = ("inference.json", "inference.pdiparams")
+
+    def __init__(self, folder: str, owned: bool = False):
+        self.folder = folder
+        self._predictor = None
+        if owned:
+            weakref.finalize(self, shutil.rmtree, folder, True)
+
+    @classmethod
+    def save(cls, layer, spec: dict) -> "InferenceModel":
+        """``paddle.jit.save`` ``layer`` (eval mode, the spec's InputSpecs) into a fresh folder."""
+        layer.eval()
+        folder = tempfile.mkdtemp(prefix="harness-inference-")
+        paddle.jit.save(layer, os.path.join(folder, "inference"), input_spec=input_specs_of(spec))
+        return cls(folder, owned=True)
+
+    def run(self, inputs) -> list[np.ndarray]:
+        """The predictor's outputs on ``inputs`` (numpy arrays, in the folder's input order)."""
+        if self._predictor is None:
+            config = paddle.inference.Config(*(os.path.join(self.folder, f) for f in self.FILES))
+            config.disable_gpu()
+            config.set_cpu_math_library_num_threads(1)
+            self._predictor = paddle.inference.create_predictor(config)
+        p = self._predictor
+        for name, x in zip(p.get_input_names(), inputs):
+            handle = p.get_input_handle(name)
+            handle.reshape(list(x.shape))
+            handle.copy_from_cpu(np.ascontiguousarray(x))
+        p.run()
+        return [p.get_output_handle(n).copy_to_cpu() for n in p.get_output_names()]
+
+
 def input_specs(case) -> list:
     """InputSpecs with None on the dynamic axes (the batch by default), named x0, x1, ..."""
+    return input_specs_of(case.spec)
+
+
+def input_specs_of(spec: dict) -> list:
+    """:func:`input_specs` of a case spec."""
     specs = []
-    for i, inp in enumerate(case.spec["inputs"]):
+    for i, inp in enumerate(spec["inputs"]):
         shape = [None if ax in inp.get("dynamic", [0]) else d for ax, d in enumerate(inp["shape"])]
         specs.append(InputSpec(shape, inp["dtype"], inp.get("name", f"x{i}")))
     return specs
@@ -166,4 +220,43 @@ class StaticExporter:
             os.remove(out)
         paddle2onnx.export(saved + ".json", saved + ".pdiparams", save_file=out,
                            opset_version=case.opset, auto_upgrade_opset=False)
+        return out
+
+
+@registry.register_exporter("paddle")
+class CliExporter:
+    """Seed 000's command line on an inference model folder, in a child process::
+
+        paddle2onnx --model_dir DIR --model_filename inference.json --params_filename inference.pdiparams
+                    --save_file OUT --opset_version N --enable_onnx_checker True
+
+    The folder is the model's own (:class:`InferenceModel`) or, for a layer, one
+    ``paddle.jit.save`` per variant. The command's other options keep their
+    defaults, as in the seed (so its opset auto-upgrade is on: a silent upgrade is
+    recorded as ``opset-not-honored``). A failing command's last lines are the message.
+    """
+
+    name = "cli"
+
+    def export(self, model, case, workdir, cache):
+        if isinstance(model, InferenceModel):
+            folder = model.folder
+        else:
+            folder = cache.get("inference_folder")
+            if folder is None:
+                folder = os.path.join(workdir, f"{case.model_key}.inference")
+                paddle.jit.save(model, os.path.join(folder, "inference"), input_spec=input_specs(case))
+                cache["inference_folder"] = folder
+        out = os.path.join(workdir, case.id + ".onnx")
+        if os.path.exists(out):
+            os.remove(out)
+        cmd = [sys.executable, "-m", "paddle2onnx.command", "--model_dir", folder,
+               "--model_filename", InferenceModel.FILES[0], "--params_filename", InferenceModel.FILES[1],
+               "--save_file", out, "--opset_version", str(case.opset), "--enable_onnx_checker", "True"]
+        # polygraphy must never pip-install anything at run time
+        env = {**os.environ, "POLYGRAPHY_AUTOINSTALL_DEPS": "0", "CUDA_VISIBLE_DEVICES": ""}
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+        if done.returncode != 0 or not os.path.exists(out):
+            tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-8:])
+            raise RuntimeError(f"paddle2onnx exited with {done.returncode}: {tail}")
         return out

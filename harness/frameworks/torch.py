@@ -77,6 +77,37 @@ def _memoize_registry() -> None:
 _memoize_registry()
 
 
+#: the schemas this adapter defines for torchvision when its C++ library did not load them
+TORCHVISION_SCHEMAS = (
+    "nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
+    "qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
+)
+_TORCHVISION_LIBRARY: list = []
+
+
+def import_torchvision():
+    """``import torchvision`` on this CPU-only torch, defining its missing op schemas first.
+
+    ``torchvision==0.28.0`` installs beside ``torch==2.13.0+cpu``, but its
+    ``_C.so`` needs ``libtorch_cuda.so``, so ``torchvision::nms`` is never
+    defined and ``torchvision._meta_registrations`` raises at import. Defining
+    the two schemas (no kernels) first lets the pure-Python models import,
+    build and export; the C++ ops themselves (nms, roi_align) stay unavailable.
+    When the library did load (a CUDA torch), nothing is defined.
+    """
+    try:
+        torch.ops.torchvision.nms  # noqa: B018 - defined by torchvision's _C.so when it loads
+    except (AttributeError, RuntimeError):
+        if not _TORCHVISION_LIBRARY:
+            lib = torch.library.Library("torchvision", "DEF")  # kept alive: dropping it undefines the ops
+            for schema in TORCHVISION_SCHEMAS:
+                lib.define(schema)
+            _TORCHVISION_LIBRARY.append(lib)
+    import torchvision
+
+    return torchvision
+
+
 class _Call(torch.nn.Module):
     """A ``call:`` (:class:`harness.core.calls.Call`) as a Module; subclasses fix the arity."""
 

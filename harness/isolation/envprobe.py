@@ -38,12 +38,43 @@ def framework_modules() -> dict:
             "importable": sorted(m for m in known if importlib.util.find_spec(m) is not None)}
 
 
+def build_probe(case_file: str) -> dict:
+    """Build the model of the case in ``case_file`` (JSON) and run its reference on the first input set.
+
+    What ``python -m harness model`` checks before any runner starts: ``{"ok": true}``, or the
+    stage that failed (``build``: the factory or the weights; ``reference``: the model refuses
+    the inputs) and the error in one line.
+    """
+    from .processes import registry
+    from .processes.case import Case
+    from .processes.inputs import make_input_sets
+
+    with open(case_file, encoding="utf-8") as f:
+        case = Case.from_dict(json.load(f))
+    stage = "build"
+    try:
+        fw = registry.load_framework(case.framework)
+        model = fw.build(case.spec, case.seed)
+        stage = "reference"
+        outputs = fw.reference(model, make_input_sets(case)[0])
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - reported to the command as one line
+        text = " ".join(f"{type(exc).__name__}: {exc}".split())
+        return {"ok": False, "stage": stage, "error": text[:600]}
+    return {"ok": True, "outputs": [[list(o.shape), str(o.dtype)] for o in outputs]}
+
+
 def main(argv: list[str]) -> int:
     """Probe the frameworks named in ``argv``; print the versions as one JSON line.
+
+    With ``--build CASE_FILE``, build that case's model instead (see :func:`build_probe`).
 
     With ``--modules`` first, print instead which framework modules the process
     imported while loading those adapters (and which it could import at all).
     """
+    if argv[:1] == ["--build"] and len(argv) == 2:
+        found = build_probe(argv[1])
+        print(json.dumps(found, sort_keys=True))
+        return 0 if found["ok"] else 3
     if argv[:1] == ["--modules"]:
         from harness.core import registry, runner  # noqa: F401
 

@@ -22,6 +22,12 @@ from harness.spec.matrix import Scope, matrix_files
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
+#: --suite values: the default matrices of ``cases/``, or the whole models of ``cases/models/``
+SUITES = ("default", "models")
+#: per-case limit by suite when --case-timeout is not given (a whole model's dynamo export alone
+#: takes tens of seconds on a loaded machine)
+SUITE_TIMEOUTS = {"default": 120.0, "models": 900.0}
+
 
 @dataclass(frozen=True)
 class HarnessConfig:
@@ -145,7 +151,11 @@ def add_options(parser) -> None:
                 help="let a matrix's call: name any importable function (default: only the framework's "
                      "own packages, e.g. torch.*, and harness.builders.*)")
     g.addoption("--matrix", action="append", default=[],
-                help="run only this matrix file (repeatable); default: every matrix in --cases-dir")
+                help="run only this matrix file (repeatable); default: every matrix of the --suite")
+    g.addoption("--suite", choices=SUITES, default="default",
+                help="default: the matrices of --cases-dir (kernels and small networks); models: the "
+                     "whole-model matrices of <cases-dir>/models/ (real architectures, minutes per "
+                     "model; the nightly runs it; --case-timeout defaults to 900 there)")
     g.addoption("--framework", action="append", default=[],
                 help="run only this framework (repeatable), e.g. paddle or torch")
     g.addoption("--exporter", action="append", default=[],
@@ -156,8 +166,9 @@ def add_options(parser) -> None:
                      "(failures outside the claimed range are reported as xfail)")
     g.addoption("--smoke", action="store_true",
                 help="run only the smoke slice: entries marked smoke, lowest and highest opset")
-    g.addoption("--case-timeout", type=positive_seconds, default=120.0,
-                help="seconds one case may take before it is recorded as 'timeout' (default 120); "
+    g.addoption("--case-timeout", type=positive_seconds, default=None,
+                help="seconds one case may take before it is recorded as 'timeout' (default 120, "
+                     "900 with --suite models); "
                      "a runner's start-up (imports, warm-up) is not counted")
     g.addoption("--startup-timeout", type=positive_seconds, default=300.0,
                 help="seconds a runner may take to import and warm up before its first case (default 300)")
@@ -229,7 +240,8 @@ def make_config(config) -> HarnessConfig:
 
         register_profiles()
     cases_dir = Path(opt.cases_dir)
-    matrices = tuple(Path(p) for p in opt.matrix) or tuple(matrix_files(cases_dir))
+    suite_dir = cases_dir / "models" if opt.suite == "models" else cases_dir
+    matrices = tuple(Path(p) for p in opt.matrix) or tuple(matrix_files(suite_dir))
     try:
         shard = sharding.resolve(opt.shard_id, opt.num_shards, os.environ)
         if opt.shard_durations and shard is None:
@@ -256,10 +268,10 @@ def make_config(config) -> HarnessConfig:
     case_ids = read_case_ids(opt.case_ids) if opt.case_ids else None
     return HarnessConfig(
         cases_dir=cases_dir, matrices=matrices, tolerances=cases_dir / "tolerances.yaml",
-        expected=_expected_path(cases_dir),
+        expected=_expected_path(suite_dir),
         scope=Scope(opsets=opt.opsets, frameworks=tuple(opt.framework),
                     exporters=tuple(opt.exporter), devices=wanted, smoke=opt.smoke),
-        timeout=opt.case_timeout, startup_timeout=opt.startup_timeout, results=results,
+        timeout=opt.case_timeout or SUITE_TIMEOUTS[opt.suite], startup_timeout=opt.startup_timeout, results=results,
         report=not opt.no_report, reports_dir=Path(opt.reports_dir or ROOT / "reports"),
         reports_dir_given=opt.reports_dir is not None, repro_dir=Path(opt.repro_dir) if opt.repro_dir else None,
         explore=opt.explore, max_examples=opt.max_examples, shrink_budget=opt.shrink_budget,
@@ -278,7 +290,8 @@ def narrowing(config, cfg: HarnessConfig) -> list[str]:
     opt = config.option
     found = [name for name, on in (
         ("--smoke", cfg.scope.smoke), ("--framework", cfg.scope.frameworks), ("--exporter", cfg.scope.exporters),
-        ("--matrix", opt.matrix), ("--case-ids", cfg.case_ids is not None), ("--shard-id", cfg.shard is not None),
+        ("--matrix", opt.matrix), ("--suite models", opt.suite != "default"),
+        ("--case-ids", cfg.case_ids is not None), ("--shard-id", cfg.shard is not None),
         ("--explore", cfg.explore), ("-k", getattr(opt, "keyword", "")), ("-m", getattr(opt, "markexpr", "")),
         ("a node id", any("::" in str(a) for a in config.args)),
         ("--deselect", getattr(opt, "deselect", None)),

@@ -65,4 +65,9 @@ def build_reports(loaded: Loaded, out_dir: str | Path, rows=(), exporters: dict 
             stack.close()  # the renames
         except OSError as exc:
             raise failed(out, exc) from None
-    return [out / name for name in only]
+    written = [out / name for name in only]
+    if only == OUTPUTS:  # whole-model records also get the model support list (harness.report.models)
+        from . import models
+
+        written += models.write(summary.records, out)
+    return written

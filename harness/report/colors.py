@@ -19,6 +19,7 @@ COLORS = {
     "pass-error": "#1f8a8a",
     "pass-invalid-model": "#4fb3b3",
     "pass-changed-result": "#0e5c5c",
+    "harness-error": "#3a3a3a",
     "skipped": "#b8b8b8",
     NOT_RUN: "#f1f1f1",
 }

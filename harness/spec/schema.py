@@ -24,6 +24,9 @@ _INPUT = {
         "high": {"type": "number"},
         # explicit values (e.g. an index tensor); shape must agree
         "values": {"type": "array"},
+        # values from a .npy file, or one array (``key``) of a .npz file (user models); shape must agree
+        "file": {"type": "string", "minLength": 1},
+        "key": {"type": "string", "minLength": 1},
         # axes exported as dynamic (None); default [0] (the batch)
         "dynamic": {"type": "array", "items": {"type": "integer", "minimum": 0}},
         # generator: uniform (default), randint, permutation, boxes, positive
@@ -51,6 +54,15 @@ CASE_FIELDS = {
     "smoke": {"type": "boolean"},
     # run only these of the file's exporters (the others are left out and reported)
     "exporters": {"type": "array", "items": _SHORT_NAME, "minItems": 1},
+    # a whole network (the --suite models matrices, a user model): its records feed the model tables
+    "whole_model": {"type": "boolean"},
+    # whole models: refuse a degenerate reference (constant, near zero, NaN/Inf, the same for
+    # different inputs) as a harness error instead of judging it
+    "check_reference": {"type": "boolean"},
+    # a classifier: records also carry top-1 agreement (arg-max of output 0 over its last axis)
+    "classifier": {"type": "boolean"},
+    # seconds the reference evaluator may spend on a failing case's blame (default 20)
+    "blame_budget_s": {"type": "number", "exclusiveMinimum": 0},
     # one input set per seed instead of the case's own seed (a variant pinned from property mode)
     "input_seeds": {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1},
 }

@@ -37,12 +37,33 @@ def framework_modules() -> dict:
             "importable": sorted(m for m in FRAMEWORK_MODULES if importlib.util.find_spec(m) is not None)}
 
 
+def probe_runtimes(names: list[str]) -> dict:
+    """Import each runtime module and its native library (as the runtime server does); return versions."""
+    from importlib import metadata
+
+    from .runtimes import _serve  # noqa: F401 - the server's import closure
+
+    found = {"python": "%d.%d.%d" % sys.version_info[:3]}
+    for name in names:
+        mod = importlib.import_module(f"harness.runtimes.{name}")
+        mod.load()
+        for dist in getattr(mod, "DISTRIBUTIONS", ()):
+            found[dist] = metadata.version(dist)
+    for mod in ("onnx", "numpy"):
+        found[mod] = importlib.import_module(mod).__version__
+    return found
+
+
 def main(argv: list[str]) -> int:
     """Probe the frameworks named in ``argv``; print the versions as one JSON line.
 
+    With ``--runtimes`` first, probe those runtimes instead (a runtime environment).
     With ``--modules`` first, print instead which framework modules the process
     imported while loading those adapters (and which it could import at all).
     """
+    if argv[:1] == ["--runtimes"]:
+        print(json.dumps(probe_runtimes(argv[1:]), sort_keys=True))
+        return 0
     if argv[:1] == ["--modules"]:
         from . import registry, runner  # noqa: F401
 

@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import record, status, wire
+from .environments import runtime_environments
+from .runtimes._remote import ENVS_VARIABLE
 from .case import Case
 
 #: temporary folders of the runners: ``onnx-conf-[master-|warm-]<owner pid>-<random>``
@@ -115,6 +117,8 @@ class Master:
         listener.bind(self.address)
         listener.listen(128)
         env = {**os.environ, **RUNNER_ENV, **self.env}
+        if ENVS_VARIABLE not in env:  # where the runtimes with an environment of their own find it
+            env[ENVS_VARIABLE] = json.dumps(runtime_environments())
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [self.python, "-m", "harness.runner", json.dumps(list(self.plugins)),

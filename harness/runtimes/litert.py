@@ -109,6 +109,10 @@ def _channels_last_outputs(folder: str, outputs: list[str]) -> set[str]:
     return found
 
 
+#: the packages whose versions the environment probe records
+DISTRIBUTIONS = ("onnx2tf", "ai-edge-litert",)
+
+
 def load() -> None:
     """Import the native library (in the runtime server, before the first prepare is timed)."""
     import onnx2tf  # noqa: F401

@@ -65,6 +65,10 @@ class MnnSession:
         return found
 
 
+#: the packages whose versions the environment probe records
+DISTRIBUTIONS = ("mnn",)
+
+
 def load() -> None:
     """Import the native library (in the runtime server, before the first prepare is timed)."""
     import _tools  # noqa: F401

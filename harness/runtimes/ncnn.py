@@ -128,6 +128,10 @@ def _unconverted(param: str) -> list[str]:
     return sorted(set(found))
 
 
+#: the packages whose versions the environment probe records
+DISTRIBUTIONS = ("ncnn", "pnnx",)
+
+
 def load() -> None:
     """Import the native library (in the runtime server, before the first prepare is timed)."""
     import ncnn  # noqa: F401

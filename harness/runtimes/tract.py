@@ -54,6 +54,10 @@ class TractSession:
         return [np.asarray(o.to_numpy()) for o in outs]
 
 
+#: the packages whose versions the environment probe records
+DISTRIBUTIONS = ("tract",)
+
+
 def load() -> None:
     """Import the native library (in the runtime server, before the first prepare is timed)."""
     import tract  # noqa: F401

@@ -61,6 +61,10 @@ def _flatten(out) -> list:
     return found
 
 
+#: the packages whose versions the environment probe records
+DISTRIBUTIONS = ("apache-tvm",)
+
+
 def load() -> None:
     """Import the native library (in the runtime server, before the first prepare is timed)."""
     import tvm  # noqa: F401

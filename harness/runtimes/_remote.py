@@ -211,7 +211,12 @@ def server(env_name: str) -> Server:
 
 
 class RemoteSession:
-    """A model prepared in a runtime server; prepared on the first ``run`` (some converters need the shapes)."""
+    """A model prepared in a runtime server on the first ``run`` of each input signature.
+
+    Converters and compilers fix the input shapes (pnnx's ``inputshape``, TVM's
+    static shapes), so a case whose input sets differ in shape (a dynamic axis)
+    gets one preparation per signature, each timed into ``prepare_s``.
+    """
 
     fallback = None
 
@@ -219,41 +224,45 @@ class RemoteSession:
         self.runtime = runtime
         self.path = path
         self.provider = runtime.provider
-        self.sid: int | None = None
+        #: input signature -> model id in the server
+        self.sids: dict = {}
         #: the runtime's own preparation (conversion, compilation), timed in the server
         self.timings: dict = {}
 
-    def _prepare(self, inputs: list[np.ndarray]) -> None:
+    def _prepare(self, inputs: list[np.ndarray], signature: tuple) -> int:
         srv = server(self.runtime.environment)
-        key = (self.path, os.path.getmtime(self.path), tuple((a.shape, a.dtype.str) for a in inputs))
+        key = (self.path, os.path.getmtime(self.path), signature)
         cached = self.runtime.sessions.get(key)
         if cached is not None and cached[0] == srv.generation and srv.proc is not None:
             # the same exported model met this runtime before (e.g. the base run after a pass)
             self.runtime.sessions.move_to_end(key)
-            self.sid, self.timings = cached[1], {"prepare_s": 0.0, "prepare_reused": True}
-            return
+            self.timings.setdefault("prepare_s", 0.0)
+            self.timings["prepare_reused"] = True
+            return cached[1]
         reply, _ = srv.call(
             {"op": "prepare", "runtime": self.runtime.name, "path": self.path,
              "shapes": [list(a.shape) for a in inputs], "dtypes": [a.dtype.str for a in inputs]})
         if not reply.get("ok"):
             self._raise(reply)
-        self.sid = reply["sid"]
         self.provider = reply.get("provider") or self.provider
-        self.timings = {"prepare_s": reply.get("prepare_s")}
+        self.timings["prepare_s"] = self.timings.get("prepare_s", 0.0) + (reply.get("prepare_s") or 0.0)
         if reply.get("load_s"):  # the first model of a fresh server also paid the library's import
             self.timings["runtime_load_s"] = reply["load_s"]
-        self.runtime.sessions[key] = (srv.generation, self.sid)
+        self.runtime.sessions[key] = (srv.generation, reply["sid"])
         while len(self.runtime.sessions) > KEPT_MODELS:
             (_, (gen, sid)) = self.runtime.sessions.popitem(last=False)
             if gen == srv.generation and srv.proc is not None:
                 srv.call({"op": "drop", "sid": sid})
+        return reply["sid"]
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         inputs = [np.ascontiguousarray(a) for a in inputs]
-        if self.sid is None:
-            self._prepare(inputs)
+        signature = tuple((a.shape, a.dtype.str) for a in inputs)
+        sid = self.sids.get(signature)
+        if sid is None:
+            sid = self.sids[signature] = self._prepare(inputs, signature)
         t0 = time.perf_counter()
-        reply, data = server(self.runtime.environment).call({"op": "run", "sid": self.sid}, pack(inputs))
+        reply, data = server(self.runtime.environment).call({"op": "run", "sid": sid}, pack(inputs))
         self.timings["exec_s"] = self.timings.get("exec_s", 0.0) + time.perf_counter() - t0
         if not reply.get("ok"):
             self._raise(reply)

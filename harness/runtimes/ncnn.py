@@ -10,8 +10,8 @@ storage and arithmetic off: the harness compares ncnn at float32.
 What the adapter undoes, never the tolerance: pnnx renames the blobs to
 ``in0``.../``out0``... (in the model's order) and drops the batch axis (the
 ``batch_index`` its generated ``<model>_ncnn.py`` names): the model is
-converted at batch 1 and each sample runs alone, the outputs stacked again on
-that axis. ``ncnn.Mat(array)`` borrows the numpy buffer, so inputs are cloned.
+converted at batch 1 (at its own batch size where the model fixes it) and each
+sample runs alone, the outputs stacked again on that axis. ``ncnn.Mat(array)`` borrows the numpy buffer, so inputs are cloned.
 """
 
 from __future__ import annotations
@@ -56,9 +56,9 @@ class NcnnSession:
         self.dir = tempfile.mkdtemp(prefix="ncnn-", dir=workdir)
         model = os.path.join(self.dir, "m.onnx")
         shutil.copyfile(path, model)
-        self.batched = [len(s) >= 1 for s in shapes]
-        one = ",".join(f"[{','.join(['1'] + [str(d) for d in s[1:]]) if s else ''}]"
-                       f"{_TYPES.get(np.dtype(t).name, 'f32')}" for s, t in zip(shapes, dtypes))
+        static = _static_batch(path)
+        one = ",".join(f"[{','.join([str(s[0] if fixed else 1)] + [str(d) for d in s[1:]]) if s else ''}]"
+                       f"{_TYPES.get(np.dtype(t).name, 'f32')}" for s, t, fixed in zip(shapes, dtypes, static))
         proc = subprocess.run([_pnnx(), model, f"inputshape={one}", "fp16=0", "optlevel=2", "device=cpu"],
                               cwd=self.dir, capture_output=True, text=True, timeout=600,
                               stdin=subprocess.DEVNULL)
@@ -105,6 +105,21 @@ class NcnnSession:
                  for n in range(batch)]
         return [np.concatenate([p[k] for p in parts], axis=self.out_batch[k] or 0)
                 if self.out_batch[k] is not None else parts[0][k] for k in range(self.n_out)]
+
+
+def _static_batch(path: str) -> list[bool]:
+    """Per graph input: whether the model fixes its first axis (pnnx must then trace at that size)."""
+    import onnx
+
+    model = onnx.load(path, load_external_data=False)
+    inits = {i.name for i in model.graph.initializer}
+    found = []
+    for i in model.graph.input:
+        if i.name in inits:
+            continue
+        dims = i.type.tensor_type.shape.dim
+        found.append(bool(dims) and dims[0].HasField("dim_value"))
+    return found
 
 
 def _batch_indices(script: str) -> tuple[list, list]:

@@ -200,3 +200,13 @@ def test_runtime_end_to_end_in_the_runner(executor, name):
         return
     assert rec["status"] == status.PASS, rec
     assert rec["prepare_s"] > 0 and rec["run_s"] >= rec["prepare_s"], rec
+
+
+def test_runtimes_all_names_every_runtime_module():
+    """``--runtimes all`` is every runtime module: ort first, the reference evaluator last."""
+    from harness.plugin.options import _runtime_names
+
+    every = _runtime_names("all")
+    assert every[0] == "ort" and every[-1] == "reference"
+    assert set(every) == runtimes.names() and len(every) == len(set(every))
+    assert _runtime_names("tvm,ncnn,tvm") == ("tvm", "ncnn")

@@ -78,3 +78,9 @@ def names() -> set[str]:
     """Runtimes a case may name, found without importing any: this package's modules and those registered so far."""
     # modules starting with "_" are the runtime servers' machinery, not runtimes
     return {m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")} | set(RUNTIMES)
+
+
+def every() -> tuple[str, ...]:
+    """``--runtimes all``: the default runtime first, the reference evaluator last, the others by name."""
+    rest = sorted(names() - {DEFAULT, "reference"})
+    return (DEFAULT, *rest, *(("reference",) if "reference" in names() else ()))

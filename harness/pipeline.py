@@ -186,7 +186,8 @@ def _backend(case: Case):
     why = getattr(runtime, "unavailable", None)
     why = why() if why is not None else None
     if why:
-        return record.new(case, status.SKIPPED, stage="setup", message=f"runtime {case.runtime} not available here: {why}")
+        return record.new(case, status.SKIPPED, stage="setup",
+                          message=f"runtime {case.runtime} not available here: {why}")
     where = getattr(runtime, "devices", None)
     if where is not None and case.device not in where:
         return record.new(case, status.SKIPPED, stage="setup",

@@ -141,7 +141,7 @@ def test_guard_refuses_sockets_and_program_starts():
 
 
 def test_dead_server_is_a_crash_and_a_fresh_one_follows(monkeypatch):
-    """A runtime server killed by a signal raises Crashed (status crash, its signal named); the next call restarts it."""
+    """A runtime server killed by a signal raises Crashed (status crash, signal named); the next call restarts it."""
     monkeypatch.setenv(_remote.ENVS_VARIABLE, json.dumps({"selftest": {"python": sys.executable, "unavailable": None}}))
     srv = _remote.Server("selftest")
     try:

@@ -256,7 +256,7 @@ class RemoteSession:
         return reply["sid"]
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        inputs = [np.ascontiguousarray(a) for a in inputs]
+        inputs = [np.asarray(a, order="C") for a in inputs]  # (ascontiguousarray would make a 0-d input 1-d)
         signature = tuple((a.shape, a.dtype.str) for a in inputs)
         sid = self.sids.get(signature)
         if sid is None:
@@ -270,6 +270,8 @@ class RemoteSession:
 
     def _raise(self, reply: dict):
         msg = reply.get("error", "unknown error")
+        if reply.get("crashed"):  # a converter the runtime started died of a signal
+            raise Crashed(msg)
         if reply.get("unsupported"):
             raise Unsupported(msg)
         raise RuntimeError(msg)

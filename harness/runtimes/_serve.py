@@ -63,14 +63,15 @@ def _guard(event: str, args: tuple) -> None:
 
 def main() -> int:
     """Serve requests until stdin closes."""
-    from . import Unsupported
+    from . import Crashed, Unsupported
     from ._remote import pack, receive, send, unpack
 
     wire_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     wire_in = sys.stdin.buffer
-    ALLOWED_PROGRAMS.update({"pnnx"})
+    # pnnx: ncnn's converter; the C++ compiler driver: TVM links a module with no compiled kernel through it
+    ALLOWED_PROGRAMS.update({"pnnx", "g++", "gcc", "c++", "cc"})
     sys.addaudithook(_guard)
     workdir = tempfile.mkdtemp(prefix="onnx-conf-rt-")
     sessions: dict[int, object] = {}
@@ -114,7 +115,8 @@ def main() -> int:
                 text = f"{type(exc).__name__}: {exc}"
                 markers = getattr(mod, "UNSUPPORTED_MARKERS", ()) if mod is not None else ()
                 unsupported = isinstance(exc, (Unsupported, NotImplementedError)) or any(m in text for m in markers)
-                send(wire_out, {"ok": False, "error": text[:4000], "unsupported": unsupported})
+                send(wire_out, {"ok": False, "error": text[:4000], "unsupported": unsupported,
+                                "crashed": isinstance(exc, Crashed)})
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -4,13 +4,15 @@ Runs in the ``litert`` environment (Python 3.12, onnx2tf's own pins) behind a
 runtime server (see :mod:`harness.runtimes._remote`). The prepare is
 ``onnx2tf.convert(...)`` with its ``flatbuffer_direct`` backend (no
 TensorFlow needed) on a private copy of the file, without its onnxsim step
-(it would start the ``onnxsim`` program; the model is converted as exported), the ONNX names copied to the ``.tflite`` and every input
-kept in its ONNX layout (``keep_ncw_or_nchw_or_ncdhw_input_names``); the run is
+(it would start the ``onnxsim`` program; the model is converted as
+exported), the ONNX names copied to the ``.tflite``; the run is
 ``ai_edge_litert.interpreter.Interpreter`` (one thread) on
 ``<model>_float32.tflite``.
 
-What the adapter undoes, never the tolerance: onnx2tf moves outputs of rank
-3-5 that it computed channels-last to NWC/NHWC/NDHWC. Which ones it did is read
+What the adapter undoes, never the tolerance: onnx2tf moves inputs and the
+outputs of rank 3-5 that it computes channels-last to NWC/NHWC/NDHWC. An input
+is fed channels-last where the ``.tflite`` declares that form of its shape
+(and not its own). Which ones it did is read
 from its own ``*_tensor_correspondence_report.json`` (an output renamed from a
 ``*_nhwc``-style tensor), and those are transposed back.
 """
@@ -52,11 +54,9 @@ class LiteRtSession:
         out = tempfile.mkdtemp(prefix="litert-", dir=workdir)
         own = os.path.join(out, "m.onnx")  # onnx2tf writes temporary files beside its input
         shutil.copyfile(path, own)
-        ranked = [n for n, s in zip(self.in_names, shapes) if len(s) >= 3]
         try:
             onnx2tf.convert(input_onnx_file_path=own, output_folder_path=out, non_verbose=True, not_use_onnxsim=True,
-                            verbosity="error", copy_onnx_input_output_names_to_tflite=True,
-                            keep_ncw_or_nchw_or_ncdhw_input_names=ranked or None)
+                            verbosity="error", copy_onnx_input_output_names_to_tflite=True)
         except SystemExit as exc:  # onnx2tf logs the cause and exits on what it cannot convert
             raise Unsupported(f"litert: onnx2tf could not convert the model (exit {exc.code})") from None
         except Exception as exc:  # noqa: BLE001
@@ -71,27 +71,47 @@ class LiteRtSession:
         self.it = Interpreter(model_path=found[0], num_threads=1)
         self.shapes: list | None = None
 
+    def _feeds(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        """The inputs in the layout the ``.tflite`` declares: channels-last where onnx2tf moved an input
+        (its declared shape is the NWC/NHWC/NDHWC form of the case's and not the case's own)."""
+        details = {d["name"]: d for d in self.it.get_input_details()}
+        out = []
+        for name, x in zip(self.in_names, inputs):
+            want = [int(d) for d in details[name]["shape_signature"]]
+            moved = list(np.moveaxis(x, 1, -1).shape) if 3 <= x.ndim <= 5 else None
+            if moved and not _fits(want, list(x.shape)) and _fits(want, moved):
+                x = np.moveaxis(x, 1, -1)
+            out.append(np.asarray(x, order="C"))
+        return out
+
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         it = self.it
+        feeds = self._feeds(inputs)
         details = {d["name"]: d for d in it.get_input_details()}
-        shapes = [list(x.shape) for x in inputs]
+        shapes = [list(x.shape) for x in feeds]
         if shapes != self.shapes:
-            for name, x in zip(self.in_names, inputs):
-                it.resize_tensor_input(details[name]["index"], list(x.shape))
+            for name, x in zip(self.in_names, feeds):
+                if list(details[name]["shape"]) != list(x.shape):
+                    it.resize_tensor_input(details[name]["index"], list(x.shape))
             it.allocate_tensors()
             self.shapes = shapes
             details = {d["name"]: d for d in it.get_input_details()}
-        for name, x in zip(self.in_names, inputs):
-            it.set_tensor(details[name]["index"], np.ascontiguousarray(x))
+        for name, x in zip(self.in_names, feeds):
+            it.set_tensor(details[name]["index"], x)
         it.invoke()
         outs = {d["name"]: d for d in it.get_output_details()}
         found = []
         for name in self.out_names:
             y = np.array(it.get_tensor(outs[name]["index"]))
             if name in self.channels_last and 3 <= y.ndim <= 5:
-                y = np.ascontiguousarray(np.moveaxis(y, -1, 1))
+                y = np.asarray(np.moveaxis(y, -1, 1), order="C")
             found.append(y)
         return found
+
+
+def _fits(declared: list[int], shape: list[int]) -> bool:
+    """Whether ``shape`` fits a declared shape signature (-1: any size)."""
+    return len(declared) == len(shape) and all(d in (-1, s) for d, s in zip(declared, shape))
 
 
 def _channels_last_outputs(folder: str, outputs: list[str]) -> set[str]:

@@ -52,9 +52,20 @@ class MnnSession:
         if self.module is None:
             raise Unsupported("mnn: load_module_from_file returned nothing for the converted model")
 
+    def _const(self, x: np.ndarray):
+        """An NCHW constant of MNN's type for ``x``; int64 goes in as int32 (MNN has no int64: its converter
+        turns the model's int64 tensors into int32), float64 as float32 likewise."""
+        F = self.F
+        kind = {"f": (np.float32, F.float), "i": (np.int32, F.int), "u": (np.uint8, F.uint8),
+                "b": (np.int32, F.int)}.get(x.dtype.kind)
+        if kind is None:
+            raise Unsupported(f"mnn: no input type for {x.dtype}")
+        data = np.asarray(x, dtype=kind[0], order="C")
+        return F.const(data, list(x.shape), F.NCHW, kind[1])
+
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         F = self.F
-        feeds = [F.const(np.ascontiguousarray(x), list(x.shape), F.NCHW) for x in inputs]
+        feeds = [self._const(x) for x in inputs]
         outs = self.module.forward(feeds)
         outs = outs if isinstance(outs, (list, tuple)) else [outs]
         found = []

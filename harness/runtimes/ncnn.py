@@ -1,4 +1,4 @@
-"""ncnn (``ncnn==1.0.20261020``) through pnnx (``pnnx==20261020``, installed ``--no-deps``: its Python part wants torch).
+"""ncnn (``ncnn==1.0.20261020``) through pnnx (``pnnx==20261020``, ``--no-deps``: its Python part wants torch).
 
 Runs in the ``runtimes`` environment behind a runtime server (see
 :mod:`harness.runtimes._remote`). The prepare copies the ONNX file into a
@@ -11,7 +11,8 @@ What the adapter undoes, never the tolerance: pnnx renames the blobs to
 ``in0``.../``out0``... (in the model's order) and drops the batch axis (the
 ``batch_index`` its generated ``<model>_ncnn.py`` names): the model is
 converted at batch 1 (at its own batch size where the model fixes it) and each
-sample runs alone, the outputs stacked again on that axis. ``ncnn.Mat(array)`` borrows the numpy buffer, so inputs are cloned.
+sample runs alone, the outputs stacked again on that axis.
+``ncnn.Mat(array)`` borrows the numpy buffer, so inputs are cloned.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import tempfile
 
 import numpy as np
 
-from . import Unsupported, register_runtime
+from . import Crashed, Unsupported, register_runtime
 from ._remote import RemoteRuntime
 
 #: what pnnx/ncnn print when they lack an operator (pnnx keeps it as an unconvertible ``pnnx.*``/ONNX layer)
@@ -64,6 +65,12 @@ class NcnnSession:
                               stdin=subprocess.DEVNULL)
         text = (proc.stdout + proc.stderr)[-3000:]
         param = os.path.join(self.dir, "m.ncnn.param")
+        if proc.returncode < 0:  # the converter died of a signal: a native crash of this runtime's line
+            import signal
+
+            lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+            raise Crashed(f"ncnn: pnnx killed by {signal.Signals(-proc.returncode).name}: "
+                          + " | ".join(lines[-3:])[-600:])
         if proc.returncode != 0 or not os.path.exists(param):
             lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
             raise RuntimeError(f"ncnn: pnnx exited {proc.returncode}: " + " | ".join(lines[-6:]))
@@ -103,8 +110,8 @@ class NcnnSession:
             return self._once(list(inputs))
         parts = [self._once([x[n:n + 1] if x.ndim and x.shape[0] == batch else x for x in inputs])
                  for n in range(batch)]
-        return [np.concatenate([p[k] for p in parts], axis=self.out_batch[k] or 0)
-                if self.out_batch[k] is not None else parts[0][k] for k in range(self.n_out)]
+        # an output without a batch index in pnnx's script keeps the sample's leading axis of 1 (flatten)
+        return [np.concatenate([p[k] for p in parts], axis=self.out_batch[k] or 0) for k in range(self.n_out)]
 
 
 def _static_batch(path: str) -> list[bool]:

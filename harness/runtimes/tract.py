@@ -50,7 +50,7 @@ class TractSession:
             raise RuntimeError(text) from None
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        outs = self.model.run([np.ascontiguousarray(x) for x in inputs])
+        outs = self.model.run([np.asarray(x, order="C") for x in inputs])
         return [np.asarray(o.to_numpy()) for o in outs]
 
 

@@ -43,7 +43,7 @@ class TvmSession:
         self.tvm = tvm
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        out = self.vm["main"](*(self.tvm.runtime.tensor(np.ascontiguousarray(x)) for x in inputs))
+        out = self.vm["main"](*(self.tvm.runtime.tensor(np.asarray(x, order="C")) for x in inputs))
         return [np.asarray(o.numpy()) for o in _flatten(out)]
 
 

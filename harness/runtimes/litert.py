@@ -12,7 +12,10 @@ exported), the ONNX names copied to the ``.tflite``; the run is
 What the adapter undoes, never the tolerance: onnx2tf moves inputs and the
 outputs of rank 3-5 that it computes channels-last to NWC/NHWC/NDHWC. An input
 is fed channels-last where the ``.tflite`` declares that form of its shape
-(and not its own). Which ones it did is read
+(and not its own); an output is moved back where its shape is the
+channels-last form of the one ONNX shape inference gives for the case's
+inputs, or, where that cannot tell (inference fails, or both forms have the
+same shape), where onnx2tf's own correspondence report says so. Which ones it did is read
 from its own ``*_tensor_correspondence_report.json`` (an output renamed from a
 ``*_nhwc``-style tensor), and those are transposed back.
 """
@@ -68,6 +71,7 @@ class LiteRtSession:
         if not found:
             raise RuntimeError("litert: onnx2tf wrote no *_float32.tflite")
         self.channels_last = _channels_last_outputs(out, self.out_names)
+        self.expected = _output_shapes(model, shapes)
         self.it = Interpreter(model_path=found[0], num_threads=1)
         self.shapes: list | None = None
 
@@ -103,10 +107,44 @@ class LiteRtSession:
         found = []
         for name in self.out_names:
             y = np.array(it.get_tensor(outs[name]["index"]))
-            if name in self.channels_last and 3 <= y.ndim <= 5:
+            if 3 <= y.ndim <= 5 and _moved(list(y.shape), self.expected.get(name), name in self.channels_last):
                 y = np.asarray(np.moveaxis(y, -1, 1), order="C")
             found.append(y)
         return found
+
+
+def _moved(shape: list[int], want: list[int] | None, reported: bool) -> bool:
+    """Whether an output of ``shape`` is the channels-last form of ``want`` (None: unknown), else what
+    onnx2tf's report says (``reported``) where the shapes cannot tell."""
+    last = [shape[0], shape[-1], *shape[1:-1]]
+    if want is None or (shape == want and last == want):
+        return reported
+    return shape != want and last == want
+
+
+def _output_shapes(model, shapes) -> dict:
+    """The graph outputs' shapes that ONNX shape inference gives for the case's input shapes (where it can)."""
+    import onnx
+
+    own = onnx.ModelProto()
+    own.CopyFrom(model)
+    inits = {i.name for i in own.graph.initializer}
+    for value, shape in zip((i for i in own.graph.input if i.name not in inits), shapes):
+        dims = value.type.tensor_type.shape.dim
+        if len(dims) == len(shape):
+            for d, n in zip(dims, shape):
+                d.Clear()
+                d.dim_value = int(n)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(own, strict_mode=False)
+    except Exception:  # noqa: BLE001 - without it the correspondence report decides
+        return {}
+    found = {}
+    for o in inferred.graph.output:
+        dims = o.type.tensor_type.shape.dim
+        if dims and all(d.HasField("dim_value") for d in dims):
+            found[o.name] = [d.dim_value for d in dims]
+    return found
 
 
 def _fits(declared: list[int], shape: list[int]) -> bool:

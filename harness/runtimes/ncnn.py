@@ -85,6 +85,9 @@ class NcnnSession:
                 setattr(self.net.opt, flag, False)
         self.net.opt.num_threads = 1
         if self.net.load_param(param) != 0 or self.net.load_model(os.path.join(self.dir, "m.ncnn.bin")) != 0:
+            missing = _layers_not_built(ncnn, param)
+            if missing:
+                raise Unsupported(f"ncnn: this ncnn build has no layer {', '.join(missing)} (pnnx wrote it)")
             raise RuntimeError("ncnn: load_param/load_model failed on pnnx's output")
         self.n_out = len(self.out_batch)
 
@@ -137,6 +140,13 @@ def _batch_indices(script: str) -> tuple[list, list]:
     outs = {int(m.group(1)): (int(m.group(2)) if m.group(2) is not None else None) for m in re.finditer(
         r'out(\d+)\.numpy\((?:batch_index=(\d+))?\)', text)}
     return [ins.get(i) for i in range(len(ins))], [outs.get(i) for i in range(len(outs))]
+
+
+def _layers_not_built(ncnn, param: str) -> list[str]:
+    """Layer types of the ``.param`` that this ncnn build cannot create (``create_layer`` gives None)."""
+    with open(param, encoding="utf-8") as f:
+        kinds = {line.split()[0] for line in f.read().splitlines()[2:] if line.split()}
+    return sorted(k for k in kinds if ncnn.create_layer(k) is None)
 
 
 def _unconverted(param: str) -> list[str]:

@@ -10,9 +10,11 @@ exported), the ONNX names copied to the ``.tflite``; the run is
 ``<model>_float32.tflite``.
 
 What the adapter undoes, never the tolerance: onnx2tf moves inputs and the
-outputs of rank 3-5 that it computes channels-last to NWC/NHWC/NDHWC. An input
-is fed channels-last where the ``.tflite`` declares that form of its shape
-(and not its own); an output is moved back where its shape is the
+outputs of rank 3-5 that it computes channels-last to NWC/NHWC/NDHWC. Inputs
+are asked to stay in their ONNX layout (``keep_ncw_or_nchw_or_ncdhw_input_names``);
+one onnx2tf moved anyway (it does not always honour the option) is fed
+channels-last where the ``.tflite`` declares that form of its shape and not
+its own; an output is moved back where its shape is the
 channels-last form of the one ONNX shape inference gives for the case's
 inputs, or, where that cannot tell (inference fails, or both forms have the
 same shape), where onnx2tf's own correspondence report says so. Which ones it did is read
@@ -55,11 +57,13 @@ class LiteRtSession:
         self.in_names = [i.name for i in model.graph.input if i.name not in inits]
         self.out_names = [o.name for o in model.graph.output]
         out = tempfile.mkdtemp(prefix="litert-", dir=workdir)
+        ranked = [n for n, s in zip(self.in_names, shapes) if len(s) >= 3]
         own = os.path.join(out, "m.onnx")  # onnx2tf writes temporary files beside its input
         shutil.copyfile(path, own)
         try:
             onnx2tf.convert(input_onnx_file_path=own, output_folder_path=out, non_verbose=True, not_use_onnxsim=True,
-                            verbosity="error", copy_onnx_input_output_names_to_tflite=True)
+                            verbosity="error", copy_onnx_input_output_names_to_tflite=True,
+                            keep_ncw_or_nchw_or_ncdhw_input_names=ranked or None)
         except SystemExit as exc:  # onnx2tf logs the cause and exits on what it cannot convert
             raise Unsupported(f"litert: onnx2tf could not convert the model (exit {exc.code})") from None
         except Exception as exc:  # noqa: BLE001

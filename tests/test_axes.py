@@ -60,8 +60,9 @@ def test_runtimes_and_passes_expand_the_matrix(tmp_path, root, run_conformance):
     assert all(r["export_reused"] for r in recs if r["runtime"] != "ort" or r["post_pass"] != "none")
 
 
-@pytest.mark.parametrize("option, value, known", [("--runtimes", "ort,nosuch", "fake-wrong-relu, openvino, ort"),
-                                                  ("--passes", "nosuch", "fake-breaks")])
+@pytest.mark.parametrize("option, value, known", [
+    ("--runtimes", "ort,nosuch", "fake-wrong-relu, litert, mnn, ncnn, openvino, ort, reference, tensorrt, tract, tvm"),
+    ("--passes", "nosuch", "fake-breaks")])
 def test_unknown_runtime_or_pass_is_a_usage_error(root, run_conformance, option, value, known):
     run = run_conformance("--matrix", root / "tests" / "data" / "fake.yaml", "-n", "0", "--no-report",
                           option, value)

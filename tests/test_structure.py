@@ -156,7 +156,7 @@ LAYERS = {
     "runtimes": {"core"},
     "passes": {"core"},
     "spec": {"core", "spec"},
-    "isolation": {"core", "isolation"},
+    "isolation": {"core", "isolation", "runtimes"},
     "explore": {"core", "spec", "explore", "report"},
     "report": {"core", "spec", "report", "isolation"},
     "plugin": {"core", "spec", "isolation", "explore", "report", "plugin", "runtimes", "passes"},

@@ -762,8 +762,11 @@ def _runtime_costs(harness: list[str], cases: list, added: list[str], work: Path
     """Run the sample on ort plus ``added`` runtimes (-n 0) and print what each costs per case.
 
     Per runtime: the mean and median of the cases' ``wall_s`` (the runner's
-    time for the case, export reuse included) and ``run_s`` (session + run);
-    for ort also ``export_s``, paid once and reused by the added runtimes.
+    time for the case, export reuse included), ``run_s`` (session + run) and
+    ``prepare_s`` (the runtime's own conversion or compilation, part of
+    ``run_s``, for the runtimes that report it); for ort also ``export_s``, paid
+    once and reused by the added runtimes; and how often a runtime server had to
+    import its library (``runtime_load_s``: once per case server, after a crash again).
     """
     import dataclasses
 
@@ -785,13 +788,15 @@ def _runtime_costs(harness: list[str], cases: list, added: list[str], work: Path
 
     print(f"  {len(recs)} records in {wall:.1f} s (rc {rc}); ms per case, mean and median:")
     print(f"  {'runtime':<12}{'cases':>6}  {'wall_s mean/median':>18}  {'run_s mean/median':>18}  "
-          f"{'export_s mean/median':>20}  reused export")
+          f"{'prepare_s mean/median':>21}  {'export_s mean/median':>20}  reused export  library loads")
     for r in runtimes:
         mine = [x for x in recs if x.get("runtime", "ort") == r]
         reused = sum(bool(x.get("export_reused")) for x in mine)
+        loads = [x["runtime_load_s"] for x in mine if isinstance(x.get("runtime_load_s"), (int, float))]
         print(f"  {r:<12}{len(mine):>6}  {ms(x.get('wall_s') for x in mine):>18}  "
-              f"{ms(x.get('run_s') for x in mine):>18}  "
-              f"{ms(x.get('export_s') for x in mine if not x.get('export_reused')):>20}  {reused}/{len(mine)}")
+              f"{ms(x.get('run_s') for x in mine):>18}  {ms(x.get('prepare_s') for x in mine):>21}  "
+              f"{ms(x.get('export_s') for x in mine if not x.get('export_reused')):>20}  {reused}/{len(mine)}"
+              + (f"  {len(loads)} x {statistics.mean(loads):.2f} s" if loads else ""))
     if b is not None and cases:
         print(f"  whole run: {wall:.1f} s vs {b.wall:.1f} s for ort alone (run b): "
               f"{(wall - b.wall) / len(cases) / len(added) * 1000:.1f} ms per added runtime per case")

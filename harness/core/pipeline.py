@@ -249,6 +249,11 @@ def _backend(case: Case):
     except (ImportError, KeyError) as exc:
         return record.new(case, status.SKIPPED, stage="setup",
                           message=f"runtime {case.runtime} not available here: {_short(exc)}")
+    why = getattr(runtime, "unavailable", None)
+    why = why() if why is not None else None
+    if why:
+        return record.new(case, status.SKIPPED, stage="setup",
+                          message=f"runtime {case.runtime} not available here: {why}")
     where = runtime.devices
     if where is not None and case.device not in where:
         return record.new(case, status.SKIPPED, stage="setup",
@@ -370,14 +375,18 @@ def _execute(case: Case, runtime, model, path: str, setting: devices.DeviceSetti
                 run.stage = "compare"
                 fields["failing_input"] = n
                 fields["run_s"] = time.perf_counter() - t0
+                fields.update(getattr(sess, "timings", None) or {})
                 if figs:
                     fields.update(max_abs=figs[0], max_rel=figs[1])
                 return run
             worst = max(worst, _figs(case, refs, outs))
     except Exception as exc:  # noqa: BLE001
         fields["run_s"] = time.perf_counter() - t0
+        fields.update(getattr(sess, "timings", None) or {})
         return RuntimeOutcome(_runtime_status(runtime, exc), "run", named + _short(exc), fields, run.outputs)
     fields.update(run_s=time.perf_counter() - t0, max_abs=worst[0], max_rel=worst[1])
+    # a runtime that converts or compiles says how long that took apart from the run (prepare_s, ...)
+    fields.update(getattr(sess, "timings", None) or {})
     return run
 
 
@@ -556,6 +565,8 @@ def _compare_outputs(case: Case, refs: list, outs: list):
 
 
 def _runtime_status(runtime, exc: Exception) -> str:
+    if isinstance(exc, runtimes.Crashed):  # the runtime's own server process died: a native abort
+        return status.CRASH
     if isinstance(exc, runtimes.Unsupported) or runtime.unsupported(exc):
         return status.RUNTIME_UNSUPPORTED
     return status.RUNTIME_ERROR

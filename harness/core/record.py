@@ -44,6 +44,14 @@ MEASURED_FIELDS = {
     "export_reused": "true when the export was reused from an earlier case of the same model and opset",
     "repro_bundle": "where the failing case's repro bundle is",
     "repro_bundle_error": "why no repro bundle could be written",
+    # whole models (harness/report/models.py)
+    "top1_agree": "a classifier: the share of samples whose arg-max class the runtime and the framework agree on",
+    "model_mb": "the exported model's size in MB",
+    # runtimes in their own environments (harness/runtimes/_remote.py)
+    "prepare_s": "seconds the runtime's own preparation (conversion, compilation) took",
+    "exec_s": "seconds the runtime's runs took",
+    "runtime_load_s": "seconds the first case of a fresh runtime server spent importing the runtime",
+    "prepare_reused": "true when the runtime reused a model prepared for an earlier case",
 }
 
 #: Fields the pytest side adds when it writes the record (:func:`stamp`).

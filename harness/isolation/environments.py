@@ -71,6 +71,11 @@ class Environment:
     interpreters: tuple[str, ...] = ()
     #: free disk space, in GiB, that making it takes (installed size plus pip's downloads); 0: unchecked
     disk_gib: float = 0.0
+    #: the runtimes (``harness/runtimes/<name>.py``) whose runtime server runs here
+    runtimes: tuple[str, ...] = ()
+    #: pinned packages installed after the requirements with ``pip install --no-deps`` (their declared
+    #: dependencies are not needed here, e.g. pnnx's torch)
+    no_deps: tuple[str, ...] = ()
 
     @property
     def executable(self) -> Path:
@@ -85,7 +90,8 @@ class Environment:
     @property
     def fingerprint(self) -> str:
         """Hash of what the declaration asks for (a changed pin makes the environment stale)."""
-        text = json.dumps([self.python, sorted(self.requirements)])
+        text = json.dumps([self.python, sorted(self.requirements)]
+                          + ([sorted(self.no_deps)] if self.no_deps else []))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def marker_data(self) -> dict | None:
@@ -113,11 +119,14 @@ def declared(pyproject: Path | None = None) -> dict[str, Environment]:
     out = {}
     for name, t in tables.items():
         where = f"{pyproject}: [tool.harness.environments.{name}]"
-        for key in ("frameworks", "python", "path", "requirements"):
+        for key in ("python", "path", "requirements"):
             if key not in t:
                 raise EnvironmentSpecError(f"{where}: missing key {key!r}")
+        if "frameworks" not in t and "runtimes" not in t:
+            raise EnvironmentSpecError(f"{where}: missing key 'frameworks' (or 'runtimes')")
         path = Path(t["path"])
-        out[name] = Environment(name=name, frameworks=tuple(t["frameworks"]), python=str(t["python"]),
+        out[name] = Environment(name=name, frameworks=tuple(t.get("frameworks", ())), python=str(t["python"]),
+                                runtimes=tuple(t.get("runtimes", ())), no_deps=tuple(t.get("no_deps", ())),
                                 path=path if path.is_absolute() else pyproject.parent / path,
                                 requirements=tuple(t["requirements"]),
                                 interpreters=tuple(t.get("interpreters", ())),
@@ -157,20 +166,33 @@ def unavailable(framework: str, pyproject: Path | None = None) -> str | None:
     env = environment_of(framework, pyproject)
     if env is None:
         return None
+    return env_unavailable(env, framework)
+
+
+def env_unavailable(env: Environment, who: str | None = None) -> str | None:
+    """None when ``env`` is made and up to date, else a one-line reason naming ``who`` uses it."""
+    who = who or env.name
     how = f"create it with `{CREATE_COMMAND} {env.name}`"
     if not env.executable.exists():
-        return f"{framework} runs in its own environment {show_path(env.path)}, which does not exist: {how}"
+        return f"{who} runs in its own environment {show_path(env.path)}, which does not exist: {how}"
     data = env.marker_data()
     if data is None:
-        return f"{framework}'s environment {show_path(env.path)} was not completed: {how}"
+        return f"{who}'s environment {show_path(env.path)} was not completed: {how}"
     python = str((data.get("versions") or {}).get("python", ""))
     if not python.startswith(env.python + ".") or not is_venv(env.path):
-        return (f"{framework}'s environment {show_path(env.path)} is not a Python {env.python} virtual "
+        return (f"{who}'s environment {show_path(env.path)} is not a Python {env.python} virtual "
                 f"environment (its marker records Python {python or '?'}): {how} --recreate")
     if data.get("fingerprint") != env.fingerprint:
-        return (f"{framework}'s environment {show_path(env.path)} is out of date with pyproject.toml: "
+        return (f"{who}'s environment {show_path(env.path)} is out of date with pyproject.toml: "
                 f"{how}")
     return None
+
+
+def runtime_environments(pyproject: Path | None = None) -> dict:
+    """The runtime environments for the runners (``HARNESS_RUNTIME_ENVS``, see :mod:`harness.runtimes._remote`):
+    ``{name: {"python": interpreter, "unavailable": reason or None}}``."""
+    return {e.name: {"python": str(e.executable), "unavailable": env_unavailable(e, ", ".join(e.runtimes))}
+            for e in declared(pyproject).values() if e.runtimes}
 
 
 def runner_environ(framework: str, base: dict | None = None) -> dict:
@@ -294,6 +316,8 @@ def _install(env: Environment, log: Callable[[str], None], prefix: str) -> None:
            "--disable-pip-version-check"]
     log(f"{prefix}installing {len(env.requirements)} pinned requirements (large downloads: minutes)")
     _run(pip + list(env.requirements), log, prefix)
+    if env.no_deps:
+        _run(pip + ["--no-deps"] + list(env.no_deps), log, prefix)
 
 
 def is_venv(path: Path) -> bool:
@@ -353,9 +377,14 @@ def create(env: Environment, log: Callable[[str], None] = print, recreate: bool 
         elif not fresh:
             log(f"{prefix}the update failed; {show_path(env.path)} is kept as it was")
         raise
-    log(f"{prefix}probing: the runner side of the harness and the adapters of {', '.join(env.frameworks)}")
-    probe = subprocess.run([str(env.executable), "-m", "harness.isolation.envprobe", *env.frameworks],
-                           cwd=ROOT, env=runner_environ(env.frameworks[0]), capture_output=True,
+    if env.frameworks:
+        log(f"{prefix}probing: the runner side of the harness and the adapters of {', '.join(env.frameworks)}")
+        args, environ = list(env.frameworks), runner_environ(env.frameworks[0])
+    else:
+        log(f"{prefix}probing: the runtime server and the libraries of {', '.join(env.runtimes)}")
+        args, environ = ["--runtimes", *env.runtimes], {**os.environ, "PYTHONPATH": str(ROOT)}
+    probe = subprocess.run([str(env.executable), "-m", "harness.isolation.envprobe", *args],
+                           cwd=ROOT, env=environ, capture_output=True,
                            text=True, stdin=subprocess.DEVNULL, timeout=600)
     if probe.returncode != 0:
         raise EnvironmentSpecError(f"the probe failed in {show_path(env.path)}:\n{probe.stderr[-3000:]}")

@@ -63,6 +63,23 @@ def build_probe(case_file: str) -> dict:
     return {"ok": True, "outputs": [[list(o.shape), str(o.dtype)] for o in outputs]}
 
 
+def probe_runtimes(names: list[str]) -> dict:
+    """Import each runtime module and its native library (as the runtime server does); return versions."""
+    from importlib import metadata
+
+    from harness.runtimes import _serve  # noqa: F401 - the server's import closure
+
+    found = {"python": "%d.%d.%d" % sys.version_info[:3]}
+    for name in names:
+        mod = importlib.import_module(f"harness.runtimes.{name}")
+        mod.load()
+        for dist in getattr(mod, "DISTRIBUTIONS", ()):
+            found[dist] = metadata.version(dist)
+    for mod in ("onnx", "numpy"):
+        found[mod] = importlib.import_module(mod).__version__
+    return found
+
+
 def main(argv: list[str]) -> int:
     """Probe the frameworks named in ``argv``; print the versions as one JSON line.
 
@@ -71,6 +88,9 @@ def main(argv: list[str]) -> int:
     With ``--modules`` first, print instead which framework modules the process
     imported while loading those adapters (and which it could import at all).
     """
+    if argv[:1] == ["--runtimes"]:  # a runtime environment: probe those runtimes instead
+        print(json.dumps(probe_runtimes(argv[1:]), sort_keys=True))
+        return 0
     if argv[:1] == ["--build"] and len(argv) == 2:
         found = build_probe(argv[1])
         print(json.dumps(found, sort_keys=True))

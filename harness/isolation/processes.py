@@ -39,6 +39,8 @@ from pathlib import Path
 from harness.core import record, status, wire
 from harness.core.case import Case
 from harness.core import faults
+from harness.runtimes._remote import ENVS_VARIABLE
+from .environments import runtime_environments
 
 #: temporary folders of the harness: ``onnx-conf-[<kind>-]<owner pid>-<random>`` (kind: master, warm, matrix, ...)
 TEMP_PREFIX = "onnx-conf-"
@@ -116,6 +118,8 @@ class Master:
         listener.bind(self.address)
         listener.listen(128)
         env = {**os.environ, **RUNNER_ENV, **self.env}
+        if ENVS_VARIABLE not in env:  # where the runtimes with an environment of their own find it
+            env[ENVS_VARIABLE] = json.dumps(runtime_environments())
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [self.python, "-m", "harness.core.runner", json.dumps(list(self.plugins)),

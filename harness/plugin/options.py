@@ -201,8 +201,10 @@ def add_options(parser) -> None:
                 help="every failing case leaves a repro bundle in DIR/<case id>/ "
                      "(default artifacts/repro; '' for none)")
     g.addoption("--runtimes", default=DEFAULT_RUNTIME,
-                help="comma-separated runtimes every case runs on, e.g. ort,openvino,reference "
-                     f"(default {DEFAULT_RUNTIME}; a non-default one is appended to the case id)")
+                help="comma-separated runtimes every case runs on, e.g. ort,openvino,tvm,ncnn,reference, "
+                     "or 'all' (every runtime module; those whose environment or device is missing are "
+                     f"skipped with the reason) (default {DEFAULT_RUNTIME}; a non-default one is appended to the "
+                     "case id)")
     g.addoption("--passes", default=DEFAULT_PASS,
                 help="comma-separated post-export passes applied before the runtime, e.g. "
                      f"none,onnxsim,onnxoptimizer (default {DEFAULT_PASS}; a non-default one is appended "
@@ -277,7 +279,7 @@ def make_config(config) -> HarnessConfig:
         explore=opt.explore, max_examples=opt.max_examples, shrink_budget=opt.shrink_budget,
         hypothesis_profile=opt.explore_profile or "ci", special_values=opt.special_values,
         present=present, ort_providers=providers, shard=shard, shard_costs=shard_costs, case_ids=case_ids,
-        runtimes=_names("--runtimes", opt.runtimes), post_passes=_names("--passes", opt.passes),
+        runtimes=_runtime_names(opt.runtimes), post_passes=_names("--passes", opt.passes),
         allow_any_call=opt.allow_any_call,
         require_frameworks=_required(opt.require_frameworks or require_frameworks_default(os.environ)),
         light_protocol=opt.case_protocol == "light" and not any(
@@ -356,6 +358,15 @@ def _names(option: str, value: str) -> tuple[str, ...]:
     if not out:
         raise pytest.UsageError(f"{option}: give at least one name")
     return out
+
+
+def _runtime_names(value: str) -> tuple[str, ...]:
+    """``--runtimes``: the names given, or with ``all`` every runtime module (:func:`harness.runtimes.every`)."""
+    if value.strip() == "all":
+        from harness import runtimes
+
+        return runtimes.every()
+    return _names("--runtimes", value)
 
 
 def is_controller(config) -> bool:

@@ -3,7 +3,10 @@
 * :func:`where` labels a record's heatmap group: its device, plus its runtime
   and pass when not the defaults (so each runtime and pass gets its own heatmap);
 * :func:`summarize` finds the cases where runtimes disagree about one exported
-  model, the cases a pass breaks, and counts blame per exporter and per runtime.
+  model, the cases a pass breaks, and counts blame per exporter and per runtime;
+* :func:`deployment_lines` gives the seeds' deployment lines (framework/exporter
+  -> ONNX -> runtime): the kernels and models that make it through each, and
+  the stage where each line breaks for the rest.
 
 Everything comes from the records' own fields.
 """
@@ -57,6 +60,67 @@ class BackendSummary:
     #: (framework/exporter) -> blame -> count, and runtime -> blame -> count
     blame_by_exporter: dict[str, Counter] = field(default_factory=dict)
     blame_by_runtime: dict[str, Counter] = field(default_factory=dict)
+    #: one per (framework/exporter, runtime) with a measured case, see :func:`deployment_lines`
+    lines: list["Line"] = field(default_factory=list)
+
+
+#: where a deployment line breaks, by status: the exporter's side, the runtime's side, the values
+STAGE_OF = {st.EXPORT_ERROR: "export", st.INVALID_MODEL: "export", st.OPSET_NOT_HONORED: "export",
+            st.RUNTIME_UNSUPPORTED: "runtime", st.RUNTIME_ERROR: "runtime", st.CRASH: "runtime",
+            st.TIMEOUT: "runtime", st.MISMATCH: "values", st.SHAPE_MISMATCH: "values",
+            st.DTYPE_MISMATCH: "values", st.PASS_ERROR: "pass", st.PASS_INVALID_MODEL: "pass",
+            st.PASS_CHANGED_RESULT: "pass"}
+STAGES = ("export", "runtime", "values", "pass")
+#: kernels named per stage in a line's "where it breaks" cell
+NAMED_PER_STAGE = 4
+
+
+@dataclass
+class Line:
+    """One deployment line: a framework's exporter, ONNX, one runtime (after one pass)."""
+
+    line: str  # e.g. "torch/torchscript → ONNX → tvm"
+    kernels: int = 0
+    through: int = 0
+    models: int = 0
+    models_through: int = 0
+    #: stage -> kernel -> the first failing record of that kernel (by id)
+    breaks: dict[str, dict[str, dict]] = field(default_factory=dict)
+
+
+def _is_model(rec: dict) -> bool:
+    """A model-level case (the matrices mark them in the table note) rather than one kernel."""
+    declared = rec.get("declared")
+    return isinstance(declared, dict) and "model-level" in str(declared.get("note", ""))
+
+
+def deployment_lines(records: list[dict]) -> list[Line]:
+    """Per framework/exporter and runtime: kernels (and models) whose every measured case passes there,
+    and for each other kernel the stage of its first failing case (export, runtime, values, pass)."""
+    by_line: dict[tuple, dict[str, list[dict]]] = {}
+    for rec in records:
+        if rec.get("status") == st.SKIPPED:
+            continue
+        runtime, post_pass = axes(rec)
+        key = (f"{rec['framework']}/{rec['exporter']}", runtime, post_pass)
+        by_line.setdefault(key, {}).setdefault(str(rec["kernel"]), []).append(rec)
+    out = []
+    for (exporter, runtime, post_pass) in sorted(by_line):
+        name = f"{exporter} → ONNX" + (f" → {post_pass}" if post_pass != DEFAULT_PASS else "") + f" → {runtime}"
+        line = Line(name)
+        for kernel, recs in sorted(by_line[(exporter, runtime, post_pass)].items()):
+            model = any(_is_model(r) for r in recs)
+            line.kernels += not model
+            line.models += model
+            failing = sorted((r for r in recs if r.get("status") != st.PASS), key=lambda r: str(r["id"]))
+            if not failing:
+                line.through += not model
+                line.models_through += model
+                continue
+            first = min(failing, key=lambda r: (STAGES.index(STAGE_OF.get(r["status"], "runtime")), str(r["id"])))
+            line.breaks.setdefault(STAGE_OF.get(first["status"], "runtime"), {})[kernel] = first
+        out.append(line)
+    return out
 
 
 def _base_key(rec: dict) -> tuple:
@@ -100,6 +164,8 @@ def summarize(records: list[dict]) -> BackendSummary:
             out.disagreements.append(Disagreement(_base_id(first), str(first["kernel"]), int(first["opset"]),
                                                   key[-1], dict(sorted(by_runtime.items()))))
     out.runtimes, out.passes = sorted(runtimes), sorted(passes)
+    if len(out.runtimes) > 1:
+        out.lines = deployment_lines(records)
     out.pass_breaks.sort(key=lambda r: str(r["id"]))
     return out
 
@@ -123,6 +189,28 @@ class Table:
 def tables(summary: BackendSummary) -> list[Table]:
     """The runtime/pass tables of a report: disagreements, broken models, blame (only where they apply)."""
     out: list[Table] = []
+    if summary.lines:
+        t = Table("Deployment lines",
+                  "Each framework's exporter through ONNX to each runtime: the kernels (and model-level cases) "
+                  "whose every measured case passes on that line, and where the line breaks for the others "
+                  "(the stage of a kernel's first failing case: export = the exporter's model is refused or "
+                  "invalid, runtime = the runtime cannot load or run it or crashes, values = it runs and "
+                  "computes something else; a few kernels named per stage with their status and blame).",
+                  ["line", "kernels through", "models through",
+                   *(f"breaks at {s}" for s in STAGES), "where it breaks"])
+        for ln in summary.lines:
+            where = []
+            for stage in STAGES:
+                kernels = ln.breaks.get(stage, {})
+                named = [f"{k} ({r['status']}" + (f", {r['blame']}" if r.get("blame") else "") + ")"
+                         for k, r in list(kernels.items())[:NAMED_PER_STAGE]]
+                if named:
+                    more = len(kernels) - len(named)
+                    where.append(f"{stage}: " + ", ".join(named) + (f" and {more} more" if more > 0 else ""))
+            t.rows.append([ln.line, f"{ln.through}/{ln.kernels}",
+                           f"{ln.models_through}/{ln.models}" if ln.models else "—",
+                           *(str(len(ln.breaks.get(s, {}))) for s in STAGES), "; ".join(where)])
+        out.append(t)
     if len(summary.runtimes) > 1:
         t = Table("Runtimes disagree",
                   f"Exported models on which the runtimes ({', '.join(summary.runtimes)}) reached different "

@@ -24,6 +24,15 @@ class Unsupported(Exception):
     """The runtime cannot load the model's opset or one of its operators (status ``runtime-unsupported``)."""
 
 
+class Crashed(Exception):
+    """The process that runs the model for this runtime died (a native abort): status ``crash``.
+
+    Raised by runtimes that run in a server process of their own (see
+    :mod:`harness.runtimes._remote`); a runtime loaded in the case server
+    itself crashes that server, which the runner records the same way.
+    """
+
+
 class Session(Protocol):
     """A model prepared by a runtime for one device."""
 
@@ -57,6 +66,9 @@ class Runtime(Protocol):
     def unsupported(self, exc: BaseException) -> bool:
         """Whether an error of ``prepare`` or ``run`` means an unsupported opset or operator."""
 
+    # Optional: ``unavailable() -> str | None``, why the runtime cannot run here at all (its
+    # environment or device is missing); its cases are then ``skipped`` with that reason.
+
 
 RUNTIMES = Registry("runtime", Runtime, __name__)
 
@@ -70,4 +82,11 @@ get = RUNTIMES.load
 
 def names() -> set[str]:
     """Runtimes a case may name, found without importing any: this package's modules and those registered so far."""
-    return {m.name for m in pkgutil.iter_modules(__path__)} | set(RUNTIMES)
+    # modules starting with "_" are the runtime servers' machinery, not runtimes
+    return {m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")} | set(RUNTIMES)
+
+
+def every() -> tuple[str, ...]:
+    """``--runtimes all``: the default runtime first, the reference evaluator last, the others by name."""
+    rest = sorted(names() - {DEFAULT, "reference"})
+    return (DEFAULT, *rest, *(("reference",) if "reference" in names() else ()))

@@ -94,6 +94,7 @@ class _Builder:
         return MatrixError(self.src, node.start_mark.line + 1, ".".join(map(str, path)) or "<root>", message)
 
     def build(self, node: yaml.Node, path: tuple, copy: bool = False) -> Any:
+        """The value of ``node`` at ``path``; ``copy``: reached through an alias (counted)."""
         self.lines[path] = node.start_mark.line + 1
         if id(node) in self.open:
             raise self._error(node, path, "an alias refers to an anchor that contains it (a recursive alias)")
@@ -130,15 +131,17 @@ class _Builder:
             self.open.discard(id(node))
 
     def scalar(self, node: yaml.ScalarNode, path: tuple) -> Any:
+        """Text, a number, true/false or null; any other scalar is refused."""
         if node.tag not in _JSON_TAGS:
             raise self._refused(node, path)
         return _dummy_loader().construct_object(node, deep=True)
 
     def key(self, knode: yaml.Node, path: tuple) -> str:
-        if not isinstance(knode, yaml.ScalarNode) or knode.tag not in _JSON_TAGS:
-            if isinstance(knode, yaml.ScalarNode) and knode.tag not in _JSON_TAGS:
-                raise self._refused(knode, path)
+        """A mapping key: text only (JSON's object keys)."""
+        if not isinstance(knode, yaml.ScalarNode):
             raise self._error(knode, path, "a key must be text, not a list or mapping")
+        if knode.tag not in _JSON_TAGS:
+            raise self._refused(knode, path)
         key = _dummy_loader().construct_object(knode, deep=True)
         if not isinstance(key, str):
             kind = {bool: "true/false", type(None): "null"}.get(type(key), "a number")
@@ -149,7 +152,7 @@ class _Builder:
         name = _tag_name(node.tag)
         what = _WHAT.get(name[2:]) if name.startswith("!!") else None
         value = f" {node.value!r}" if isinstance(node, yaml.ScalarNode) and len(node.value) <= 40 else ""
-        if what and node.tag.endswith(("timestamp",)) and not node.style:
+        if node.tag.endswith(":timestamp") and not node.style:  # a bare date, read as one implicitly
             return self._error(node, path, f"{what}{value} is not a JSON value; quote it to keep it as text")
         return self._error(node, path, f"tag {name}{value}: only JSON values (text, numbers, true/false, "
                                        f"null, lists, mappings) are allowed"

@@ -75,6 +75,7 @@ def test_report_on_a_disk_that_fills_keeps_every_previous_report(tmp_path, fake_
     assert proc.returncode == 2, proc.stdout + proc.stderr
     errors = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    assert errors[0].startswith(f"error: {out}/support.") and "(File too large); the previous file is kept" \
+    assert errors[0].startswith(f"error: --out {out}: cannot write ({out}/support.") and \
+        "(File too large); the previous file is kept" \
         in errors[0], errors
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # every old file whole, no temporary left

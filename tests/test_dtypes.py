@@ -141,7 +141,7 @@ def test_other_reference_errors_and_float32_refusals_stay_errors():
     f32 = SimpleNamespace(dtype="float32", framework="torch", device="cpu")
     assert dtypes.unsupported_reason(FW, f16, "RuntimeError: expected scalar type Half but found Float") is None
     assert dtypes.unsupported_reason(FW, f32, "not implemented for 'Half'") is None
-    assert dtypes.unsupported_reason(object(), f16, "not implemented for 'Half'") is None
+    assert dtypes.unsupported_reason(SimpleNamespace(dtype_unsupported=()), f16, "not implemented for 'Half'") is None
 
 
 def test_framework_patterns_match_their_real_messages():

@@ -114,11 +114,11 @@ def register_builder(framework: str, name: str | None = None):
 
 
 def framework_names() -> tuple[str, ...]:
-    """Every framework the harness has: an adapter module in ``harness/frameworks/`` or a matrix in
-    ``cases/`` (found without importing a framework); the order of :data:`FRAMEWORK_ORDER` first."""
+    """Every framework the harness has: an adapter module in ``harness/frameworks/`` (found without
+    importing a framework; plugins' frameworks, e.g. the tests' fakes, are not listed); the order of
+    :data:`FRAMEWORK_ORDER` first."""
     root = Path(__file__).resolve().parents[2]
     found = {p.stem for p in (root / "harness" / "frameworks").glob("*.py") if p.stem != "__init__"}
-    found |= set(FRAMEWORKS)
     rank = {n: i for i, n in enumerate(FRAMEWORK_ORDER)}
     return tuple(sorted(found, key=lambda n: (rank.get(n, len(rank)), n)))
 

@@ -149,8 +149,8 @@ def _use_vendor(here: str):
             raise CannotRun(_missing(exc, why, here)) from None
     try:
         import harness
-        from . import pipeline, registry
-        from .case import Case
+        from harness.core import pipeline, registry
+        from harness.core.case import Case
     except ModuleNotFoundError as exc:
         raise CannotRun(_missing(exc, "to run the harness's pipeline", here)) from None
     if not os.path.abspath(harness.__file__).startswith(vendor + os.sep):

@@ -31,9 +31,10 @@ def probe(frameworks: list[str]) -> dict:
 
 def framework_modules() -> dict:
     """Which framework modules this process has imported and which this interpreter could import."""
-    from harness.core import registry
+    from harness.core import registry, repro
 
-    known = registry.framework_names()  # the frameworks the harness has; the probe says which this process holds
+    # the frameworks the harness has (not the base packages every runner holds, e.g. the onnx adapter's onnx)
+    known = [m for m in registry.framework_names() if m not in repro.BASE_REQUIRES]
     return {"imported": sorted(m for m in known if m in sys.modules),
             "importable": sorted(m for m in known if importlib.util.find_spec(m) is not None)}
 
@@ -45,7 +46,7 @@ def build_probe(case_file: str) -> dict:
     stage that failed (``build``: the factory or the weights; ``reference``: the model refuses
     the inputs) and the error in one line.
     """
-    from .processes import registry
+    from harness.core import registry
     from .processes.case import Case
     from .processes.inputs import make_input_sets
 

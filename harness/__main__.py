@@ -23,6 +23,8 @@ COMMANDS: dict[str, str] = {
     "shards": "harness.cmd_shards",
     "pin-example": "harness.pin",
     "envs": "harness.cmd_envs",
+    "view": "harness.cli.view",
+    "pictures": "harness.cli.pictures",
 }
 
 

@@ -63,6 +63,9 @@ class HarnessConfig:
     post_passes: tuple[str, ...] = (DEFAULT_PASS,)
     #: run each case item with one report (see :mod:`.protocol`) instead of pytest's own protocol
     light_protocol: bool = True
+    #: draw graph.svg into each repro bundle (see :mod:`.pictures`), waiting at most this long after the last case
+    pictures: bool = True
+    pictures_wait: float = 30.0
 
 
 def positive_seconds(text: str) -> float:
@@ -142,6 +145,11 @@ def add_options(parser) -> None:
     g.addoption("--repro-dir", default=str(ROOT / "artifacts" / "repro"),
                 help="every failing case leaves a repro bundle in DIR/<case id>/ "
                      "(default artifacts/repro; '' for none)")
+    g.addoption("--no-pictures", action="store_true",
+                help="do not draw graph.svg (Netron, headless Chromium) into the repro bundles")
+    g.addoption("--pictures-wait", type=positive_seconds, default=30.0, metavar="S",
+                help="after the last case, wait at most S seconds for the bundles' pictures still being "
+                     "drawn (default 30); the rest: python -m harness pictures RESULTS")
     g.addoption("--runtimes", default=DEFAULT_RUNTIME,
                 help="comma-separated runtimes every case runs on, e.g. ort,openvino,reference "
                      f"(default {DEFAULT_RUNTIME}; a non-default one is appended to the case id)")
@@ -214,6 +222,7 @@ def make_config(config) -> HarnessConfig:
         hypothesis_profile=opt.explore_profile or "ci", special_values=opt.special_values,
         present=present, ort_providers=providers, shard=shard, shard_costs=shard_costs, case_ids=case_ids,
         runtimes=_names("--runtimes", opt.runtimes), post_passes=_names("--passes", opt.passes),
+        pictures=not opt.no_pictures, pictures_wait=opt.pictures_wait,
         light_protocol=opt.case_protocol == "light" and not any(
             getattr(opt, name, False) for name in ("usepdb", "trace", "runxfail", "setupshow", "setuponly",
                                                    "setupplan")))

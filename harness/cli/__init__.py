@@ -1,0 +1,1 @@
+"""The ``python -m harness`` commands, one module each (docstring, ``HELP``, ``add_arguments``, ``run``)."""

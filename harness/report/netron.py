@@ -99,7 +99,17 @@ def served(model: str | Path) -> Iterator[str]:
     try:
         yield f"http://{host}:{port}"
     finally:
-        netron.stop((host, port))
+        _stop((host, port))
+
+
+def _stop(address: tuple[str, int], wait: float = 5.0) -> None:
+    """Stop Netron's server at ``address`` and wait (at most ``wait`` s) until its thread has ended."""
+    import netron
+
+    netron.stop(address)
+    deadline = time.monotonic() + wait
+    while netron.status(address) and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 @contextlib.contextmanager
@@ -119,6 +129,17 @@ def _is_loopback(url: str) -> bool:
     if parts.scheme in ("data", "blob", "about"):
         return True
     return parts.scheme in ("http", "https", "ws") and parts.hostname in (HOST, "localhost", "::1")
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of the group ``pgid`` is still there (not yet reaped)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _high_fd(fd: int) -> int:
@@ -259,6 +280,9 @@ class Browser:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)  # its zygote and renderers too
         self.poll(5)
+        deadline = time.monotonic() + 5
+        while _group_alive(self.pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
         self._close_fds()
         shutil.rmtree(self._profile, ignore_errors=True)
 
@@ -345,9 +369,7 @@ class Pictures:
 
     def _stop_server(self) -> None:
         if self._served is not None:
-            import netron
-
-            netron.stop(self._served[1])
+            _stop(self._served[1])
             self._served = None
 
     def _serve(self, root: Path, model: Path) -> str:

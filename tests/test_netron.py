@@ -124,7 +124,7 @@ def test_a_model_netron_refuses_is_an_error_and_the_next_picture_works(tmp_path)
     bad.write_bytes(b"\x08\x07" + b"not a model at all" * 10)
     good = conv_model((tmp_path / "good").mkdir() or tmp_path / "good" / "model.onnx")
     with netron.Pictures(root=tmp_path, timeout=30) as p:
-        with pytest.raises(netron.PictureError, match="Netron"):
+        with pytest.raises(netron.PictureError, match="Netron: Unsupported file content"):
             p.take(bad, tmp_path / "bad.svg")
         assert not (tmp_path / "bad.svg").exists()
         p.take(good, tmp_path / "good.svg")

@@ -20,6 +20,8 @@ import queue
 import threading
 import time
 
+import pytest
+
 from .. import status
 from .options import HarnessConfig
 
@@ -52,6 +54,7 @@ class BundlePictures:
         self.queued = self.made = self.failed = 0
         self.busy_s = 0.0
         self.tail_s = 0.0
+        self.timed_out = False
         self.errors: list[str] = []
 
     def pytest_runtest_logreport(self, report):
@@ -124,12 +127,14 @@ class BundlePictures:
             pictures.renice(0)  # the cases are done: the browser may have the CPU
         self._thread.join(self.wait)
         if self._thread.is_alive():
+            self.timed_out = True
             self._stop.set()
             if self._pictures is not None:
                 self._pictures.abort()  # a picture under way fails now; the thread then closes
             self._thread.join(10)
         self.tail_s = time.monotonic() - t0
 
+    @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter, exitstatus, config):
         """One line: pictures made, failed and left, and what they cost."""
         if not self.queued:
@@ -147,8 +152,8 @@ class BundlePictures:
         if self.failed:
             line += f"; {self.failed} failed"
         if left:
-            line += (f"; {left} left (--pictures-wait {self.wait:g} s passed): "
-                     f"python -m harness pictures {self.results}")
+            why = f"--pictures-wait {self.wait:g} s passed" if self.timed_out else "the picture thread stopped"
+            line += f"; {left} left ({why}): python -m harness pictures {self.results}"
         terminalreporter.write_line(line)
         for err in self.errors:
             terminalreporter.write_line(f"  picture problem: {err}")

@@ -215,8 +215,11 @@ class Browser:
         if session:
             msg["sessionId"] = session
         data = json.dumps(msg).encode() + b"\0"
-        while data:
-            data = data[os.write(self._to_child, data):]
+        try:
+            while data:
+                data = data[os.write(self._to_child, data):]
+        except BrokenPipeError:
+            raise PictureError(f"Chromium exited (before {method}): {self.log_tail()}") from None
         return self._next_id
 
     def send(self, method: str, params: dict | None = None, session: str | None = None,

@@ -24,8 +24,9 @@ async function netronExport(format, timeoutMs, url, name) {
         } else if (opened === '' && shown(view)) {
             break;
         }
-        if (state().split(' ').includes('message')) {  // Netron shows an error (or asks something)
-            return { error: message() };
+        const classes = state().split(' ');
+        if (['alert', 'notification', 'message'].some((c) => classes.includes(c))) {
+            return { error: message() };  // Netron shows an error (alert) or asks something (notification)
         }
         if (typeof opened === 'string' && opened !== '') {
             return { error: opened };

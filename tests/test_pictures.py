@@ -186,9 +186,9 @@ def test_html_report_links_failing_cases_to_bundle_and_picture(run):
     data = json.loads(re.search(r'<script type="application/json" id="details-data">(.*?)</script>', page,
                                 re.S).group(1))
     cases = {c["id"]: c for cell in data.values() for c in cell["cases"]}
-    assert cases[PASSED]["bundle_href"] == f"../repro/{PASSED}/"
-    assert cases[PASSED]["picture_href"] == f"../repro/{PASSED}/graph.svg"
-    no_model = cases["fake-fake-relu-no_file-opset13-float32-cpu"]
-    assert no_model["bundle_href"].endswith("/") and "picture_href" not in no_model
+    assert cases[PASSED]["links"] == [["bundle", f"../repro/{PASSED}/"], ["graph", f"../repro/{PASSED}/graph.svg"],
+                                      [f"graph after {PASS}", f"../repro/{PASSED}/graph.{PASS}.svg"]]
+    no_model = "fake-fake-relu-no_file-opset13-float32-cpu"
+    assert cases[no_model]["links"] == [["bundle", f"../repro/{no_model}/"]]
     assert str(tmp / "a" / "repro") not in page  # relative links: no bundle path of this machine
     assert all("bundle" not in c for c in cases.values())

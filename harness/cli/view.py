@@ -123,7 +123,7 @@ def run(args) -> int:
             print(f"error: --picture {exc}", file=sys.stderr)
             return 2
     try:
-        results = args.results or ([] if Path(args.target).exists() else [str(newest_results())])
+        results = args.results or ([] if Path(args.target).exists() else _newest())
         models = find_models(args.target, results, args.repro_dir)
     except (NotFound, InputError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -141,6 +141,14 @@ def run(args) -> int:
         except KeyboardInterrupt:
             pass
     return 0
+
+
+def _newest() -> list[str]:
+    """The newest results file, if there is one (else the bundle is looked for in --repro-dir only)."""
+    try:
+        return [str(newest_results())]
+    except InputError:
+        return []
 
 
 def _forever() -> None:

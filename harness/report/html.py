@@ -30,10 +30,6 @@ def script_json(data) -> Markup:
     return Markup(text)
 
 
-#: the picture of a bundle's exported model (harness.report.netron.BUNDLE_PICTURE)
-PICTURE = "graph.svg"
-
-
 def href(target: Path, out_dir: Path | None) -> str:
     """A link from the page in ``out_dir`` to ``target``: relative when they share a root, else file://."""
     if out_dir is not None:
@@ -45,13 +41,22 @@ def href(target: Path, out_dir: Path | None) -> str:
 
 
 def bundle_links(case: dict, out_dir: Path | None) -> dict:
-    """A failing case's detail with links to its repro bundle and its picture (when drawn) instead of the path."""
+    """A failing case's detail with ``links`` (label, href) to its repro bundle and the pictures in it.
+
+    The pictures are those drawn so far (``graph.svg`` of the exported model, ``graph.<pass>.svg``
+    of the model after a pass; see :mod:`harness.report.netron`); the bundle's path itself is
+    not kept in the page.
+    """
     case = dict(case)
     bundle = case.pop("bundle", None)
     if bundle:
-        case["bundle_href"] = href(Path(bundle), out_dir) + "/"
-        if (Path(bundle) / PICTURE).is_file():
-            case["picture_href"] = href(Path(bundle) / PICTURE, out_dir)
+        folder = Path(bundle)
+        links = [["bundle", href(folder, out_dir) + "/"]]
+        if (folder / "graph.svg").is_file():
+            links.append(["graph", href(folder / "graph.svg", out_dir)])
+        for pic in sorted(folder.glob("graph.*.svg")):
+            links.append([f"graph after {pic.name[len('graph.'):-len('.svg')]}", href(pic, out_dir)])
+        case["links"] = links
     return case
 
 

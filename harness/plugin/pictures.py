@@ -54,7 +54,7 @@ class BundlePictures:
         self.queued = self.made = self.failed = 0
         self.busy_s = 0.0
         self.tail_s = 0.0
-        self.timed_out = False
+        self.timed_out = self.interrupted = False
         self.errors: list[str] = []
 
     def pytest_runtest_logreport(self, report):
@@ -117,7 +117,7 @@ class BundlePictures:
                 return
 
     def pytest_sessionfinish(self, session, exitstatus):
-        """Wait at most ``--pictures-wait`` s for the queued pictures, then end the browser."""
+        """Wait at most ``--pictures-wait`` s (none after Ctrl-C) for the queued pictures, then end the browser."""
         if self._thread is None:
             return
         t0 = time.monotonic()
@@ -125,7 +125,9 @@ class BundlePictures:
         pictures = self._pictures
         if pictures is not None:
             pictures.renice(0)  # the cases are done: the browser may have the CPU
-        self._thread.join(self.wait)
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED  # Ctrl-C: no waiting for pictures
+        self._thread.join(0 if interrupted else self.wait)
+        self.interrupted = interrupted
         if self._thread.is_alive():
             self.timed_out = True
             self._stop.set()
@@ -152,7 +154,8 @@ class BundlePictures:
         if self.failed:
             line += f"; {self.failed} failed"
         if left:
-            why = f"--pictures-wait {self.wait:g} s passed" if self.timed_out else "the picture thread stopped"
+            why = (("the run was interrupted" if self.interrupted else f"--pictures-wait {self.wait:g} s passed")
+                   if self.timed_out else "the picture thread stopped")
             line += f"; {left} left ({why}): python -m harness pictures {self.results}"
         terminalreporter.write_line(line)
         for err in self.errors:

@@ -53,7 +53,6 @@ SCRIPT = Path(__file__).with_name("netron_export.js")
 #: Loopback host everything is served on.
 HOST = "127.0.0.1"
 _DATE = re.compile(rb'<meta name="date" content="[^"]*">')
-_LOG = logging.getLogger(__name__)
 
 
 class PictureError(RuntimeError):

@@ -195,3 +195,10 @@ def test_bundle_pictures(tmp_path):
     (tmp_path / "model.onnxsim.onnx").write_bytes(b"")
     assert netron.bundle_pictures(tmp_path) == [(tmp_path / "model.onnx", tmp_path / "graph.svg"),
                                                 (tmp_path / "model.onnxsim.onnx", tmp_path / "graph.onnxsim.svg")]
+
+
+def test_missing_netron_is_one_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setitem(__import__("sys").modules, "netron", None)  # import netron now raises ImportError
+    with pytest.raises(netron.PictureError, match=r"netron is not installed .*netron==9\.3\.3"):
+        with netron.served(conv_model(tmp_path / "m.onnx")):
+            pass

@@ -132,7 +132,11 @@ def run(args) -> int:
         return _pictures(models, picture_names(Path(args.picture), models), args.timeout)
     with contextlib.ExitStack() as stack:
         for label, model in models:
-            url = stack.enter_context(netron.served(model))
+            try:
+                url = stack.enter_context(netron.served(model))
+            except netron.PictureError as exc:  # netron missing
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
             print(f"{label}: {url}  ({model})", flush=True)
         print("serving on 127.0.0.1 until Ctrl-C" if args.serve_for is None else
               f"serving on 127.0.0.1 for {args.serve_for:g} s", flush=True)

@@ -91,8 +91,7 @@ def served(model: str | Path) -> Iterator[str]:
 
     Netron's server also serves the files beside the model (external data).
     """
-    import netron
-
+    netron = _netron()
     with _logging_left_alone():
         host, port = netron.start(str(model), address=(HOST, 0), browse=False)
     try:
@@ -103,12 +102,21 @@ def served(model: str | Path) -> Iterator[str]:
 
 def _stop(address: tuple[str, int], wait: float = 5.0) -> None:
     """Stop Netron's server at ``address`` and wait (at most ``wait`` s) until its thread has ended."""
-    import netron
-
+    netron = _netron()
     netron.stop(address)
     deadline = time.monotonic() + wait
     while netron.status(address) and time.monotonic() < deadline:
         time.sleep(0.02)
+
+
+def _netron():
+    """The ``netron`` package, or PictureError saying how to install it."""
+    try:
+        import netron
+    except ImportError:
+        raise PictureError("netron is not installed in this Python (the harness pins netron==9.3.3: "
+                           "pip install -e .)") from None
+    return netron
 
 
 @contextlib.contextmanager
@@ -376,8 +384,7 @@ class Pictures:
 
     def _serve(self, root: Path, model: Path) -> str:
         """A Netron server for ``root`` whose page opens ``model`` first; return its address."""
-        import netron
-
+        netron = _netron()
         self._stop_server()
         with _logging_left_alone():
             # Netron's server serves the files under the folder of the model it is given; giving

@@ -28,6 +28,8 @@ COMMANDS: dict[str, str] = {
     "envs": "harness.cli.envs",
     "tally": "harness.cli.tally",
     "model": "harness.cli.model",
+    "view": "harness.cli.view",
+    "pictures": "harness.cli.pictures",
 }
 
 

@@ -30,11 +30,13 @@ def run_conformance(pytester):
     """Run the conformance tests in a fresh pytest process; returns pytester's ``RunResult``.
 
     ``run_conformance("--matrix", path, "-n", "0", ...)``: the harness plugin
-    comes from the repository's conftest, as in a user's run.
+    comes from the repository's conftest, as in a user's run. Bundles get no pictures
+    (``--no-pictures``: a browser per run) unless ``pictures=True`` (tests/test_pictures.py).
     """
 
-    def run(*args, timeout: float = 300):
-        return pytester.runpytest_subprocess(str(ROOT / "conformance"), "-p", "no:randomly", *map(str, args),
-                                             timeout=timeout)
+    def run(*args, timeout: float = 300, pictures: bool = False):
+        extra = () if pictures else ("--no-pictures",)
+        return pytester.runpytest_subprocess(str(ROOT / "conformance"), "-p", "no:randomly", *extra,
+                                             *map(str, args), timeout=timeout)
 
     return run

@@ -324,7 +324,7 @@ def _verdict(case: Case, exported: Exported, prep: Prepared, setting: devices.De
         if isinstance(done, dict):
             return done
         model, path = done
-        ctx["model_path"] = path
+        ctx["passed_path"] = path
         common["op_types"] = sorted({n.op_type for n in model.graph.node})
     run = _execute(case, runtime, model, path, setting, prep)
     ctx["actual"] = run.outputs

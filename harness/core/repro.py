@@ -3,6 +3,7 @@
 A bundle is a folder (``artifacts/repro/<case id>/`` by default) with
 
 * ``model.onnx``       -- the exported model (absent when the export itself failed);
+* ``model.<pass>.onnx`` -- the model after the case's post-export pass, when the pass ran;
 * ``inputs.npz``       -- the input sets (``set<i>_x<j>``);
 * ``reference.npz``    -- the framework's outputs (``set<i>_y<k>``), when it ran;
 * ``actual.npz``       -- ONNX Runtime's outputs, when it ran;
@@ -60,9 +61,10 @@ def write_bundle(bundle_dir: str, case: Case, rec: dict, ctx: dict, plugins: tup
     prep = ctx.get("prep")
     input_sets = prep.input_sets if prep is not None else make_input_sets(case)
     references = prep.references if prep is not None else None
-    model_path = ctx.get("model_path")
-    if model_path and os.path.exists(model_path):
-        shutil.copyfile(model_path, os.path.join(bundle_dir, "model.onnx"))
+    for key, name in (("model_path", "model.onnx"), ("passed_path", f"model.{case.post_pass}.onnx")):
+        path = ctx.get(key)
+        if path and os.path.exists(path):
+            shutil.copyfile(path, os.path.join(bundle_dir, name))
     if ctx.get("actual"):
         _save_sets(os.path.join(bundle_dir, "actual.npz"), ctx["actual"], "y")
     _write_common(bundle_dir, case, rec, input_sets, references, plugins)

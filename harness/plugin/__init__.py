@@ -8,7 +8,8 @@ registers the plugin objects that hold the run's state and implement its hooks:
 * :class:`~.verdict.Verdicts` -- expected failures and the verdict per record (``verdict.py``);
 * :class:`~.lifecycle.RunnerLifecycle` -- runner masters and sessions (``lifecycle.py``);
 * :class:`~.protocol.CaseProtocol` -- a case item run with one report (``protocol.py``);
-* :class:`~.summary.RunSummary` -- records, counts, reports; controller only (``summary.py``).
+* :class:`~.summary.RunSummary` -- records, counts, reports; controller only (``summary.py``);
+* :class:`~.pictures.BundlePictures` -- graph.svg in the repro bundles; controller only (``pictures.py``).
 
 Each is kept in ``config.stash`` under a typed key (see :data:`HARNESS`).
 """
@@ -23,6 +24,7 @@ import pytest
 from .collection import CaseCollection, targets_conformance
 from .lifecycle import CaseRunner, RunnerLifecycle
 from .options import CONFIG, HarnessConfig, add_options, is_controller, make_config, unique_results
+from .pictures import BundlePictures
 from .preflight import preflight
 from .protocol import CaseProtocol
 from .rootdir import repin
@@ -88,6 +90,8 @@ def pytest_configure(config):
     pm.register(CaseProtocol(lifecycle), "onnx-conformance-protocol")
     if summary is not None:
         pm.register(summary, "onnx-conformance-summary")
+        if cfg.pictures and cfg.repro_dir is not None:
+            pm.register(BundlePictures(config, cfg), "onnx-conformance-pictures")
     config.stash[HARNESS] = Harness(cfg, collection, verdicts, lifecycle, summary)
     lifecycle.start()
 

@@ -75,6 +75,9 @@ class HarnessConfig:
     #: --require-frameworks: "all", or the frameworks whose whole matrix may not be skipped for a
     #: missing environment or a missing install (empty: none required)
     require_frameworks: tuple[str, ...] = ()
+    #: draw graph.svg into each repro bundle (see :mod:`.pictures`), waiting at most this long after the last case
+    pictures: bool = True
+    pictures_wait: float = 30.0
 
 
 def positive_seconds(text: str) -> float:
@@ -200,6 +203,11 @@ def add_options(parser) -> None:
     g.addoption("--repro-dir", default=str(ROOT / "artifacts" / "repro"),
                 help="every failing case leaves a repro bundle in DIR/<case id>/ "
                      "(default artifacts/repro; '' for none)")
+    g.addoption("--no-pictures", action="store_true",
+                help="do not draw graph.svg (Netron, headless Chromium) into the repro bundles")
+    g.addoption("--pictures-wait", type=positive_seconds, default=30.0, metavar="S",
+                help="after the last case, wait at most S seconds for the bundles' pictures still being "
+                     "drawn (default 30); the rest: python -m harness pictures RESULTS")
     g.addoption("--runtimes", default=DEFAULT_RUNTIME,
                 help="comma-separated runtimes every case runs on, e.g. ort,openvino,tvm,ncnn,reference, "
                      "or 'all' (every runtime module; those whose environment or device is missing are "
@@ -282,6 +290,7 @@ def make_config(config) -> HarnessConfig:
         runtimes=_runtime_names(opt.runtimes), post_passes=_names("--passes", opt.passes),
         allow_any_call=opt.allow_any_call,
         require_frameworks=_required(opt.require_frameworks or require_frameworks_default(os.environ)),
+        pictures=not opt.no_pictures, pictures_wait=opt.pictures_wait,
         light_protocol=opt.case_protocol == "light" and not any(
             getattr(opt, name, False) for name in ("usepdb", "trace", "runxfail", "setupshow", "setuponly",
                                                    "setupplan")))

@@ -314,6 +314,8 @@ def detail(rec: dict) -> dict:
         out["max_abs"] = rec["max_abs"]
     if rec.get("expected"):
         out["expected"] = True
+    if rec.get("repro_bundle"):
+        out["bundle"] = str(rec["repro_bundle"])
     return out
 
 

@@ -47,7 +47,7 @@ def build_reports(loaded: Loaded, out_dir: str | Path, rows=(), exporters: dict 
     writers = {
         "support.md": lambda p: p.write_text(markdown.render(summary, meta) + "\n", encoding="utf-8"),
         "support.json": lambda p: p.write_text(jsonout.render(summary.records, summary, meta), encoding="utf-8"),
-        "support.html": lambda p: p.write_text(html.render(summary, meta), encoding="utf-8"),
+        "support.html": lambda p: p.write_text(html.render(summary, meta, p.parent), encoding="utf-8"),
         "support.png": lambda p: png.write(summary, p),
     }
     # Every output goes to a temporary file first and all are renamed at the end: a full disk

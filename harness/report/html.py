@@ -8,6 +8,8 @@ for 100,000 records; only non-passing details are embedded, as JSON inside a
 from __future__ import annotations
 
 import json
+import os
+import urllib.parse
 from pathlib import Path
 
 from markupsafe import Markup
@@ -28,8 +30,38 @@ def script_json(data) -> Markup:
     return Markup(text)
 
 
-def view(summary: Summary) -> tuple[list[dict], dict]:
-    """Template sections and the details map (cell key -> failing cases)."""
+def href(target: Path, out_dir: Path | None) -> str:
+    """A link from the page in ``out_dir`` to ``target``: relative when they share a root, else file://."""
+    if out_dir is not None:
+        try:
+            return urllib.parse.quote(Path(os.path.relpath(target, out_dir)).as_posix())
+        except ValueError:  # another drive
+            pass
+    return target.resolve().as_uri()
+
+
+def bundle_links(case: dict, out_dir: Path | None) -> dict:
+    """A failing case's detail with ``links`` (label, href) to its repro bundle and the pictures in it.
+
+    The pictures are those drawn so far (``graph.svg`` of the exported model, ``graph.<pass>.svg``
+    of the model after a pass; see :mod:`harness.report.netron`); the bundle's path itself is
+    not kept in the page.
+    """
+    case = dict(case)
+    bundle = case.pop("bundle", None)
+    if bundle:
+        folder = Path(bundle)
+        links = [["bundle", href(folder, out_dir) + "/"]]
+        if (folder / "graph.svg").is_file():
+            links.append(["graph", href(folder / "graph.svg", out_dir)])
+        for pic in sorted(folder.glob("graph.*.svg")):
+            links.append([f"graph after {pic.name[len('graph.'):-len('.svg')]}", href(pic, out_dir)])
+        case["links"] = links
+    return case
+
+
+def view(summary: Summary, out_dir: Path | None = None) -> tuple[list[dict], dict]:
+    """Template sections and the details map (cell key -> failing cases, linked to their bundles)."""
     sections, details = [], {}
     for gi, (g, rows) in enumerate(summary.rows.items()):
         cells = summary.cells.get(g, {})
@@ -51,7 +83,7 @@ def view(summary: Summary) -> tuple[list[dict], dict]:
                                     "counts": dict(sorted(c["counts"].items())),
                                     "shown": len(c["fails"]),
                                     "total": sum(n for k, n in c["counts"].items() if k != st.PASS),
-                                    "cases": c["fails"]}
+                                    "cases": [bundle_links(f, out_dir) for f in c["fails"]]}
                 title = f"{r.kernel} opset {o}: " + ", ".join(f"{k} {n}" for k, n in sorted(c["counts"].items()))
                 expected_only = bool(n_bad) and not c["unexpected"]
                 if expected_only:
@@ -70,13 +102,13 @@ def view(summary: Summary) -> tuple[list[dict], dict]:
     return sections, details
 
 
-def render(summary: Summary, meta: dict) -> str:
-    """The page's HTML text."""
+def render(summary: Summary, meta: dict, out_dir: Path | None = None) -> str:
+    """The page's HTML text; links to repro bundles are relative to ``out_dir`` (the page's folder)."""
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    sections, details = view(summary)
+    sections, details = view(summary, out_dir)
     legend = [(s, COLORS[s]) for s in (*st.ALL, NOT_RUN) if s in COLORS]
     return env.get_template("support.html.j2").render(
         sections=sections, details_json=script_json(details), opsets=summary.opsets, legend=legend,

@@ -34,7 +34,9 @@ FRAMEWORKS = {
     "paddle": ([2, 3, 8, 8], "dygraph", "13~13", {"crash"}),
     # tf2onnx logs "Unsupported ops: Igamma" and writes the TF op into the graph: the checker rejects it
     "tensorflow": ([2, 8, 8, 3], "keras", "14~14", {"invalid-model", "export-error"}),
-    "oneflow": ([2, 3, 8, 8], "graph", "13~13", {"export-error", "crash"}),
+    # oneflow-onnx has no handler for cumprod and writes it into the graph as is: the checker rejects it
+    # ("No Op registered for cumprod with domain_version of 13")
+    "oneflow": ([2, 3, 8, 8], "graph", "13~13", {"invalid-model"}),
 }
 
 

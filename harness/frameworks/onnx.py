@@ -29,7 +29,7 @@ def graph_inputs(model) -> list[str]:
 
 
 @registry.register_framework
-class OnnxFramework:
+class OnnxFramework(registry.FrameworkAdapter):
     """Loads the user's ONNX file; the reference evaluator computes the expected outputs."""
 
     name = "onnx"

@@ -47,8 +47,8 @@ def build_probe(case_file: str) -> dict:
     the inputs) and the error in one line.
     """
     from harness.core import registry
-    from .processes.case import Case
-    from .processes.inputs import make_input_sets
+    from harness.core.case import Case
+    from harness.core.inputs import make_input_sets
 
     with open(case_file, encoding="utf-8") as f:
         case = Case.from_dict(json.load(f))

@@ -238,6 +238,20 @@ def test_build_reports_api(tmp_path):
     assert {r["kernel"] for r in recs} <= {k for k in {r["kernel"] for r in recs} if f"| {k} |" in text}
 
 
+def test_reports_name_no_path_of_this_machine(tmp_path):
+    """A results file outside the checkout is named by its file name alone (reports/ is committed)."""
+    import json
+
+    from harness.report.environment import ROOT, shown_path
+
+    loaded = load([write(tmp_path / "night.jsonl", sample())])
+    build_reports(loaded, tmp_path / "o", only=("support.md", "support.json"))
+    md = (tmp_path / "o" / "support.md").read_text(encoding="utf-8")
+    assert "records in night.jsonl " in md and str(tmp_path) not in md
+    assert json.loads((tmp_path / "o" / "support.json").read_text())["inputs"]["files"] == ["night.jsonl"]
+    assert shown_path(ROOT / "results" / "run-1.jsonl") == "results/run-1.jsonl"  # inside: relative
+
+
 def test_pytest_run_writes_junitxml_and_end_of_run_reports(tmp_path):
     """A small real run (fake matrix): valid JUnit XML with a record per case, and the reports."""
     import subprocess

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from harness.report import triage
+from harness.report.environment import shown_path
 from .report import print_problems
 from harness.report.inputs import ROOT, InputError, load
 
@@ -57,7 +58,7 @@ def run(args) -> int:
     print(text)
     if args.markdown:
         Path(args.markdown).write_text(text + "\n", encoding="utf-8")
-    for path in triage.write(loaded.records, out, meta={"files": loaded.files}):
+    for path in triage.write(loaded.records, out, meta={"files": [shown_path(f) for f in loaded.files]}):
         print(f"wrote {path}", file=sys.stderr)
     _stale(loaded.records, args.expected)
     return 0

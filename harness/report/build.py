@@ -9,7 +9,7 @@ from pathlib import Path
 from harness.core.atomic import failed, replacing
 from . import html, jsonout, markdown, png
 from .aggregate import dtype_is, dtype_scope, summarize
-from .environment import environment
+from .environment import environment, shown_path
 from .inputs import Loaded, newest_finished
 
 OUTPUTS = ("support.md", "support.json", "support.html", "support.png")
@@ -39,7 +39,7 @@ def build_reports(loaded: Loaded, out_dir: str | Path, rows=(), exporters: dict 
     out.mkdir(parents=True, exist_ok=True)
     t, c = time.perf_counter(), time.process_time()
     summary = summarize(loaded.records, rows, exporters, where=None if dtypes is None else dtype_is(*dtypes))
-    meta = {"environment": environment(newest_finished(loaded.records)), "files": loaded.files,
+    meta = {"environment": environment(newest_finished(loaded.records)), "files": [shown_path(f) for f in loaded.files],
             "n_records": len(summary.records), "n_loaded": len(loaded.records), "conflicts": loaded.conflicts,
             "bad": loaded.bad, "dtypes": dtype_scope(loaded.records, dtypes)}
     if timings is not None:

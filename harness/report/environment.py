@@ -11,6 +11,16 @@ PACKAGES = ("paddlepaddle", "paddle2onnx", "torch", "onnx", "onnxruntime", "onnx
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
+def shown_path(path: str | Path) -> str:
+    """A file as a report names it: relative to the checkout when inside it, else its name alone
+    (a committed report names no path of the machine that made it)."""
+    p = Path(path).resolve()
+    try:
+        return p.relative_to(ROOT).as_posix()
+    except ValueError:
+        return p.name
+
+
 def package_versions() -> dict[str, str | None]:
     """Installed version of each package of :data:`PACKAGES` (None when absent)."""
     out: dict[str, str | None] = {}

@@ -27,7 +27,7 @@ from harness.core.case import Case
 from harness.isolation.processes import SessionClient, Master, sweep_stale_temp_dirs, temp_dir
 from harness.core.wire import EXPORTER_TARGET
 from .collection import CaseCollection, case_of, targets_conformance
-from .options import EXIT_NOT_MEASURED, HarnessConfig, required
+from .options import EXIT_NOT_MEASURED, HarnessConfig, required, shard_field
 from .verdict import Verdicts
 
 
@@ -251,7 +251,7 @@ class CaseRunner:
             rec = self.executor_for(case.framework).run(case, device=self._device(case), ahead=ahead)
             if rec["status"] == status.CRASH and case.spec.get("crash_retry"):
                 rec = self._retry(case, rec)
-        return record.stamp(rec, worker=self.worker, **_shard(self.cfg))
+        return record.stamp(rec, worker=self.worker, **shard_field(self.cfg))
 
     def _retry(self, case: Case, first: dict) -> dict:
         """Run a crashed case once more in a fresh server (its matrix file's ``crash_retry``).
@@ -297,8 +297,3 @@ class CaseRunner:
                             repro_dir=cfg.repro_dir, profile=cfg.hypothesis_profile,
                             shrink_budget_s=cfg.shrink_budget)
         return record.stamp(explorer.run(), worker=self.worker)
-
-
-def _shard(cfg) -> dict:
-    """The ``shard`` run field of a sharded run (``{}`` otherwise)."""
-    return {} if cfg.shard is None else {"shard": list(cfg.shard)}

@@ -80,15 +80,21 @@ class HarnessConfig:
     pictures_wait: float = 30.0
 
 
-def positive_seconds(text: str) -> float:
-    """An option value in seconds: a positive, finite number (argparse ``type``)."""
+def _seconds(text: str, zero_ok: bool) -> float:
+    """``text`` as a finite number of seconds above 0 (or 0 too, with ``zero_ok``); else an argparse error."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a positive, finite number of seconds")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
+        need = "a finite number of seconds, 0 or more" if zero_ok else "a positive, finite number of seconds"
+        raise argparse.ArgumentTypeError(f"{text!r}: give {need}")
     return value
+
+
+def positive_seconds(text: str) -> float:
+    """An option value in seconds: a positive, finite number (argparse ``type``)."""
+    return _seconds(text, zero_ok=False)
 
 
 def read_case_ids(path: str) -> frozenset[str]:
@@ -109,13 +115,7 @@ def read_case_ids(path: str) -> frozenset[str]:
 
 def seconds_or_zero(text: str) -> float:
     """An option value in seconds that may be 0 (none): a finite number, 0 or more (argparse ``type``)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a finite number of seconds, 0 or more")
-    return value
+    return _seconds(text, zero_ok=True)
 
 
 def positive_count(text: str) -> int:
@@ -376,6 +376,11 @@ def _runtime_names(value: str) -> tuple[str, ...]:
 
         return runtimes.every()
     return _names("--runtimes", value)
+
+
+def shard_field(cfg: HarnessConfig) -> dict:
+    """The ``shard`` run field of a record of a sharded run (``{}`` otherwise)."""
+    return {} if cfg.shard is None else {"shard": list(cfg.shard)}
 
 
 def is_controller(config) -> bool:

@@ -23,7 +23,7 @@ from harness.core import faults, record, status
 from harness.core.causes import cause_of
 from harness.report.results import NotResults, ResultsWriter, WriteFailed
 from .collection import CaseCollection
-from .options import EXIT_NOT_MEASURED, HarnessConfig, narrowing, other_matrix
+from .options import EXIT_NOT_MEASURED, HarnessConfig, narrowing, other_matrix, shard_field
 
 
 def _fmt(counter: Counter) -> str:
@@ -137,7 +137,7 @@ class RunSummary:
         rec = record.new(case, status.CRASH, stage="process",
                          message=f"the pytest worker {worker} died while this case ran ({report.longrepr}); "
                                  f"the case has no verdict of its own")
-        record.stamp(rec, worker=worker, **({} if self.cfg.shard is None else {"shard": list(self.cfg.shard)}))
+        record.stamp(rec, worker=worker, **shard_field(self.cfg))
         self.write(rec, "failed")
 
     def pytest_sessionfinish(self, session, exitstatus):

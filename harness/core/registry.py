@@ -104,13 +104,8 @@ def register_exporter(framework: str):
 
 
 def register_builder(framework: str, name: str | None = None):
-    """Function decorator: register a model builder for a YAML ``builder:`` name."""
-
-    def deco(fn):
-        BUILDERS[(framework, name or fn.__name__)] = fn
-        return fn
-
-    return deco
+    """Function decorator: register a model builder for a YAML ``builder:`` name (default: its own)."""
+    return BUILDERS.register_under(framework, name)
 
 
 def framework_names() -> tuple[str, ...]:

@@ -12,11 +12,25 @@ Dynamic axes come from each input spec's ``dynamic`` list (default ``[0]``,
 the batch). The example inputs of an export are the spec's own shapes (the
 YAML ``shape``), never a batch of 1: ``torch.export`` specialises size-1 dims.
 
-Speed-up, not a change of behaviour: building the dynamo exporter's operator
-registry (``ONNXRegistry.from_torchlib``) re-parses ~500 torchlib functions on
-every export (~1 s). The registry is read-only during an export unless a
-``custom_translation_table`` is given (never here), so it is built once per
-opset per process and reused; the translation itself runs afresh every time.
+Speed-ups, not changes of behaviour (``tests/test_dynamo_reuse.py`` checks, node
+for node, that the graphs equal those of a fresh ``torch.onnx.export`` of the module):
+
+* the capture: ``torch.export`` does not depend on the opset, so a variant is
+  captured once and each opset exports that ``ExportedProgram`` through the
+  public ``torch.onnx.export`` (:class:`DynamoExporter`);
+* the operator registry (``ONNXRegistry.from_torchlib``) re-parses ~500 torchlib
+  functions on every export (~1 s). It is read-only during an export unless a
+  ``custom_translation_table`` is given (never here), so it is built once per
+  opset per process and reused;
+* the decomposition's list of CompositeImplicitAutograd ops, recomputed by
+  torch on every export, is kept while the op registrations it reads are
+  unchanged (:func:`_memoize_cia_ops`);
+* the decomposition of a captured program depends on the ops the opset's
+  registry implements, not on the opset number: it runs once per such set
+  (:func:`_memoize_preparation`).
+
+The translation to ONNX, its optimisation and any version conversion run
+afresh at every opset.
 """
 
 from __future__ import annotations
@@ -75,6 +89,86 @@ def _memoize_registry() -> None:
 
 
 _memoize_registry()
+
+
+def _memoize_cia_ops() -> None:
+    """Collect torch's preservable CompositeImplicitAutograd ops once per set of registrations.
+
+    Every ``run_decompositions`` (one per dynamo export) calls
+    ``torch._export.utils._collect_all_valid_cia_ops``, which materialises every
+    CIA op of every op namespace (~0.2 s a call on this machine) and which torch
+    does not cache because a custom op registered later adds entries. The memo
+    is keyed on what that function reads: the op namespaces and the C++
+    dispatcher's CIA registrations; a new namespace or registration (a user's
+    ``torch.library`` op) makes a new key, so the answer is the uncached one.
+    """
+    try:
+        from torch._export import utils
+        from torch.export import decomp_utils, exported_program
+    except ImportError:
+        return
+    collect = getattr(utils, "_collect_all_valid_cia_ops", None)
+    if collect is None or getattr(collect, "_harness_memo", False):
+        return
+    memo: dict = {}
+
+    def registrations() -> tuple:
+        cia = torch._C._dispatch_get_registrations_for_dispatch_key("CompositeImplicitAutograd")
+        return tuple(torch.ops._dir), tuple(sorted(cia))
+
+    def collect_all_valid_cia_ops():
+        key = registrations()
+        if key not in memo:
+            memo.clear()
+            memo[key] = frozenset(collect())
+        return set(memo[key])
+
+    collect_all_valid_cia_ops._harness_memo = True
+    collect_all_valid_cia_ops.uncached = collect
+    for module in (utils, decomp_utils, exported_program):
+        if getattr(module, "_collect_all_valid_cia_ops", None) is collect:
+            module._collect_all_valid_cia_ops = collect_all_valid_cia_ops
+
+
+_memoize_cia_ops()
+
+#: the attribute of a captured ``ExportedProgram`` (:func:`_captured`) that keeps its decomposed forms
+_PREPARED = "_harness_prepared"
+
+
+def _memoize_preparation() -> None:
+    """Decompose a captured program once for every opset whose registry implements the same ops.
+
+    ``torch.onnx.export(program)`` first decomposes ``program`` into the ops the
+    opset's registry implements (``_prepare_exported_program_for_export``: the
+    decomposition, type promotion, assertion removal; ~0.3 s, most of an export).
+    That depends on the program and the set of implemented ops, not on the opset
+    number, so for a program this adapter captured (:func:`_captured` marks it)
+    the result is kept on the program, keyed by that set; any other program
+    (a user's, a fresh capture) is prepared as torch does.
+    """
+    try:
+        from torch.onnx._internal.exporter import _core, _decomp
+    except ImportError:
+        return
+    prepare = getattr(_core, "_prepare_exported_program_for_export", None)
+    if prepare is None or getattr(prepare, "_harness_memo", False):
+        return
+
+    def prepare_once(exported_program, *, registry):
+        kept = getattr(exported_program, _PREPARED, None)
+        if kept is None:
+            return prepare(exported_program, registry=registry)
+        key = frozenset(_decomp.get_onnx_implemented_overloads(registry))
+        if key not in kept:
+            kept[key] = prepare(exported_program, registry=registry)
+        return kept[key]
+
+    prepare_once._harness_memo = True
+    _core._prepare_exported_program_for_export = prepare_once
+
+
+_memoize_preparation()
 
 
 #: the schemas this adapter defines for torchvision when its C++ library did not load them
@@ -245,18 +339,57 @@ class TorchScriptExporter:
 
 @registry.register_exporter("torch")
 class DynamoExporter:
-    """``torch.onnx.export(dynamo=True)``: ``torch.export`` then the ONNX translator (opset as saved)."""
+    """``torch.onnx.export(dynamo=True)``: ``torch.export`` then the ONNX translator (opset as saved).
+
+    The capture (``torch.export``) does not depend on the opset, so it runs once per op variant and
+    dtype (:func:`_captured`) and every opset exports that ``ExportedProgram`` through the public
+    ``torch.onnx.export(program, ..., dynamo=True, opset_version=N)``. When the capture the exporter
+    tries first fails, the module itself goes to ``torch.onnx.export`` at every opset, so its other
+    capture strategies and its error message are the exporter's own.
+    """
 
     name = "dynamo"
 
     def export(self, model, case, workdir, cache):
         xs, n_out = _example(model, case, cache)
         shapes = tuple({ax: torch.export.Dim.DYNAMIC for ax in dyn} or None for dyn in _dynamic(case))
+        shapes = shapes if any(s is not None for s in shapes) else None
+        program = _captured(model, xs, shapes, cache)
         path = _target(workdir, case)
+        names = {"input_names": [f"x{i}" for i in range(len(xs))],
+                 "output_names": [f"y{i}" for i in range(n_out)]}
         with _quiet():
-            torch.onnx.export(model, xs, path, dynamo=True, opset_version=case.opset,
-                              input_names=[f"x{i}" for i in range(len(xs))],
-                              output_names=[f"y{i}" for i in range(n_out)],
-                              dynamic_shapes=shapes if any(s is not None for s in shapes) else None,
-                              external_data=False, verbose=False)
+            if program is None:
+                torch.onnx.export(model, xs, path, dynamo=True, opset_version=case.opset, dynamic_shapes=shapes,
+                                  external_data=False, verbose=False, **names)
+            else:
+                torch.onnx.export(program, (), path, dynamo=True, opset_version=case.opset,
+                                  external_data=False, verbose=False, **names)
         return path
+
+
+def _captured(model, xs: tuple, shapes, cache: dict):
+    """The ``ExportedProgram`` of ``model``, captured once per op variant and dtype, or None.
+
+    The capture is the one ``torch.onnx.export(dynamo=True)`` tries first
+    (``torch.export.export(..., strict=False)`` under the exporter's own settings,
+    its ``TorchExportNonStrictStrategy``); None when it fails or this torch has no
+    such strategy, and then the caller exports the module as a user would.
+    """
+    key = ("dynamo-capture", repr(shapes))
+    if key not in cache:
+        try:
+            from torch.onnx._internal.exporter import _capture_strategies
+
+            strategy = _capture_strategies.TorchExportNonStrictStrategy(
+                verbose=False, dump=False, artifacts_dir=".", timestamp="")
+        except (ImportError, AttributeError, TypeError):
+            cache[key] = None
+        else:
+            with _quiet():
+                result = strategy(model, xs, None, dynamic_shapes=shapes)
+            program = result.exported_program if result.success else None
+            if program is not None:
+                setattr(program, _PREPARED, {})  # see _memoize_preparation
+            cache[key] = program
+    return cache[key]

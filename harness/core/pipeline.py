@@ -129,6 +129,20 @@ def _prepare(case: Case, fw) -> Prepared | Exception:
     return Prepared(model, input_sets, refs, time.perf_counter() - t0)
 
 
+def refused_form(case: Case, message: str) -> str | None:
+    """The skip reason when the framework refuses its own model of a derived form, else None.
+
+    A derived variant (``--forms derived``, see :mod:`harness.spec.derived`) is made mechanically
+    from the entry and the framework's API; when the framework itself cannot build or run it, the
+    form is one the framework does not take (a 0-d input to a pool, an axis as a tensor where the
+    kernel wants an int): no exporter is judged.
+    """
+    form = case.spec.get("derived")
+    if not form:
+        return None
+    return f"{case.framework} refuses the derived form {case.variant} ({form}): {message}"
+
+
 def run_case(case: Case, workdir: str, cache: ModelCache, providers: list[str] | None = None,
              bundle_dir: str | None = None, device: dict | None = None) -> dict:
     """Run ``case`` end to end and return its result record.
@@ -218,7 +232,7 @@ def _run_case(case: Case, workdir: str, cache: ModelCache, providers: list[str] 
         return record.new(case, status.HARNESS_ERROR, stage="reference",
                           message=f"refused, not judged: the reference is degenerate: {exc}")
     except FrameworkOutputError as exc:
-        reason = dtypes.unsupported_reason(fw, case, str(exc))
+        reason = dtypes.unsupported_reason(fw, case, str(exc)) or refused_form(case, str(exc))
         if reason:
             return record.new(case, status.SKIPPED, stage="reference", message=reason)
         return record.new(case, status.EXPORT_ERROR, stage="reference",

@@ -20,8 +20,9 @@ returns its derived variants:
   no sizes (elementwise ops, activations, reductions, scale, cast).
 * ``tensor``: a parameter documented as taking a tensor, given as a trailing tensor input
   (``tensor_kwargs``) instead of its Python value.
-* ``list`` and ``negative``: an axis parameter (``axis``, ``axes``, ``dim``, ``dims``) documented
-  as taking a list, given as ``[axis]``; a non-negative axis counted from the end.
+* ``list``, ``tuple`` and ``negative``: an axis parameter (``axis``, ``axes``, ``dim``, ``dims``)
+  documented as taking a list, given as ``[axis]``; documented as taking a tuple, given as one
+  (``tuple_kwargs``: YAML has no tuple); a non-negative axis counted from the end.
 
 A form the framework itself refuses (its own model raises) is ``skipped`` with the form named,
 never a failure (see :func:`harness.core.pipeline.run_case`).
@@ -233,7 +234,7 @@ def _rank_base(entry: Entry) -> str | None:
     for name in entry.runnable():
         spec = entry.specs[name]
         inputs = spec.get("inputs") or []
-        if not inputs or spec.get("tensor_kwargs") or spec.get("args"):
+        if not inputs or spec.get("tensor_kwargs") or any(isinstance(a, (list, dict)) for a in spec.get("args") or ()):
             continue
         if any("values" in i or "file" in i or i.get("init") in _TIED_INIT or "dtype" in i for i in inputs):
             continue
@@ -332,14 +333,22 @@ def _axis_rank(entry: Entry, base: str) -> int | None:
     return len(inputs[0]["shape"]) if inputs else None
 
 
+_LIST_TYPE = re.compile(r"\b(list|List|sequence|Sequence)")
+_TUPLE_TYPE = re.compile(r"\b(tuple|Tuple)")
+
+
+def _int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 @kind("list")
 def list_axes(entry: Entry) -> tuple[list[Derived], dict]:
     """An int axis documented as also taking a list, given as ``[axis]``."""
     out = []
     for param in AXIS_NAMES:
-        if not (entry.api.get(param) or {}).get("sequence"):
+        if not _LIST_TYPE.search((entry.api.get(param) or {}).get("type", "")):
             continue
-        base = _first_giving(entry, param, lambda v: isinstance(v, int) and not isinstance(v, bool))
+        base = _first_giving(entry, param, _int)
         if base is None:
             continue
         fields = _variant_fields(entry, base)
@@ -347,6 +356,26 @@ def list_axes(entry: Entry) -> tuple[list[Derived], dict]:
         fields["kwargs"][param] = [value]
         out.append(Derived(name_of("l", [param]), f"list: {param}={value} of {base} as [{value}] "
                            f"(documented {entry.api[param].get('type')!r})", fields))
+    return out, {}
+
+
+@kind("tuple")
+def tuple_axes(entry: Entry) -> tuple[list[Derived], dict]:
+    """An axis (an int, or a list of ints) documented as taking a tuple, given as one (``tuple_kwargs``)."""
+    out = []
+    for param in AXIS_NAMES:
+        if not _TUPLE_TYPE.search((entry.api.get(param) or {}).get("type", "")):
+            continue
+        base = _first_giving(entry, param, lambda v: _int(v) or (isinstance(v, list) and v and all(map(_int, v))))
+        if base is None or entry.specs[base].get("tuple_kwargs"):
+            continue
+        fields = _variant_fields(entry, base)
+        value = fields["kwargs"][param]
+        items = value if isinstance(value, list) else [value]
+        fields["kwargs"][param] = list(items)
+        fields["tuple_kwargs"] = [param]
+        out.append(Derived(name_of("tu", [param]), f"tuple: {param}={value} of {base} as "
+                           f"{tuple(items)} (documented {entry.api[param].get('type')!r})", fields))
     return out, {}
 
 

@@ -59,6 +59,13 @@ def test_the_pairwise_variants_cover_every_pair(path):
     assert checked or "pairwise" not in path.read_text().split("\n", 6)[5]
 
 
+def test_tuple_kwargs_pass_a_tuple():
+    from harness.core.calls import Call
+
+    call = Call.of({"call": "builtins.dict", "kwargs": {"dim": [1, 2]}, "tuple_kwargs": ["dim"]})
+    assert call.kwargs == {"dim": (1, 2)} and call() == {"dim": (1, 2)}
+
+
 def test_the_cover_check_can_fail():
     domains = {"a": [1, 2, 3], "b": [True, False], "c": [forms.ABSENT, "x"]}
     rows = forms.pairwise_cover(domains)
@@ -131,15 +138,18 @@ def test_forms_of_an_entry():
                          "keepdim": {"type": "bool", "tensor": False, "sequence": False, "bool": True}}}
     out = forms.derive(matrix, api)["sum"]
     names = set(out["variants"])
-    assert {"dv_rank0", "dv_size1", "dv_rank1", "dv_rank_up", "dv_l_dim", "dv_n_dim"} <= names
-    assert out["variants"]["dv_l_dim"]["kwargs"] == {"dim": [1]}
+    assert {"dv_rank0", "dv_size1", "dv_rank1", "dv_rank_up", "dv_tu_dim", "dv_n_dim"} <= names
+    assert "dv_l_dim" not in names  # the docs name a tuple, not a list
+    assert out["variants"]["dv_tu_dim"]["kwargs"] == {"dim": [1]}
+    assert out["variants"]["dv_tu_dim"]["tuple_kwargs"] == ["dim"]
     assert out["variants"]["dv_n_dim"]["kwargs"] == {"dim": -2}
     assert out["variants"]["dv_rank0"]["inputs"] == [{"shape": [], "dynamic": []}]
     # keepdim: absent, True, and the documented False; dim: 1, 2
     assert out["domains"] == [{"variants": ["dim1", "dim2_keep"],
                                "kwargs": {"dim": [1, 2], "keepdim": [forms.ABSENT, True, False]}}]
     assert not any(n.startswith("dv_t_") for n in names)  # nothing documented as a tensor
-    api["torch.sum"]["dim"]["tensor"] = True
+    api["torch.sum"]["dim"].update(tensor=True, type="int|list|Tensor")
+    assert forms.derive(matrix, api)["sum"]["variants"]["dv_l_dim"]["kwargs"] == {"dim": [1]}
     t = forms.derive(matrix, api)["sum"]["variants"]["dv_t_dim"]
     assert t["tensor_kwargs"] == ["dim"] and "dim" not in t["kwargs"]
     assert t["inputs"][-1] == {"shape": [], "dtype": "int64", "values": [1], "dynamic": []}

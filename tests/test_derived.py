@@ -204,3 +204,18 @@ def test_a_form_the_framework_refuses_is_a_skip_naming_the_form(tmp_path):
     assert made["status"] == status.SKIPPED
     assert "refuses the derived form dv_rank0 (rank: 0-d inputs)" in made["message"]
     assert derived.path_of(CASES / "paddle.yaml") == CASES / "derived" / "paddle.yaml"
+
+
+def test_derived_expected_failures_are_read_with_derived_forms_only(tmp_path):
+    from harness.spec.expectations import Expectations
+
+    folder = tmp_path / "expected_failures"
+    (folder / "derived").mkdir(parents=True)
+    (folder / "paddle.yaml").write_text("expected_failures:\n  - match: 'paddle-*-abs-default-*'\n"
+                                        "    status: [mismatch]\n    reason: a fixed case fails for a reason\n")
+    (folder / "derived" / "paddle.yaml").write_text(
+        "expected_failures:\n  - match: 'paddle-*-abs-dv_rank0-*'\n"
+        "    status: [mismatch]\n    reason: a derived case fails for a reason\n")
+    assert [e.match for e in Expectations.load(folder).entries] == ["paddle-*-abs-default-*"]
+    assert [e.match for e in Expectations.load(folder, "derived").entries] == [
+        "paddle-*-abs-default-*", "paddle-*-abs-dv_rank0-*"]

@@ -11,6 +11,7 @@ the lowest and highest opset of each exporter: see :data:`DTYPE` and ``load_matr
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from . import schema
 from .yamlsrc import MatrixError, SourcedDoc, load_yaml
@@ -42,7 +43,7 @@ DERIVED = {
                     "properties": {"variants": {"type": "array", "items": {"type": "string"}},
                                    "kwargs": {"type": "object", "additionalProperties": _VALUE_LIST}}}},
                 "variants": {"type": "object", "minProperties": 1,
-                             "propertyNames": {**schema._ID_PART, "pattern": r"^dv_[a-z0-9_]+\Z"},
+                             "propertyNames": {"type": "string", "pattern": r"^dv_[a-z0-9_]+\Z", "maxLength": 48},
                              "additionalProperties": _DERIVED_VARIANT},
             }}},
     },
@@ -55,14 +56,14 @@ def path_of(matrix_path: str | Path) -> Path:
     return p.parent / FOLDER / p.name
 
 
-def load(matrix_path: str | Path, matrix: SourcedDoc) -> tuple[SourcedDoc | None, dict[str, dict]]:
+def load(matrix_path: str | Path, matrix: SourcedDoc, validate: Callable[[SourcedDoc, dict], None]
+         ) -> tuple[SourcedDoc | None, dict[str, dict]]:
     """(the derived file, kernel -> {variant name -> fields}) for one matrix; nothing when it has no file.
 
     A derived file of another framework or matrix, one naming a kernel the matrix lacks, or a variant
     name the matrix already has, is refused (it is stale: rerun ``python -m harness derive``).
+    ``validate`` is the matrix loader's schema check (one ``file:line: field`` error).
     """
-    from .matrix import validate
-
     path = path_of(matrix_path)
     if not path.exists():
         return None, {}

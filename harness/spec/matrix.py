@@ -299,7 +299,7 @@ def load_matrix(path: str | Path, rules: dict, default_rules: dict, scope: Scope
     defaults = data.get("defaults", {})
     native = data.get("native_opsets", {})
     crash_retry = (data.get("crash_retry") or {}).get("reason")
-    derived_doc, derived = derived_forms.load(path, doc) if scope.forms == "derived" else (None, {})
+    derived_doc, derived = derived_forms.load(path, doc, validate) if scope.forms == "derived" else (None, {})
     seen: dict[str, int] = {}
     for i, entry in enumerate(data["entries"]):
         at = ("entries", i)

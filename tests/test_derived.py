@@ -219,3 +219,16 @@ def test_derived_expected_failures_are_read_with_derived_forms_only(tmp_path):
     assert [e.match for e in Expectations.load(folder).entries] == ["paddle-*-abs-default-*"]
     assert [e.match for e in Expectations.load(folder, "derived").entries] == [
         "paddle-*-abs-default-*", "paddle-*-abs-dv_rank0-*"]
+
+
+def test_a_tensor_form_of_a_scalar_is_a_0d_input():
+    import numpy as np
+
+    from harness.core.inputs import make_input_sets
+
+    spec = {"inputs": [{"shape": [2], "dtype": "float32"},
+                       {"shape": [], "dtype": "int64", "values": [1], "dynamic": []}]}
+    case = Case(framework="torch", kernel="k", variant="dv_t_dim", exporter="e", opset=13, dtype="float32",
+                device="cpu", spec=spec, tolerance={}, declared={})
+    xs = make_input_sets(case)[0]
+    assert xs[1].shape == () and xs[1].dtype == np.int64 and int(xs[1]) == 1

@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "tally": "harness.cli.tally",
     "model": "harness.cli.model",
     "view": "harness.cli.view",
+    "derive": "harness.cli.derive",
     "pictures": "harness.cli.pictures",
 }
 

@@ -132,6 +132,7 @@ def test_nightly_shape():
         cache = next(s for s in steps if s.get("uses", "").startswith("actions/cache"))
         assert cache["with"]["path"] == ".envs" and "steps.envs.outputs.key" in cache["with"]["key"], job
     assert "--require-frameworks all" in " ".join(_runs(doc, "shard")[-2]["run"].split())
+    assert "--forms derived" in " ".join(_runs(doc, "shard")[-2]["run"].split())  # the derived forms nightly
     assert any("harness tally" in s["run"] for s in _runs(doc, "shard"))
     assert any("harness tally merged.jsonl --fail-on-missing" in s["run"] for s in _runs(doc, "merge"))
     assert py_versions(pr["jobs"]["test"]["steps"]) == ["3.10", "3.11"]

@@ -1,7 +1,7 @@
 """The ``call:`` form of a matrix entry: one framework function applied to the case's inputs.
 
 Shared by every framework adapter, so that ``call:``, ``args``, ``kwargs``, ``pack`` and
-``tensor_kwargs`` mean the same everywhere. An adapter names only its aliases (its
+``tensor_kwargs``, ``tuple_kwargs`` mean the same everywhere. An adapter names only its aliases (its
 ``call_aliases``, e.g. ``{"tf": "tensorflow"}``) and wraps a :class:`Call` in its own module
 type (a ``paddle.nn.Layer``, a ``torch.nn.Module``, a Keras function, a OneFlow ``nn.Module``).
 The same aliases resolve the targets in the pre-check (:func:`unresolved`), which runs in the
@@ -16,7 +16,7 @@ from typing import Any, Callable
 from . import registry
 
 #: The spec fields of the ``call:`` form (the schema's names).
-FIELDS = ("call", "args", "kwargs", "pack", "tensor_kwargs")
+FIELDS = ("call", "args", "kwargs", "pack", "tensor_kwargs", "tuple_kwargs")
 
 
 def resolve(dotted: str, aliases: dict[str, str] | None = None) -> Callable:
@@ -29,7 +29,8 @@ class Call:
     """``fn(*inputs, *args, **kwargs)``, with two forms of the inputs.
 
     ``tensor_kwargs``: the last inputs are these keyword arguments instead (an attribute given as
-    a tensor, e.g. ``axis``); ``pack='list'``: the other inputs go in as one list.
+    a tensor, e.g. ``axis``); ``pack='list'``: the other inputs go in as one list. A matrix holds
+    JSON values only: ``tuple_kwargs`` names the kwargs whose list value is passed as a tuple.
     """
 
     fn: Callable
@@ -41,7 +42,10 @@ class Call:
     @classmethod
     def of(cls, spec: dict, aliases: dict[str, str] | None = None) -> "Call":
         """The call of a case spec (``spec['call']`` resolved through ``aliases``)."""
-        return cls(resolve(spec["call"], aliases), list(spec.get("args", [])), dict(spec.get("kwargs", {})),
+        kwargs = dict(spec.get("kwargs", {}))
+        for name in spec.get("tuple_kwargs", ()):
+            kwargs[name] = tuple(kwargs[name])
+        return cls(resolve(spec["call"], aliases), list(spec.get("args", [])), kwargs,
                    spec.get("pack"), tuple(spec.get("tensor_kwargs", ())))
 
     def __call__(self, *xs: Any) -> Any:

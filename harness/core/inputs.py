@@ -26,7 +26,8 @@ def _draw(rng: np.random.Generator, spec: dict, shape: tuple) -> np.ndarray:
     if "values" in spec:
         arr = np.asarray(spec["values"], dtype=dtype)
         if arr.shape != shape:
-            arr = np.broadcast_to(arr, shape).copy() if arr.size == 1 else arr
+            # one value fills any shape, a 0-d one included (broadcast_to refuses (1,) -> ())
+            arr = np.broadcast_to(arr.reshape(-1)[0], shape).copy() if arr.size == 1 else arr
         return arr
     if dtype == np.bool_:
         return rng.random(shape) < 0.5

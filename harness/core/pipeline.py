@@ -68,7 +68,11 @@ class ModelCache:
 
 
 class FrameworkOutputError(Exception):
-    """The framework could not build or run its own model."""
+    """The framework could not build or run its own model (``stage``: build, inputs or reference)."""
+
+    def __init__(self, message: str, stage: str = "reference"):
+        super().__init__(message)
+        self.stage = stage
 
 
 class DegenerateReference(Exception):
@@ -115,18 +119,36 @@ def top1_agreement(ref, out) -> float | None:
 
 
 def _prepare(case: Case, fw) -> Prepared | Exception:
+    stage = "build"
     try:
         t0 = time.perf_counter()
         model = fw.build(case.spec, case.seed)
+        stage = "inputs"
         input_sets = make_input_sets(case)
+        stage = "reference"
         refs = [list(fw.reference(model, xs)) for xs in input_sets]
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - reported as the case's status
-        return FrameworkOutputError(f"{type(exc).__name__}: {exc}")
+        return FrameworkOutputError(f"{type(exc).__name__}: {exc}", stage)
     if case.spec.get("check_reference"):
         why = degenerate(refs)
         if why:
             return DegenerateReference(f"model {case.framework}/{case.kernel}-{case.variant}: {why}")
     return Prepared(model, input_sets, refs, time.perf_counter() - t0)
+
+
+def refused_form(case: Case, message: str, stage: str = "reference") -> str | None:
+    """The skip reason when the framework refuses its own model of a derived form, else None.
+
+    A derived variant (``--forms derived``, see :mod:`harness.spec.derived`) is made mechanically
+    from the entry and the framework's API; when the framework itself cannot build or run it, the
+    form is one the framework does not take (a 0-d input to a pool, an axis as a tensor where the
+    kernel wants an int): no exporter is judged. Only at the framework's own steps (``build``,
+    ``reference``): the harness failing to make the inputs (``inputs``) is never a skip.
+    """
+    form = case.spec.get("derived")
+    if not form or stage not in ("build", "reference"):
+        return None
+    return f"{case.framework} refuses the derived form {case.variant} ({form}): {message}"
 
 
 def run_case(case: Case, workdir: str, cache: ModelCache, providers: list[str] | None = None,
@@ -218,7 +240,7 @@ def _run_case(case: Case, workdir: str, cache: ModelCache, providers: list[str] 
         return record.new(case, status.HARNESS_ERROR, stage="reference",
                           message=f"refused, not judged: the reference is degenerate: {exc}")
     except FrameworkOutputError as exc:
-        reason = dtypes.unsupported_reason(fw, case, str(exc))
+        reason = dtypes.unsupported_reason(fw, case, str(exc)) or refused_form(case, str(exc), exc.stage)
         if reason:
             return record.new(case, status.SKIPPED, stage="reference", message=reason)
         return record.new(case, status.EXPORT_ERROR, stage="reference",

@@ -167,6 +167,10 @@ def add_options(parser) -> None:
                 help="declared: the opsets the support table claims (default); "
                      "full: every opset from 7 to the highest onnx/onnxruntime support "
                      "(failures outside the claimed range are reported as xfail)")
+    g.addoption("--forms", choices=("fixed", "derived"), default="fixed",
+                help="fixed: the variants written in the matrices (default); derived: plus the generated "
+                     "variants of cases/derived/ (pairwise attribute combinations, 0-d/size-1/rank-changed "
+                     "inputs, tensor/list/negative argument forms; ids dv_*; python -m harness derive)")
     g.addoption("--smoke", action="store_true",
                 help="run only the smoke slice: entries marked smoke, lowest and highest opset")
     g.addoption("--case-timeout", type=positive_seconds, default=None,
@@ -280,7 +284,7 @@ def make_config(config) -> HarnessConfig:
         cases_dir=cases_dir, matrices=matrices, tolerances=cases_dir / "tolerances.yaml",
         expected=_expected_path(suite_dir),
         scope=Scope(opsets=opt.opsets, frameworks=tuple(opt.framework),
-                    exporters=tuple(opt.exporter), devices=wanted, smoke=opt.smoke),
+                    exporters=tuple(opt.exporter), devices=wanted, smoke=opt.smoke, forms=opt.forms),
         timeout=opt.case_timeout or SUITE_TIMEOUTS[opt.suite], startup_timeout=opt.startup_timeout, results=results,
         report=not opt.no_report, reports_dir=Path(opt.reports_dir or ROOT / "reports"),
         reports_dir_given=opt.reports_dir is not None, repro_dir=Path(opt.repro_dir) if opt.repro_dir else None,
@@ -316,12 +320,14 @@ def required(cfg: HarnessConfig, framework: str) -> bool:
 
 
 def other_matrix(cfg: HarnessConfig) -> list[str]:
-    """``["--cases-dir"]`` when the run's cases are not the repository's own ``cases/``, else empty.
+    """``["--cases-dir"]`` when the run's cases are not the repository's own ``cases/`` (and
+    ``"--forms derived"`` when it adds the derived variants), else empty.
 
     Such a run may be whole for its own matrix (stale expected failures are still
     checked), but its reports are not the repository's support tables.
     """
-    return ["--cases-dir"] if _other_cases_dir(cfg.cases_dir) else []
+    return (["--cases-dir"] if _other_cases_dir(cfg.cases_dir) else []) + (
+        ["--forms derived"] if cfg.scope.forms != "fixed" else [])
 
 
 def _other_cases_dir(cases_dir: Path) -> bool:

@@ -49,7 +49,7 @@ class Verdicts:
         """The expected-failure entries, loaded once; a bad file is a one-line usage error."""
         if self._expectations is None:
             try:
-                self._expectations = Expectations.load(self.cfg.expected)
+                self._expectations = Expectations.load(self.cfg.expected, self.cfg.scope.forms)
             except MatrixError as exc:
                 raise pytest.UsageError(str(exc)) from None
         return self._expectations

@@ -114,12 +114,20 @@ class Expectations:
         self._index: tuple[dict[str, list[int]], list[int]] | None = None
 
     @classmethod
-    def load(cls, path: str | Path) -> "Expectations":
-        """Load and validate a folder of ``<framework>.yaml`` files or one file (missing: no entries)."""
+    def load(cls, path: str | Path, forms: str = "fixed") -> "Expectations":
+        """Load and validate a folder of ``<framework>.yaml`` files or one file (missing: no entries).
+
+        With ``forms="derived"`` (``--forms derived``) a folder's ``derived/<framework>.yaml`` files
+        are read too: the expected failures that only derived variants show, which a default run
+        neither applies nor reports as stale.
+        """
         path = Path(path)
         if path.is_dir():
             out: list[Expectation] = []
-            for p in sorted(path.glob("*.yaml")):
+            files = sorted(path.glob("*.yaml"))
+            if forms == "derived":
+                files += sorted((path / "derived").glob("*.yaml"))
+            for p in files:
                 out.extend(_load_file(p, p.stem))
             return cls(out, str(path))
         if not path.exists():

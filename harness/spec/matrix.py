@@ -16,7 +16,7 @@ from pathlib import Path
 import jsonschema
 
 from harness.core import registry, tolerance
-from . import schema
+from . import derived as derived_forms, schema
 from harness.core.case import Case
 from .yamlsrc import MatrixError, SourcedDoc, load_yaml
 
@@ -42,6 +42,8 @@ class Scope:
     exporters: tuple[str, ...] = ()
     devices: tuple[str, ...] = ("cpu",)
     smoke: bool = False
+    #: "fixed": the variants written in the matrices; "derived": plus ``cases/derived/`` (harness.spec.derived)
+    forms: str = "fixed"
 
 
 @dataclass
@@ -297,6 +299,7 @@ def load_matrix(path: str | Path, rules: dict, default_rules: dict, scope: Scope
     defaults = data.get("defaults", {})
     native = data.get("native_opsets", {})
     crash_retry = (data.get("crash_retry") or {}).get("reason")
+    derived_doc, derived = derived_forms.load(path, doc, validate) if scope.forms == "derived" else (None, {})
     seen: dict[str, int] = {}
     for i, entry in enumerate(data["entries"]):
         at = ("entries", i)
@@ -323,9 +326,15 @@ def load_matrix(path: str | Path, rules: dict, default_rules: dict, scope: Scope
                                unavailable, shared_key, source))
         base = _merge(defaults, {k: v for k, v in entry.items() if k in schema.CASE_FIELDS})
         variants = entry.get("variants") or {"default": {}}
-        for vname, vfields in variants.items():
+        extra = derived.get(kernel, {}) if not unavailable else {}
+        for vname, vfields in {**variants, **extra}.items():
             vat = at + ("variants", vname)
-            spec = _merge(base, vfields)
+            form = vfields.get("form") if vname in extra else None
+            if form:  # a derived variant carries its whole kwargs (see harness.spec.derived)
+                spec = _merge({**base, "kwargs": {}}, {k: v for k, v in vfields.items() if k != "form"})
+                spec.pop("smoke", None)
+            else:
+                spec = _merge(base, vfields)
             spec["call"] = entry.get("call")
             spec["builder"] = entry.get("builder")
             spec["pack"] = entry.get("pack")
@@ -368,10 +377,18 @@ def load_matrix(path: str | Path, rules: dict, default_rules: dict, scope: Scope
                                                       f"exporters {', '.join(only)} only"))
             by_exporter = {e: _exporter_opsets(e, opsets, native, scope, matrix, fw, f"{kernel}-{vname}")
                            for e in exporters if not only or e in only}
-            if scope.smoke:  # the lowest and highest opset each exporter runs
+            if form:
+                for e, o in by_exporter.items():
+                    if len(o) > 2:
+                        matrix.skipped_opsets.append((fw, f"{kernel}-{vname}-{e}", format_opsets(o[1:-1]),
+                                                      derived_forms.SCOPE_REASON))
+            if scope.smoke or form:  # the lowest and highest opset each exporter runs
                 by_exporter = {e: sorted({o[0], o[-1]}) if o else [] for e, o in by_exporter.items()}
             tol_name = spec.get("tolerance")
             dtypes = _dtypes(spec.get("dtypes", ["float32"]), policy, doc, at, vat, kernel)
+            if form:
+                dtypes = [derived_forms.DTYPE] if derived_forms.DTYPE in dtypes else dtypes[:1]
+                spec["derived"] = form
             if scope.smoke:  # the smoke slice guards float32 regressions; the dtype axis is the full run's
                 dtypes = [d for d in dtypes if d == "float32"] or dtypes[:1]
             for dtype in dtypes:
@@ -392,6 +409,9 @@ def load_matrix(path: str | Path, rules: dict, default_rules: dict, scope: Scope
                 cspec["dtype"] = dtype
                 if crash_retry:
                     cspec["crash_retry"] = crash_retry
+                vsource = source
+                if form:
+                    vsource = f"{derived_doc.path}:{derived_doc.line_of(('entries', kernel, 'variants', vname))}"
                 for exporter, ex_opsets in by_exporter.items():
                     if dtype != BASE_DTYPE and scope.opsets == "declared" and len(ex_opsets) > 2:
                         matrix.skipped_opsets.append((fw, f"{kernel}-{vname}-{dtype}-{exporter}",
@@ -409,7 +429,7 @@ def load_matrix(path: str | Path, rules: dict, default_rules: dict, scope: Scope
                                 shared_key=shared_key,
                                 skip=unavailable or spec.get("skip"),
                                 smoke=bool(spec.get("smoke")),
-                                source=source))
+                                source=vsource))
     return matrix
 
 

@@ -40,6 +40,8 @@ CASE_FIELDS = {
     "kwargs": {"type": "object"},
     # a `call:` form: the last inputs are passed as these keyword arguments (e.g. axis as a tensor)
     "tensor_kwargs": {"type": "array", "items": _NAME, "minItems": 1},
+    # a `call:` form: these kwargs' list values are passed as tuples (YAML has no tuple)
+    "tuple_kwargs": {"type": "array", "items": _NAME, "minItems": 1},
     "inputs": {"type": "array", "items": _INPUT, "minItems": 1},
     "tolerance": {"type": "string"},
     # a list of dtypes, or the name of a set in cases/tolerances.yaml `dtype_sets`

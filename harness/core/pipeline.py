@@ -127,6 +127,10 @@ def _prepare(case: Case, fw) -> Prepared | Exception:
         input_sets = make_input_sets(case)
         stage = "reference"
         refs = [list(fw.reference(model, xs)) for xs in input_sets]
+        if case.spec.get("derived") and input_sets and not _same(refs[0], fw.reference(model, input_sets[0])):
+            # a mechanically made form can switch on randomness (dropout's training=True): nothing to judge
+            return FrameworkOutputError("its own output is not deterministic: two runs on the same inputs "
+                                        "differ", stage)
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - reported as the case's status
         return FrameworkOutputError(f"{type(exc).__name__}: {exc}", stage)
     if case.spec.get("check_reference"):
@@ -134,6 +138,15 @@ def _prepare(case: Case, fw) -> Prepared | Exception:
         if why:
             return DegenerateReference(f"model {case.framework}/{case.kernel}-{case.variant}: {why}")
     return Prepared(model, input_sets, refs, time.perf_counter() - t0)
+
+
+def _same(first: list, second) -> bool:
+    """Whether two runs of the framework's own model gave the same outputs (NaN equal to NaN)."""
+    second = list(second)
+    return len(first) == len(second) and all(
+        np.shape(a) == np.shape(b) and np.array_equal(np.asarray(a), np.asarray(b),
+                                                      equal_nan=np.asarray(a).dtype.kind in "fc")
+        for a, b in zip(first, second))
 
 
 def refused_form(case: Case, message: str, stage: str = "reference") -> str | None:

@@ -239,6 +239,8 @@ def _run_case(case: Case, workdir: str, cache: ModelCache, providers: list[str] 
     else:
         rec = _verdict(case, exported, prep, setting, runtime, transform, common, ctx)
     _blame(case, rec, exported, prep, ctx)
+    if case.spec.get("whole_model") and exported.path:
+        exported.model = None  # hundreds of MB for a whole network: loaded again if another runtime asks
     return rec
 
 
@@ -273,6 +275,10 @@ def _export_once(case: Case, exporter, prep: Prepared, workdir: str) -> Exported
     done = prep.cache.get(key)
     if done is None:
         done = prep.cache[key] = _export(case, exporter, prep, workdir)
+    elif done.model is None and done.path and done.failure is None:  # a whole model, let go after its case
+        import onnx
+
+        done.model = onnx.load(done.path)
     done.uses += 1
     return done
 

@@ -71,6 +71,10 @@ def pytest_configure(config):
         cfg = replace(cfg, results=unique_results(cfg.results))
         reserved = cfg.results
     config.stash[CONFIG] = cfg
+    if config.option.suite == "models" and getattr(config.option, "dist", "no") == "load":
+        # whole models: a model's cases on one worker (built once), serial groups never overlap
+        config.option.dist = "loadgroup"
+        config.option.loadgroup = True
     collection = CaseCollection(config, cfg)
     collection.check_axes()
     verdicts = Verdicts(config, cfg, collection)

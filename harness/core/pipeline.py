@@ -436,6 +436,16 @@ def _blame(case: Case, rec: dict, exported: Exported, prep: Prepared, ctx: dict)
     st = rec["status"]
     if st == status.PASS or st == status.SKIPPED:
         return
+    t0 = time.perf_counter()
+    try:
+        _decide_blame(case, rec, exported, prep, ctx)
+    finally:
+        if st in blame.NEEDS_REFERENCE and exported.model is not None:
+            rec["blame_s"] = round(time.perf_counter() - t0, 3)
+
+
+def _decide_blame(case: Case, rec: dict, exported: Exported, prep: Prepared, ctx: dict) -> None:
+    st = rec["status"]
     opinion = None
     if st in blame.NEEDS_REFERENCE and case.runtime == blame.REFERENCE and exported.model is not None:
         # the reference evaluator is under test: every other runtime installed here is a witness

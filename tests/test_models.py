@@ -140,3 +140,119 @@ def test_a_server_keeps_one_whole_model(monkeypatch):
     for k in ("k1", "k2", "k1"):
         cache.get(case(k, False), None)
     assert built[3:] == ["k1", "k2"]  # kernel models stay
+
+
+# -- the suite's budget: grouping, letting go of a whole model ---------------------------------------
+SERIAL = """\
+framework: fake
+exporters: [fake]
+plugins: [tests.fakes, tests.fake_backends]
+defaults:
+  inputs: [{shape: [2, 3]}]
+  whole_model: true
+entries:
+  - kernel: relu
+    table: {opsets: "13~14"}
+    builder: relu
+    variants:
+"""
+
+
+def test_a_serial_group_runs_on_one_worker(tmp_path):
+    """Entries of one ``serial_group`` share an xdist group: under loadgroup their models never overlap.
+
+    Without it, loadgroup deals the first model to one worker and the second to the other.
+    """
+    from harness.plugin.collection import xdist_group
+
+    names = [f"s{k}" for k in range(4)] + ["free0", "free1"]
+    body = "".join(f"      {n}: {{kwargs: {{behavior: good}}{', serial_group: big' if n[0] == 's' else ''}}}\n"
+                   for n in names)
+    matrix = tmp_path / "serial.yaml"
+    matrix.write_text(SERIAL + body)
+    results = tmp_path / "r.jsonl"
+    proc = subprocess.run([sys.executable, "-m", "pytest", "conformance", "-p", "no:randomly", "-p",
+                           "no:cacheprovider", "--matrix", str(matrix), "-n", "2", "--dist", "loadgroup",
+                           "--results", str(results), "--no-report", "-q"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    recs = [json.loads(ln) for ln in results.read_text().splitlines()]
+    assert len(recs) == 12
+    serial = {r["worker"] for r in recs if r["variant"].startswith("s")}
+    assert len(serial) == 1, serial
+    m = load_all([matrix], ROOT / "cases" / "tolerances.yaml", Scope(), max_opset=21)
+    groups = {c.variant: xdist_group(c) for c in m.cases}
+    assert groups["s0"] == groups["s3"] == "serial-big" and groups["free0"] == m.cases[0].model_key.replace(
+        m.cases[0].variant, "free0")
+
+
+def test_the_models_suite_runs_with_loadgroup():
+    """``--suite models -n 2`` turns xdist's default ``load`` into ``loadgroup``; another mode stays."""
+    assert _dist_mode("load", "models") == ("loadgroup", True)
+    assert _dist_mode("load", "default") == ("load", False)
+    assert _dist_mode("worksteal", "models") == ("worksteal", False)
+    assert _dist_mode("no", "models") == ("no", False)
+
+
+def _dist_mode(dist, suite):
+    from types import SimpleNamespace
+
+    from harness.plugin import models_dist
+
+    opt = SimpleNamespace(suite=suite, dist=dist, loadgroup=False)
+    models_dist(SimpleNamespace(option=opt))
+    return opt.dist, opt.loadgroup
+
+
+class _Executor:
+    def __init__(self, log, fw):
+        self.log, self.fw = log, fw
+
+    def run(self, case, device=None, ahead=None):
+        self.log.append(("run", self.fw, case.variant))
+        return {"id": case.id, "status": "pass"}
+
+    def close(self):
+        self.log.append(("close", self.fw))
+
+
+def test_a_worker_lets_go_of_a_whole_model_after_its_last_case():
+    """The session (server, model, exports) of a whole model ends when the next case is another model."""
+    from types import SimpleNamespace
+
+    from harness.core.case import Case
+    from harness.plugin.lifecycle import CaseRunner
+
+    log = []
+    cfg = SimpleNamespace(shard=None, ort_providers=("CPUExecutionProvider",))
+    lifecycle = SimpleNamespace(cfg=cfg, verdicts=SimpleNamespace(expectations=None),
+                                early={}, next_case=None, executor=lambda fw: _Executor(log, fw))
+
+    def case(variant, opset, whole=True):
+        return Case("fake", "net", variant, "fake", opset, "float32", "cpu", {"whole_model": whole}, {}, {})
+
+    runner = CaseRunner(lifecycle)
+    order = [case("a", 13), case("a", 14), case("b", 13), case("k", 13, whole=False), case("k", 14, whole=False)]
+    for n, c in enumerate(order):
+        lifecycle.next_case = order[n + 1] if n + 1 < len(order) else None
+        runner.run(c)
+    assert log == [("run", "fake", "a"), ("run", "fake", "a"), ("close", "fake"), ("run", "fake", "b"),
+                   ("close", "fake"), ("run", "fake", "k"), ("run", "fake", "k")]
+    assert "fake" in runner.executors  # kernel models keep their session (and its cache of eight)
+
+
+def test_a_whole_model_export_is_unloaded_after_its_case_and_reloaded_when_reused(fake_matrix, tmp_path):
+    """Whole models keep their exported file, not the loaded graph, between cases."""
+    from dataclasses import replace
+
+    import tests.fakes  # noqa: F401 - registers the fake framework in this process
+    from harness.core import status
+
+    base = next(c for c in fake_matrix.cases if c.variant == "good" and c.opset == 13)
+    case = replace(base, spec={**base.spec, "whole_model": True})
+    cache = pipeline.ModelCache()
+    first = pipeline.run_case(case, str(tmp_path), cache)
+    exported = next(iter(cache._items.values())).cache[("exported", case.export_key)]
+    assert first["status"] == status.PASS and exported.model is None and exported.path
+    again = pipeline.run_case(case, str(tmp_path), cache)  # e.g. another runtime of the same export
+    assert again["status"] == status.PASS and again.get("export_reused")

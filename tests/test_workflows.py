@@ -105,8 +105,8 @@ def test_workflows_call_registered_commands_and_known_options():
                 for opt in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", text.split("python -m pytest", 1)[1]):
                     assert re.search(rf"(^|\s){re.escape(opt)}[\s=,]", help_text, re.M), \
                         f"{path.name}: pytest knows no option {opt}"
-    # pytest lines: shard, gpu, the gpu job's TensorRT line, explore
-    assert seen_harness == {"merge", "report", "diff", "envs", "tally"} and seen_pytest == 4
+    # pytest lines: shard, models, gpu, the gpu job's TensorRT line, explore
+    assert seen_harness == {"merge", "report", "diff", "envs", "tally"} and seen_pytest == 5
 
 
 def test_nightly_shape():
@@ -136,6 +136,14 @@ def test_nightly_shape():
     assert any("harness tally" in s["run"] for s in _runs(doc, "shard"))
     assert any("harness tally merged.jsonl --fail-on-missing" in s["run"] for s in _runs(doc, "merge"))
     assert py_versions(pr["jobs"]["test"]["steps"]) == ["3.10", "3.11"]
+    # the nightly runs the whole-model suite, every framework required, in a job of its own whose
+    # artifact the merge job does not join with the shards (it downloads results-*)
+    models = " ".join(next(s["run"] for s in _runs(doc, "models") if "python -m pytest" in s["run"]).split())
+    assert "--suite models" in models and "--require-frameworks all" in models
+    assert any(s.get("run") == "python -m harness envs create" for s in jobs["models"]["steps"])
+    assert any("--cases-dir cases/models --fail-on-missing" in s["run"] for s in _runs(doc, "models"))
+    names = [s["with"]["name"] for s in jobs["models"]["steps"] if s.get("uses", "").startswith("actions/upload")]
+    assert names and not any(n.startswith("results-") for n in names)
 
 
 def py_versions(steps: list[dict]) -> list[str]:

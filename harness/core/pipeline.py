@@ -274,6 +274,8 @@ def _run_case(case: Case, workdir: str, cache: ModelCache, providers: list[str] 
     else:
         rec = _verdict(case, exported, prep, setting, runtime, transform, common, ctx)
     _blame(case, rec, exported, prep, ctx)
+    if case.spec.get("whole_model") and exported.path:
+        exported.model = None  # hundreds of MB for a whole network: loaded again if another runtime asks
     return rec
 
 
@@ -308,6 +310,10 @@ def _export_once(case: Case, exporter, prep: Prepared, workdir: str) -> Exported
     done = prep.cache.get(key)
     if done is None:
         done = prep.cache[key] = _export(case, exporter, prep, workdir)
+    elif done.model is None and done.path and done.failure is None:  # a whole model, let go after its case
+        import onnx
+
+        done.model = onnx.load(done.path)
     done.uses += 1
     return done
 
@@ -465,6 +471,16 @@ def _blame(case: Case, rec: dict, exported: Exported, prep: Prepared, ctx: dict)
     st = rec["status"]
     if st == status.PASS or st == status.SKIPPED:
         return
+    t0 = time.perf_counter()
+    try:
+        _decide_blame(case, rec, exported, prep, ctx)
+    finally:
+        if st in blame.NEEDS_REFERENCE and exported.model is not None:
+            rec["blame_s"] = round(time.perf_counter() - t0, 3)
+
+
+def _decide_blame(case: Case, rec: dict, exported: Exported, prep: Prepared, ctx: dict) -> None:
+    st = rec["status"]
     opinion = None
     if st in blame.NEEDS_REFERENCE and case.runtime == blame.REFERENCE and exported.model is not None:
         # the reference evaluator is under test: every other runtime installed here is a witness

@@ -40,6 +40,7 @@ MEASURED_FIELDS = {
     "log": "the last lines of the exporter's or runtime's own output, for a failure",
     "failing_input": "which input set failed first (several input sets per case)",
     "pass_s": "seconds the post-export pass took",
+    "blame_s": "seconds the blame's second opinion (the reference evaluator, time-boxed) took",
     "pass_status": "the verdict of the model after the pass, when the case is pass-changed-result",
     "export_reused": "true when the export was reused from an earlier case of the same model and opset",
     "repro_bundle": "where the failing case's repro bundle is",

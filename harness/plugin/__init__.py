@@ -71,6 +71,7 @@ def pytest_configure(config):
         cfg = replace(cfg, results=unique_results(cfg.results))
         reserved = cfg.results
     config.stash[CONFIG] = cfg
+    models_dist(config)
     collection = CaseCollection(config, cfg)
     collection.check_axes()
     verdicts = Verdicts(config, cfg, collection)
@@ -94,6 +95,19 @@ def pytest_configure(config):
             pm.register(BundlePictures(config, cfg), "onnx-conformance-pictures")
     config.stash[HARNESS] = Harness(cfg, collection, verdicts, lifecycle, summary)
     lifecycle.start()
+
+
+def models_dist(config) -> None:
+    """``--suite models`` under xdist's default ``--dist load`` runs as ``--dist loadgroup``.
+
+    Then every case of a whole model goes to one worker (the model is built and
+    calibrated once) and the entries of one ``serial_group`` run one after another,
+    so two GB-sized conversions never overlap. Another ``--dist`` mode is kept.
+    """
+    opt = config.option
+    if getattr(opt, "suite", "default") == "models" and getattr(opt, "dist", "no") == "load":
+        opt.dist = "loadgroup"
+        opt.loadgroup = True
 
 
 @pytest.fixture(scope="session")

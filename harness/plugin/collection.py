@@ -32,6 +32,13 @@ def case_of(item) -> Case | None:
     return case if isinstance(case, Case) else None
 
 
+def xdist_group(case: Case) -> str:
+    """The case's ``xdist_group``: its model, or its entry's ``serial_group`` (whose models then run
+    one after another on one worker under ``--dist loadgroup``: two of them never overlap)."""
+    serial = case.spec.get("serial_group")
+    return f"serial-{serial}" if serial else case.model_key
+
+
 def targets_conformance(config) -> bool:
     """Whether the run's arguments include the conformance tests (``conformance/``)."""
     cases_dir = (ROOT / "conformance").resolve()
@@ -204,8 +211,9 @@ class CaseCollection:
         if cfg.special_values:
             cases = [replace(c, spec={**c.spec, "special_values": True}) for c in cases]
         # The xdist_group mark keeps the variants of one model on one worker under
-        # --dist loadgroup (its model, reference and Paddle save are cached there).
-        metafunc.parametrize("case", [pytest.param(c, id=c.id, marks=pytest.mark.xdist_group(c.model_key))
+        # --dist loadgroup (its model, reference and Paddle save are cached there); the
+        # entries of one `serial_group` share a group, so they run one after another.
+        metafunc.parametrize("case", [pytest.param(c, id=c.id, marks=pytest.mark.xdist_group(xdist_group(c)))
                                       for c in cases])
 
     @pytest.hookimpl(trylast=True)

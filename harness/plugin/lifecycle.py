@@ -251,7 +251,21 @@ class CaseRunner:
             rec = self.executor_for(case.framework).run(case, device=self._device(case), ahead=ahead)
             if rec["status"] == status.CRASH and case.spec.get("crash_retry"):
                 rec = self._retry(case, rec)
+            if case.spec.get("whole_model") and (nxt is None or nxt.model_key != case.model_key):
+                self.release(case.framework)
         return record.stamp(rec, worker=self.worker, **shard_field(self.cfg))
+
+    def release(self, framework: str) -> None:
+        """End ``framework``'s session (its server and what it holds); the next case forks a fresh one.
+
+        Done after the last case of a whole model on this worker: an idle server
+        would otherwise keep that model, its exports and its heap (GBs for a
+        whole network) until the run ends. Forking anew from the warm master
+        takes milliseconds.
+        """
+        ex = self.executors.pop(framework, None)
+        if ex is not None:
+            ex.close()
 
     def _retry(self, case: Case, first: dict) -> dict:
         """Run a crashed case once more in a fresh server (its matrix file's ``crash_retry``).

@@ -63,6 +63,9 @@ CASE_FIELDS = {
     "check_reference": {"type": "boolean"},
     # a classifier: records also carry top-1 agreement (arg-max of output 0 over its last axis)
     "classifier": {"type": "boolean"},
+    # entries of one serial group run one after another on one worker (--dist loadgroup, which
+    # --suite models uses): e.g. the conversions that need GBs, so that two never overlap
+    "serial_group": _NAME,
     # seconds the reference evaluator may spend on a failing case's blame (default 20)
     "blame_budget_s": {"type": "number", "exclusiveMinimum": 0},
     # one input set per seed instead of the case's own seed (a variant pinned from property mode)

@@ -512,7 +512,7 @@ def _print_exporters(runs: dict[str, "BenchRun"]) -> None:
 
 
 def _print_round(runs: dict[str, BenchRun], n: int, workers: int) -> None:
-    label = {"a": "a floor (1 process)", "b": "b harness -n 0", "c": f"c harness -n {workers}",
+    label = {"a": "a floor (1 per env)", "b": "b harness -n 0", "c": f"c harness -n {workers}",
              "p": f"p floor ({workers} processes)"}
     print(f"  {'run':<22}{'wall s':>8}{'cases/s':>9}{'CPU s':>7}{'start s':>9}{'steady/s':>10}"
           f"   peak PSS / sum VmHWM (MiB)   statuses")
@@ -589,8 +589,9 @@ def _print_ratios(runs: dict[str, BenchRun]) -> None:
               + f", CPU p/a = {p.cpu / a.cpu:.3f}: the most b/c can reach on this machine with this sample")
 
 
-#: the default sample size of the default suite: a --repeat 3 (probe included) in about 13 min on 2 cores
-DEFAULT_CASES = 600
+#: the default sample size of the default suite: what a --repeat 3 (probe included) of the four frameworks
+#: fits in 15 min on 2 cores (docs/benchmark.md); each run pays four frameworks' imports
+DEFAULT_CASES = 400
 
 
 class _Parser(argparse.ArgumentParser):
@@ -607,8 +608,8 @@ def _parser() -> _Parser:
                          "models: run the harness (-n 0) over the model suite (cases/models/, or --cases N "
                          "of it) and print each framework's cost per case and peak memory")
     ap.add_argument("--cases", type=int, default=None,
-                    help=f"sample size (default {DEFAULT_CASES} for the default suite: a --repeat 3 in about "
-                         "13 min on 2 cores; the whole suite for --suite models); 0: every candidate. The sample "
+                    help=f"sample size (default {DEFAULT_CASES} for the default suite, sized for a --repeat 3 "
+                         "in 15 min on 2 cores; the whole suite for --suite models); 0: every candidate. The sample "
                          "is weighted like the suite's default run, per framework and exporter. Start-up "
                          "(imports, warm-up) is serial, so a small sample measures start-up more than "
                          "throughput: the 'start s' and 'steady/s' columns show both parts")

@@ -1,28 +1,36 @@
-"""``python -m harness bench``: what the harness costs over a bare export loop.
+"""``python -m harness bench``: what the harness costs over a bare export loop, per framework.
 
-On one fixed, deterministic sample of real cases (Paddle and torch by
-default, ``--frameworks``) it measures, end to end (process start to exit,
-imports included, each in a fresh subprocess):
+On one fixed, deterministic sample of real cases of all four frameworks
+(Paddle, torch, TensorFlow, OneFlow; ``--frameworks``), weighted per framework
+and exporter like the default run (:mod:`harness.bench.sample`), it measures,
+end to end (process start to exit, imports included, each in a fresh
+subprocess):
 
-a. the *floor*: one process, no isolation, no pytest, doing only what a case
-   needs: build the model and its reference once per model (as the harness
-   caches them: the last 8 models, see ``pipeline.CACHED_MODELS``), export
-   through the same exporter call (``paddle.onnx.export`` for dygraph;
-   ``paddle.jit.save`` once per variant plus ``paddle2onnx.export`` per
-   opset for static; ``torch.onnx.export`` with and without dynamo),
-   ``onnx.checker`` full check, an ONNX Runtime session and run, and a
-   comparison (see :func:`floor`);
+a. the *floor*: no isolation, no pytest, doing only what a case needs
+   (:mod:`harness.bench.floor`): build the model and its reference once per
+   model, export through the harness's own exporter call, ``onnx.checker``
+   full check, an ONNX Runtime session and run, and a comparison. One process
+   per environment (the main one for Paddle and torch, ``.envs/tensorflow``,
+   ``.envs/oneflow``), run one after another;
 b. the harness with ``-n 0`` on exactly those case ids (``--case-ids``);
 c. the harness with ``-n 2`` (``--workers``);
-p. the floor split into as many processes as c has workers, run at once (each
-   model's cases in one process): the speed-up the bare loop itself gets from
-   the cores, so ``a/p`` is the ceiling the machine puts on ``b/c``
-   (processes on the cores share caches, memory bandwidth and clock).
+p. the floor of each environment split into as many processes as c has
+   workers, run at once (each model's cases in one process): the speed-up the
+   bare loop itself gets from the cores, so ``a/p`` is the ceiling the machine
+   puts on ``b/c`` (processes on the cores share caches, memory bandwidth and
+   clock).
 
 Per run it prints the wall time, the CPU time of the whole process tree, the
 time until the first case was done (``start s``: process start, imports,
 warm-up, collection, first case) and the rate after it (``steady/s``), so the
-serial start-up and the parallel part of each ratio can be told apart.
+serial start-up and the parallel part of each ratio can be told apart; and per
+framework the cost of its cases read from the records (:mod:`harness.bench.costs`):
+mean and median case wall, mean export and its share of the case wall, and
+(b, c) the peak PSS of the framework's runner processes.
+
+``--suite models`` runs the harness once (``-n 0``) over the model suite
+(``cases/models/``, or ``--cases N`` of it) and prints the same per-framework
+cost; ``--from-results FILE`` prints it from an earlier run's records.
 
 Memory: every ``--mem-interval`` seconds (0.5) the process tree of each run is
 read from ``/proc``. A *worker* is an xdist worker with the runner session and
@@ -56,124 +64,19 @@ import sys
 import tempfile
 import threading
 import time
-import zlib
 from collections import Counter, OrderedDict, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.bench.costs import (export_shares, framework_costs, median_costs, order_frameworks,
+                                 print_framework_costs, print_suite_costs)
+from harness.bench.sample import expand, matrix_depths, matrix_weights, sample_cases, shares
 from harness.isolation.processes import RUNNER_ENV
 
-HELP = "time the harness against a bare export loop on a fixed sample of Paddle and torch cases"
+HELP = "time the harness against a bare export loop on a weighted sample of the four frameworks' cases"
 
 ROOT = Path(__file__).resolve().parents[2]
 
-
-
-# -- the sample -------------------------------------------------------------------------------------
-def sample_cases(cases_dir: Path, n: int, min_opset: int = 11, max_opset: int = 21,
-                 exclude: frozenset[str] = frozenset(), frameworks: tuple[str, ...] = ("paddle", "torch"),
-                 exporters: tuple[str, ...] = (), dtypes: tuple[str, ...] = ()) -> list:
-    """A deterministic sample of ``n`` runnable CPU cases, spread over kernels and exporters.
-
-    Candidates come from the ``--opsets full`` expansion of ``frameworks``,
-    opsets ``min_opset`` to ``max_opset``, minus ``exclude``. Within each
-    (framework, kernel/variant, dtype, exporter) group cases are ordered by
-    crc32 of their id, opsets >= 13 first with one opset 11-12 case after the
-    first five; groups, ordered by crc32 of their key, are drawn round-robin.
-    ``exporters`` (empty: all) keeps only those exporters' cases, ``dtypes``
-    (empty: all) only those dtypes.
-    The result is in matrix (collection) order.
-    """
-    from harness.spec.matrix import Scope, load_all, matrix_files
-
-    m = load_all(matrix_files(cases_dir), cases_dir / "tolerances.yaml",
-                 Scope(opsets="full", frameworks=tuple(frameworks), exporters=tuple(exporters),
-                       devices=("cpu",)))
-    order = {c.id: i for i, c in enumerate(m.cases)}
-    groups: dict[tuple, list] = defaultdict(list)
-    for c in m.cases:
-        if not c.skip and min_opset <= c.opset <= max_opset and c.id not in exclude \
-                and (not dtypes or c.dtype in dtypes):
-            groups[(c.framework, c.kernel, c.variant, c.dtype, c.exporter)].append(c)
-    seqs = []
-    crc = lambda c: zlib.crc32(c.id.encode())  # noqa: E731
-    # groups in a fixed pseudo-random order, so that a small sample still mixes frameworks and exporters
-    for key in sorted(groups, key=lambda k: zlib.crc32(repr(k).encode())):
-        hi = sorted((c for c in groups[key] if c.opset >= 13), key=crc)
-        lo = sorted((c for c in groups[key] if c.opset < 13), key=crc)
-        seqs.append(hi[:5] + lo[:1] + hi[5:] + lo[1:])
-    picked: list = []
-    depth = 0
-    while len(picked) < n and any(depth < len(s) for s in seqs):
-        for s in seqs:
-            if depth < len(s) and len(picked) < n:
-                picked.append(s[depth])
-        depth += 1
-    return sorted(picked, key=lambda c: order[c.id])
-
-
-# -- (a) the floor ----------------------------------------------------------------------------------
-def floor(ids_file: str, cases_dir: str, done_file: str | None = None) -> dict:
-    """The raw loop; run in its own process by :func:`main` (``--floor``). Returns counts.
-
-    Per model (as the harness caches them): the framework adapter's ``build``
-    and ``reference`` on the same seeded inputs. Per case: the registered
-    exporter's ``export`` (the harness's thin wrapper over ``paddle.onnx.export``,
-    ``paddle.jit.save`` once per variant + ``paddle2onnx.export``, or
-    ``torch.onnx.export``), ``onnx.checker`` full check, an ONNX Runtime
-    session and run, and a comparison. No isolation, no pytest, no records.
-    """
-    import numpy as np
-    import onnx
-    import onnxruntime as ort
-
-    from harness.core import registry
-    from harness.core.inputs import make_input_sets
-    from harness.core.pipeline import CACHED_MODELS
-
-    ids = [ln.strip() for ln in Path(ids_file).read_text().splitlines() if ln.strip()]
-    by_id = {c.id: c for c in sample_cases(Path(cases_dir), 10**9, min_opset=1, max_opset=64)}
-    cases = [by_id[i] for i in ids]
-    for fw in sorted({c.framework for c in cases}):
-        registry.load_framework(fw)
-    work = tempfile.mkdtemp(prefix="bench-floor-")
-    models: OrderedDict[str, tuple] = OrderedDict()
-    counts: Counter = Counter()
-    done = open(done_file, "a", buffering=1) if done_file else None  # noqa: SIM115 - one line per case
-    for case in cases:
-        print(f"--- case {case.id}", flush=True)  # the last one names the culprit if native code aborts
-        t_case, export_s = time.perf_counter(), None
-        try:
-            fw = registry.FRAMEWORKS[case.framework]
-            if case.model_key not in models:
-                model = fw.build(case.spec, case.seed)
-                xss = make_input_sets(case)
-                models[case.model_key] = (model, xss, [list(fw.reference(model, xs)) for xs in xss], {})
-                while len(models) > CACHED_MODELS:  # the harness's servers keep as many (an LRU)
-                    models.popitem(last=False)
-            models.move_to_end(case.model_key)
-            model, xss, refs, cache = models[case.model_key]
-            t_export = time.perf_counter()
-            out = registry.EXPORTERS[(case.framework, case.exporter)].export(model, case, work, cache)
-            export_s = time.perf_counter() - t_export
-            onnx.checker.check_model(onnx.load(out), full_check=True)
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = 1
-            opts.log_severity_level = 3
-            sess = ort.InferenceSession(out, sess_options=opts, providers=["CPUExecutionProvider"])
-            ok = True
-            for xs, ref in zip(xss, refs):
-                got = sess.run(None, {i.name: x for i, x in zip(sess.get_inputs(), xs)})
-                ok &= len(got) == len(ref) and all(
-                    np.asarray(g).shape == np.asarray(r).shape and np.allclose(g, r, rtol=1e-4, atol=1e-5)
-                    for g, r in zip(got, ref))
-            counts["pass" if ok else "mismatch"] += 1
-        except (Exception, SystemExit):  # noqa: BLE001 - the floor counts, it does not classify
-            counts["error"] += 1
-        if done is not None:  # as the harness writes a record per case
-            done.write(json.dumps({"id": case.id, "exporter": f"{case.framework}/{case.exporter}",
-                                   "export_s": export_s, "wall_s": time.perf_counter() - t_case}) + "\n")
-    return {"counts": dict(counts)}  # timings come from the done file (see Progress)
 
 
 # -- process-tree memory sampling -------------------------------------------------------------------
@@ -225,26 +128,41 @@ def _cpu_s(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
-def _is_runner(pid: int, known: dict[int, bool]) -> bool:
-    """Whether ``pid`` is a process of a runner master (``python -m harness.core.runner``, or forked from one).
+def _runner_label(pid: int, known: dict[int, str]) -> str | None:
+    """The frameworks a runner process serves (``"paddle"``, ``"tensorflow"``; a process of ``python -m
+    harness.core.runner PLUGINS FRAMEWORKS FD`` or forked from one), or None for any other process.
 
     Reading a command line takes the target's memory-map lock, so the answer is kept in ``known``
-    once the process has exec'd (its command line no longer says pytest, as its parent's does).
+    (``""`` for a process that is no runner) once the process has exec'd (its command line no
+    longer says pytest, as its parent's does).
     """
     if pid in known:
-        return known[pid]
+        return known[pid] or None
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             cmd = f.read()
     except OSError:
-        return False
-    runner = b"harness.core.runner" in cmd
-    if runner or (cmd and b"pytest" not in cmd):
-        known[pid] = runner
-    return runner
+        return None
+    argv = cmd.split(b"\0")
+    if b"harness.core.runner" in argv:
+        at = argv.index(b"harness.core.runner")
+        try:
+            label = "+".join(json.loads(argv[at + 2]))
+        except (IndexError, ValueError, TypeError):
+            label = "runner"
+        known[pid] = label or "runner"
+        return known[pid]
+    if cmd and b"pytest" not in cmd:
+        known[pid] = ""
+    return None
 
 
-def _xdist_workers(root: int, kids: dict[int, list[int]], known: dict[int, bool]) -> dict[int, str]:
+def _is_runner(pid: int, known: dict[int, str]) -> bool:
+    """Whether ``pid`` is a process of a runner master (see :func:`_runner_label`)."""
+    return _runner_label(pid, known) is not None
+
+
+def _xdist_workers(root: int, kids: dict[int, list[int]], known: dict[int, str]) -> dict[int, str]:
     """The xdist worker processes among ``root``'s children, named ``gw0``, ``gw1``, ... in start order.
 
     A worker sets ``PYTEST_XDIST_WORKER`` only once it runs, so /proc does not show it in its
@@ -274,13 +192,20 @@ class TreeSampler(threading.Thread):
     runner session (and server) serving it, which are children of the shared
     runner master, not of the worker; the master itself is counted on its own
     as ``master``. Otherwise the whole tree is one worker, ``all``.
+
+    With ``by_framework`` it also keeps, per framework, the peak of the summed PSS
+    of the runner processes that serve it (master, sessions and servers of every
+    worker: :func:`_runner_label`), read at the same samples.
     """
 
-    def __init__(self, root: int, split_workers: bool, interval: float = 0.5, pss_every: int = 16):
+    def __init__(self, root: int, split_workers: bool, interval: float = 0.5, pss_every: int = 16,
+                 by_framework: bool = False):
         super().__init__(daemon=True)
         self.root, self.split, self.interval, self.pss_every = root, split_workers, interval, pss_every
-        self.runners: dict[int, bool] = {}  # pid -> whether it is a runner process (see _is_runner)
+        self.by_framework = by_framework
+        self.runners: dict[int, str] = {}  # pid -> the frameworks of a runner process, "" for others
         self.peak_pss: dict[str, int] = defaultdict(int)  # worker name -> KiB
+        self.framework_pss: dict[str, int] = defaultdict(int)  # runner's frameworks -> KiB
         self.hwm: dict[str, dict[int, int]] = defaultdict(dict)  # worker name -> pid -> KiB
         self.cpu: dict[int, tuple[str, float]] = {}  # pid -> (role, CPU s last read)
         self.stop_event = threading.Event()
@@ -308,15 +233,26 @@ class TreeSampler(threading.Thread):
                 used = _cpu_s(p)
                 if used is not None:  # the role is read anew: a child shows what it runs once it has exec'd
                     self.cpu[p] = ("main" if p == self.root else "workers" if p in workers else "runner", used)
+            read_pss = tick % self.pss_every == 0
+            pss_of: dict[int, int] = {}
             for w, pids in self._groups(kids, workers).items():
                 pss = 0
                 for p in pids:
-                    if tick % self.pss_every == 0:
-                        pss += _kib(f"/proc/{p}/smaps_rollup", "Pss") or 0
+                    if read_pss:
+                        pss_of[p] = _kib(f"/proc/{p}/smaps_rollup", "Pss") or 0
+                        pss += pss_of[p]
                     h = _kib(f"/proc/{p}/status", "VmHWM")
                     if h:
                         self.hwm[w][p] = max(h, self.hwm[w].get(p, 0))
                 self.peak_pss[w] = max(self.peak_pss[w], pss)
+            if read_pss and self.by_framework:
+                per: dict[str, int] = defaultdict(int)
+                for p, kib in pss_of.items():
+                    label = _runner_label(p, self.runners)
+                    if label:
+                        per[label] += kib
+                for label, kib in per.items():
+                    self.framework_pss[label] = max(self.framework_pss[label], kib)
             tick += 1
 
     def cpu_by_role(self) -> dict[str, float]:
@@ -328,6 +264,10 @@ class TreeSampler(threading.Thread):
         for role, used in self.cpu.values():
             out[role] += used
         return dict(out)
+
+    def per_framework(self) -> dict[str, float]:
+        """Framework -> peak PSS MiB of its runner processes (with ``by_framework``; else empty)."""
+        return {fw: kib / 1024 for fw, kib in self.framework_pss.items() if kib}
 
     def per_worker(self) -> list[tuple[str, float | None, float]]:
         """[(name, peak PSS MiB or None if never read, sum VmHWM MiB)] per worker (and the master)."""
@@ -366,9 +306,10 @@ class Progress(threading.Thread):
 
 
 def _timed(cmd: list[str], split_workers: bool, log: Path, interval: float, results: Path | None = None,
-           pss_every: int = 16) -> tuple[float, "TreeSampler", int, float, "Progress | None"]:
-    """Run ``cmd``: (wall s, its sampler (memory per worker, CPU per role), exit code, CPU s of its
-    whole reaped process tree, arrival times of the records in ``results``)."""
+           pss_every: int = 16, by_framework: bool = False
+           ) -> tuple[float, "TreeSampler", int, float, "Progress | None"]:
+    """Run ``cmd``: (wall s, its sampler (memory per worker and per framework, CPU per role), exit code,
+    CPU s of its whole reaped process tree, arrival times of the records in ``results``)."""
     env = {**os.environ, **RUNNER_ENV}  # as the harness runs its cases
     t0 = time.perf_counter()
     progress = Progress(results, t0) if results is not None else None
@@ -376,7 +317,7 @@ def _timed(cmd: list[str], split_workers: bool, log: Path, interval: float, resu
         progress.start()
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
-        sampler = TreeSampler(proc.pid, split_workers, interval or 1e9, pss_every)
+        sampler = TreeSampler(proc.pid, split_workers, interval or 1e9, pss_every, by_framework)
         if interval:
             sampler.start()
         _, code, usage = os.wait4(proc.pid, 0)  # rusage covers every descendant that was waited for
@@ -412,6 +353,8 @@ class BenchRun:
     exporters: dict | None = None
     #: CPU s per role (:meth:`TreeSampler.cpu_by_role`)
     roles: dict | None = None
+    #: framework -> :class:`harness.bench.costs.FrameworkCost` of its cases in this run
+    frameworks: dict | None = None
 
     @staticmethod
     def of(wall, sampler: "TreeSampler | None", what, cpu, progress) -> "BenchRun":
@@ -425,18 +368,21 @@ class BenchRun:
         return BenchRun(wall, sampler.per_worker(), what, cpu, first, steady, roles=sampler.cpu_by_role())
 
 
-def _round(args, py: str, harness: list[str], ids: Path, work: Path, cases: list) -> dict[str, BenchRun]:
+def _with_pss(costs: dict, sampler: "TreeSampler | None") -> dict:
+    """``costs`` with each framework's peak PSS from ``sampler`` (its runner processes, summed)."""
+    peaks = sampler.per_framework() if sampler is not None else {}
+    for fw, cost in costs.items():
+        cost.peak_pss_mib = peaks.get(fw)
+    return costs
+
+
+def _round(args, harness: list[str], work: Path, cases: list) -> dict[str, BenchRun]:
     """One run each of a, p, b, c (as selected)."""
     runs, n = {}, len(cases)
     if "a" in args.only:
-        done = work / "a.done"
-        done.unlink(missing_ok=True)
-        wall, sampler, rc, cpu, prog = _timed(_floor_cmd(py, ids, done, args.cases_dir), False, work / "a.log",
-                                              args.mem_interval, done, args.pss_every)
-        runs["a"] = BenchRun.of(wall, sampler, f"{_floor_counts(work / 'a.log', rc)}", cpu, prog)
-        runs["a"].exporters = export_shares(done)
+        runs["a"] = _floor_run(args, cases, work, "a", parts=1)
     if "p" in args.only:
-        runs["p"] = _parallel_floor(args, py, cases, work)
+        runs["p"] = _floor_run(args, cases, work, "p", parts=args.workers)
     for key, workers in (("b", 0), ("c", args.workers)):
         if key not in args.only:
             continue
@@ -446,24 +392,49 @@ def _round(args, py: str, harness: list[str], ids: Path, work: Path, cases: list
         if args.dist and workers:
             cmd += ["--dist", args.dist]
         wall, sampler, rc, cpu, prog = _timed(cmd, workers > 0, work / f"{key}.log", args.mem_interval, res,
-                                              args.pss_every)
+                                              args.pss_every, by_framework=True)
         st = _statuses(res)
         note = "" if sum(st.values()) == n else f" ONLY {sum(st.values())} RECORDS (rc {rc}, see {key}.log)"
         runs[key] = BenchRun.of(wall, sampler, f"{dict(st)}{note}", cpu, prog)
         runs[key].exporters = export_shares(res)
+        runs[key].frameworks = _with_pss(framework_costs(res), sampler if args.mem_interval else None)
     return runs
 
 
-def _floor_cmd(py: str, ids: Path, done: Path, cases_dir: str) -> list[str]:
-    """The command of one bare-loop process over the case ids in ``ids`` (a line per case into ``done``)."""
-    return [py, "-m", "harness.bench.runs", "--floor", str(ids), "--floor-done", str(done), "--cases-dir", cases_dir]
+def floor_groups(cases: list) -> list[tuple[str, str, dict, list]]:
+    """The floor's processes by interpreter: [(environment name, its python, process environment, cases)].
+
+    Paddle and torch share the main environment (``main``); TensorFlow and
+    OneFlow run in their own (:mod:`harness.isolation.environments`), started
+    as the harness starts their runners. Groups in the reports' framework
+    order, cases in matrix order within a group.
+    """
+    from harness.isolation import environments
+
+    groups: OrderedDict[str, tuple[str, dict, set]] = OrderedDict()
+    for fw in order_frameworks({c.framework for c in cases}):
+        env = environments.environment_of(fw)
+        name = env.name if env is not None else "main"
+        if name not in groups:
+            groups[name] = (environments.interpreter(fw),
+                            environments.runner_environ(fw, {**os.environ, **RUNNER_ENV}), set())
+        groups[name][2].add(fw)
+    return [(name, py, env, [c for c in cases if c.framework in fws]) for name, (py, env, fws) in groups.items()]
+
+
+def _floor_cmd(py: str, cases_file: Path, done: Path, plugins: tuple[str, ...]) -> list[str]:
+    """The command of one bare-loop process over the cases in ``cases_file`` (a line per case into ``done``)."""
+    return [py, "-m", "harness.bench.floor", str(cases_file), str(done), json.dumps(list(plugins))]
 
 
 def _floor_counts(log: Path, rc: int) -> dict:
     """The counts a bare-loop process printed last, or what it died of."""
     lines = log.read_text().strip().splitlines()
     if rc == 0 and lines:
-        return json.loads(lines[-1])["counts"]
+        try:
+            return json.loads(lines[-1])["counts"]
+        except (ValueError, KeyError, TypeError):
+            pass
     return {"died": rc, "at": lines[-1] if lines else ""}
 
 
@@ -479,66 +450,56 @@ def split_by_model(cases: list, parts: int) -> list[list[str]]:
     return out
 
 
-def _parallel_floor(args, py: str, cases: list, work: Path) -> "BenchRun":
-    """Run p: the floor loop in ``args.workers`` processes at once, each on its share of the models."""
-    done = work / "p.done"
+def _floor_run(args, cases: list, work: Path, key: str, parts: int) -> "BenchRun":
+    """Run a (``parts`` 1) or p: the bare loop, one environment after another (:func:`floor_groups`);
+    within one, its cases dealt by model into ``parts`` processes run at once. Run a's processes are
+    sampled for memory and CPU (one ``all`` per environment); run p's are not."""
+    done = work / f"{key}.done"
     done.unlink(missing_ok=True)
-    parts = split_by_model(cases, args.workers)
-    env = {**os.environ, **RUNNER_ENV}
     t0 = time.perf_counter()
     progress = Progress(done, t0)
     progress.start()
-    procs = []
-    for k, part in enumerate(parts):
-        part_ids = work / f"p{k}.ids"
-        part_ids.write_text("\n".join(part) + "\n")
-        with open(work / f"p{k}.log", "w") as out:
-            procs.append(subprocess.Popen(_floor_cmd(py, part_ids, done, args.cases_dir), cwd=ROOT, stdout=out,
-                                          stderr=subprocess.STDOUT, env=env))
-    cpu, counts, died = 0.0, Counter(), []
-    for k, proc in enumerate(procs):
-        _, code, usage = os.wait4(proc.pid, 0)
-        cpu += usage.ru_utime + usage.ru_stime
-        got = _floor_counts(work / f"p{k}.log", os.waitstatus_to_exitcode(code))
-        if "died" in got:
-            died.append(got)
-        else:
-            counts.update(got)
+    cpu, counts, died, mem, roles = 0.0, Counter(), [], [], defaultdict(float)
+    sample = parts == 1 and args.mem_interval > 0
+    for name, py, env, group in floor_groups(cases):
+        by_id = {c.id: c for c in group}
+        procs = []
+        for k, part in enumerate(split_by_model(group, parts)):
+            if not part:
+                continue
+            label = name if parts == 1 else f"{name}{k}"
+            cases_file, log = work / f"{key}-{label}.cases", work / f"{key}-{label}.log"
+            cases_file.write_text("".join(json.dumps(by_id[i].to_dict()) + "\n" for i in part))
+            with open(log, "w") as out:
+                proc = subprocess.Popen(_floor_cmd(py, cases_file, done, args.plugins), cwd=ROOT, stdout=out,
+                                        stderr=subprocess.STDOUT, env=env)
+            sampler = TreeSampler(proc.pid, False, args.mem_interval, args.pss_every) if sample else None
+            if sampler is not None:
+                sampler.start()
+            procs.append((proc, log, label, sampler))
+        for proc, log, label, sampler in procs:
+            _, code, usage = os.wait4(proc.pid, 0)
+            cpu += usage.ru_utime + usage.ru_stime
+            if sampler is not None:
+                sampler.stop_event.set()
+                sampler.join()
+                mem += [(label, p, h) for _, p, h in sampler.per_worker()]
+                for role, used in sampler.cpu_by_role().items():
+                    roles[role] += used
+            got = _floor_counts(log, os.waitstatus_to_exitcode(code))
+            if "died" in got:
+                died.append({label: got})
+            else:
+                counts.update(got)
     wall = time.perf_counter() - t0
     progress.stop_event.set()
     progress.join()
     progress.poll()
     run = BenchRun.of(wall, None, f"{dict(counts)}" + (f" DIED: {died}" if died else ""), cpu, progress)
+    run.mem, run.roles = mem, dict(roles) if sample else None
     run.exporters = export_shares(done)
+    run.frameworks = framework_costs(done)
     return run
-
-
-def export_shares(path: Path) -> dict:
-    """Per ``framework/exporter`` in a results (or floor done) file: (cases, mean export s, share).
-
-    The share is the summed export time over the summed case wall time
-    (``wall_s``: for the harness, the pytest side's time for the whole case:
-    hand-over, build or cache, export, check, runtime, compare, record).
-    Cases without an export time (skipped, failed before export) are left out.
-    """
-    sums: dict[str, list] = defaultdict(lambda: [0, 0.0, 0.0])
-    if not path.exists():
-        return {}
-    for line in path.read_text().splitlines():
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(rec, dict) or rec.get("export_s") is None or not rec.get("wall_s"):
-            continue
-        key = rec.get("exporter", "")
-        if "/" not in key:
-            key = f"{rec.get('framework')}/{key}"
-        acc = sums[key]
-        acc[0] += 1
-        acc[1] += rec["export_s"]
-        acc[2] += rec["wall_s"]
-    return {k: (n, e / n, e / w) for k, (n, e, w) in sorted(sums.items())}
 
 
 def _print_exporters(runs: dict[str, "BenchRun"]) -> None:
@@ -551,7 +512,7 @@ def _print_exporters(runs: dict[str, "BenchRun"]) -> None:
 
 
 def _print_round(runs: dict[str, BenchRun], n: int, workers: int) -> None:
-    label = {"a": "a floor (1 process)", "b": "b harness -n 0", "c": f"c harness -n {workers}",
+    label = {"a": "a floor (1 per env)", "b": "b harness -n 0", "c": f"c harness -n {workers}",
              "p": f"p floor ({workers} processes)"}
     print(f"  {'run':<22}{'wall s':>8}{'cases/s':>9}{'CPU s':>7}{'start s':>9}{'steady/s':>10}"
           f"   peak PSS / sum VmHWM (MiB)   statuses")
@@ -561,6 +522,7 @@ def _print_round(runs: dict[str, BenchRun], n: int, workers: int) -> None:
               f"{_f(r.steady, 1):>10}   {m:<28}  {r.what}")
     _print_ratios(runs)
     _print_exporters(runs)
+    print_framework_costs([(k, r.frameworks) for k, r in runs.items() if r.frameworks])
     _print_roles(runs, n)
     parts = []
     for key, r in runs.items():
@@ -590,6 +552,26 @@ def _f(x: float | None, digits: int) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
 
+#: the wall-time ratios of a round: name -> (numerator run, denominator run)
+RATIOS = {"b/a": ("b", "a"), "b/c": ("b", "c"), "a/p": ("a", "p")}
+
+
+def ratios(runs: dict[str, BenchRun]) -> dict[str, float]:
+    """The wall-time ratios (:data:`RATIOS`) that the runs of one round allow."""
+    return {name: runs[num].wall / runs[den].wall for name, (num, den) in RATIOS.items()
+            if num in runs and den in runs and runs[den].wall}
+
+
+def spread(rounds: list[dict[str, BenchRun]]) -> dict[str, tuple[list[float], float, float]]:
+    """Per ratio over the rounds: (each round's value, median, max - min)."""
+    out = {}
+    for name in RATIOS:
+        vals = [r[name] for r in map(ratios, rounds) if name in r]
+        if vals:
+            out[name] = (vals, statistics.median(vals), max(vals) - min(vals))
+    return out
+
+
 def _print_ratios(runs: dict[str, BenchRun]) -> None:
     a, b, c, p = runs.get("a"), runs.get("b"), runs.get("c"), runs.get("p")
     if a and b:
@@ -597,7 +579,7 @@ def _print_ratios(runs: dict[str, BenchRun]) -> None:
               + (f", {a.steady / b.steady:.3f} steady (per case, after the first)" if a.steady and b.steady
                  else ""))
     if b and c:
-        print(f"  speed-up b/c = {b.wall / c.wall:.2f} wall (target >= 1.7 on {os.cpu_count()} cores)"
+        print(f"  speed-up b/c = {b.wall / c.wall:.2f} wall (target >= 1.8 on {os.cpu_count()} cores)"
               + (f", {c.steady / b.steady:.2f} steady" if b.steady and c.steady else "")
               + (f"; start-up (until the first case is done) b {b.first:.1f} s, c {c.first:.1f} s"
                  if b.first is not None and c.first is not None else ""))
@@ -607,23 +589,40 @@ def _print_ratios(runs: dict[str, BenchRun]) -> None:
               + f", CPU p/a = {p.cpu / a.cpu:.3f}: the most b/c can reach on this machine with this sample")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark and print the figures."""
-    ap = argparse.ArgumentParser(prog="python -m harness bench", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--cases", type=int, default=3000,
-                    help="sample size (default 3000: about 2 min per run b on 2 cores); 0: every candidate. "
-                         "Start-up (imports, warm-up) is serial, so a small sample measures start-up "
-                         "more than throughput: the 'start s' and 'steady/s' columns show both parts")
-    ap.add_argument("--frameworks", default="paddle,torch",
-                    help="frameworks the sample is drawn from (default paddle,torch: like the default "
-                         "matrix; Paddle cases take ~10 ms each, torch dynamo ones ~200 ms)")
+#: the default sample size of the default suite: what a --repeat 3 (probe included) of the four frameworks
+#: fits in 15 min on 2 cores (docs/benchmark.md); each run pays four frameworks' imports
+DEFAULT_CASES = 400
+
+
+class _Parser(argparse.ArgumentParser):
+    """Argument errors are one line naming the option, exit 4 (the harness's code for bad input)."""
+
+    def error(self, message: str):
+        self.exit(4, f"{self.prog}: error: {message}\n")
+
+
+def _parser() -> _Parser:
+    ap = _Parser(prog="python -m harness bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--suite", choices=("default", "models"), default="default",
+                    help="default: time the harness against the bare loop on a sample of the default matrix; "
+                         "models: run the harness (-n 0) over the model suite (cases/models/, or --cases N "
+                         "of it) and print each framework's cost per case and peak memory")
+    ap.add_argument("--cases", type=int, default=None,
+                    help=f"sample size (default {DEFAULT_CASES} for the default suite, sized for a --repeat 3 "
+                         "in 15 min on 2 cores; the whole suite for --suite models); 0: every candidate. The sample "
+                         "is weighted like the suite's default run, per framework and exporter. Start-up "
+                         "(imports, warm-up) is serial, so a small sample measures start-up more than "
+                         "throughput: the 'start s' and 'steady/s' columns show both parts")
+    ap.add_argument("--frameworks", default="paddle,torch,tensorflow,oneflow",
+                    help="frameworks the sample is drawn from (default: all four, as the default run; "
+                         "TensorFlow and OneFlow run in their own environments, floor included)")
     ap.add_argument("--exporters", default=None,
                     help="exporters the sample is drawn from (default: all; with --frameworks torch "
                          "alone: dynamo, which times the dynamo path alone). Every run prints, per "
                          "exporter, the mean export time and its share of the cases' wall time")
-    ap.add_argument("--dtypes", default="float32",
-                    help="dtypes the sample is drawn from (default float32, the sample the targets were set on; "
-                         "'all' for every dtype of the matrix)")
+    ap.add_argument("--dtypes", default=None,
+                    help="dtypes the sample is drawn from (default float32 for the default suite, the sample "
+                         "the targets were set on, and every dtype for --suite models; 'all' for every dtype)")
     ap.add_argument("--workers", type=int, default=2, help="xdist workers for run c (default 2)")
     ap.add_argument("--dist", default=None, help="xdist --dist mode for run c (default: the harness's)")
     ap.add_argument("--cases-dir", default=str(ROOT / "cases"))
@@ -642,71 +641,177 @@ def main(argv: list[str] | None = None) -> int:
                     help="read PSS (smaps_rollup: a page-table walk under the target's memory-map lock) every "
                          "K-th memory sample only (default 16: every 8 s); more often slows the runs measured")
     ap.add_argument("--repeat", type=int, default=1,
-                    help="rounds of a, b, c in turn (a shared machine is noisy; medians are printed)")
+                    help="rounds of a, b, c in turn (a shared machine is noisy; medians and each round's "
+                         "ratios are printed)")
     ap.add_argument("--exclude-from", default=None, metavar="RESULTS",
                     help="a results file of an earlier --opsets full run: its cases that crashed, timed "
                          "out or called sys.exit are left out of the sample (the floor has no isolation). "
                          "Without it, a probe run of the harness over the candidates finds them first")
+    ap.add_argument("--from-results", default=None, metavar="RESULTS",
+                    help="run nothing: print each framework's cost per case from the records of an earlier "
+                         "run (e.g. a nightly's --suite models results); no peak memory, records carry none")
     ap.add_argument("--runtimes", default="", metavar="LIST",
                     help="also time these runtimes beside ort (e.g. openvino,reference): one more harness run "
                          "(-n 0) with --runtimes ort,LIST over the sample prints each runtime's cost per case; "
                          "its cases reuse ort's exported model, so that cost is the marginal cost of the runtime")
-    ap.add_argument("--floor", default=None, help=argparse.SUPPRESS)  # internal: run the floor loop
-    ap.add_argument("--floor-done", default=None, help=argparse.SUPPRESS)  # internal: a line per case done
-    args = ap.parse_args(argv)
-    if args.floor:
-        print(json.dumps(floor(args.floor, args.cases_dir, args.floor_done)), flush=True)
-        os._exit(0)  # like the harness's runner: no interpreter teardown of paddle/torch
+    return ap
 
+
+def _names(text: str | None) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(t.strip() for t in (text or "").split(",") if t.strip()))
+
+
+def check_args(ap: _Parser, args) -> None:
+    """Bad option values: ``ap.error`` (one line naming the option, exit 4) before anything runs."""
+    from harness.core.registry import framework_names
+    from harness.isolation import environments
+
+    for option, value, least in (("--cases", args.cases, 0), ("--repeat", args.repeat, 1),
+                                 ("--workers", args.workers, 1), ("--pss-every", args.pss_every, 1)):
+        if value is not None and value < least:
+            ap.error(f"{option} {value}: give a whole number, {least} or more")
+    if not args.mem_interval >= 0:
+        ap.error(f"--mem-interval {args.mem_interval}: give a number of seconds, 0 (no sampling) or more")
+    if args.min_opset > args.max_opset:
+        ap.error(f"--min-opset {args.min_opset} is above --max-opset {args.max_opset}")
+    if not args.only or set(args.only) - set("abcp"):
+        ap.error(f"--only {args.only!r}: give some of the letters a, b, c, p")
+    for option, path in (("--exclude-from", args.exclude_from), ("--from-results", args.from_results)):
+        if path is not None and not Path(path).is_file():
+            ap.error(f"{option} {path}: no such file")
+    cases_dir = Path(args.cases_dir)
+    if not (cases_dir / "tolerances.yaml").is_file():
+        ap.error(f"--cases-dir {args.cases_dir}: not a cases folder (no tolerances.yaml)")
+    if args.from_results:
+        return
+    frameworks = _names(args.frameworks)
+    known = framework_names()
+    unknown = [fw for fw in frameworks if fw not in known]
+    if not frameworks or unknown:
+        ap.error(f"--frameworks {args.frameworks!r}: unknown {', '.join(unknown) or 'empty list'} "
+                 f"(known: {', '.join(known)})")
+    for fw in frameworks:
+        why = environments.unavailable(fw)
+        if why:
+            ap.error(f"--frameworks: {why}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the figures."""
+    ap = _parser()
+    args = ap.parse_args(argv)
+    check_args(ap, args)
+    if args.from_results:
+        costs = framework_costs(Path(args.from_results))
+        print(f"{args.from_results}: {sum(c.cases for c in costs.values())} timed records")
+        print_suite_costs(costs)
+        return 0
     work = Path(args.keep or tempfile.mkdtemp(prefix="harness-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     py = sys.executable
-    frameworks = tuple(f.strip() for f in args.frameworks.split(",") if f.strip())
+    frameworks = _names(args.frameworks)
     exporters = _exporters(args.exporters, frameworks)
-    harness = [py, "-m", "pytest", "conformance", "--cases-dir", args.cases_dir, "--opsets", "full",
-               "--devices", "cpu", "--no-report", "--repro-dir", "", "-q", "-p", "no:randomly"]
+    models = args.suite == "models"
+    dtypes_given = args.dtypes or ("all" if models else "float32")
+    dtypes = () if dtypes_given == "all" else _names(dtypes_given)
+    cases_dir = Path(args.cases_dir)
+    suite_dir = cases_dir / "models" if models else cases_dir
+    harness = [py, "-m", "pytest", "conformance", "--cases-dir", args.cases_dir, "--devices", "cpu",
+               "--no-report", "--repro-dir", "", "-q", "-p", "no:randomly"]
+    harness += ["--suite", "models"] if models else ["--opsets", "full"]
     harness += [a for fw in frameworks for a in ("--framework", fw)]
     harness += [a for ex in exporters for a in ("--exporter", ex)]
-    dtypes = () if args.dtypes == "all" else tuple(d.strip() for d in args.dtypes.split(",") if d.strip())
+    weights = matrix_weights(suite_dir, cases_dir / "tolerances.yaml", frameworks, exporters)
+    depths = matrix_depths(suite_dir, cases_dir / "tolerances.yaml", frameworks, exporters)
+    n_wanted = args.cases if args.cases is not None else (0 if models else DEFAULT_CASES)
+    args.plugins = expand(str(suite_dir), str(cases_dir / "tolerances.yaml"), "declared" if models else "full",
+                          frameworks, exporters).plugins
 
     def draw(exclude: frozenset[str]) -> list:
-        return sample_cases(Path(args.cases_dir), args.cases or 10**9, args.min_opset, args.max_opset, exclude,
-                            frameworks, exporters, dtypes)
+        return sample_cases(cases_dir, n_wanted or 10**9, args.min_opset, args.max_opset, exclude,
+                            frameworks, exporters, dtypes, weights, suite_dir, "declared" if models else "full",
+                            depths)
 
-    cases = draw(frozenset(read_ids_to_exclude(args.exclude_from))) if args.exclude_from \
-        else _probed_sample(draw, harness, work, args.workers)
+    if models:
+        cases = draw(frozenset())
+    else:
+        cases = draw(frozenset(read_ids_to_exclude(args.exclude_from))) if args.exclude_from \
+            else _probed_sample(draw, harness, work, args.workers)
+    if not cases:
+        ap.error(f"no case to run: --frameworks {args.frameworks!r}, --exporters {args.exporters!r}, "
+                 f"--dtypes {dtypes_given!r} and --min-opset/--max-opset {args.min_opset}~{args.max_opset} "
+                 f"leave none in {suite_dir}")
     ids = work / "case-ids.txt"
     ids.write_text("\n".join(c.id for c in cases) + "\n")
-    n = len(cases)
-    kinds = Counter(f"{c.framework}/{c.exporter}" for c in cases)
-    print(f"sample: {n} cases, {len({c.model_key for c in cases})} models, "
-          f"opsets {min(c.opset for c in cases)}~{max(c.opset for c in cases)} "
-          f"({sum(c.opset >= 13 for c in cases)} at >= 13), "
-          f"{', '.join(f'{k}={v}' for k, v in sorted(kinds.items()))}; ids in {ids}")
+    _print_sample(cases, weights, ids)
     harness = harness + [f"--case-ids={ids}"]
+    if models:
+        return _suite_costs(args, harness, work, cases)
     rounds = []
     for r in range(args.repeat):
         print(f"round {r + 1} of {args.repeat}: running {', '.join(args.only)} ...", flush=True)
-        runs = _round(args, py, harness, ids, work, cases)
+        runs = _round(args, harness, work, cases)
         rounds.append(runs)
         print(f"round {r + 1} of {args.repeat}, load average {os.getloadavg()[0]:.1f}:")
-        _print_round(runs, n, args.workers)
+        _print_round(runs, len(cases), args.workers)
     if args.repeat > 1:
-        def med(key, field):
-            vals = [getattr(rd[key], field) for rd in rounds if getattr(rd[key], field) is not None]
-            return statistics.median(vals) if vals else None
-
-        print(f"median of {args.repeat} rounds:")
-        _print_ratios({k: BenchRun(med(k, "wall"), [], "", med(k, "cpu"), med(k, "first"), med(k, "steady"))
-                       for k in rounds[0]})
-        _print_exporters({k: BenchRun(0, [], "", 0, None, None, _median_shares([rd[k].exporters for rd in rounds]))
-                          for k in rounds[0]})
-        _print_roles({k: BenchRun(0, [], "", med(k, "cpu"), None, None, roles={
-            role: statistics.median(rd[k].roles.get(role, 0.0) for rd in rounds) for role in rounds[0][k].roles})
-            for k in rounds[0] if rounds[0][k].roles}, n)
+        _print_medians(rounds, len(cases))
     added = [r.strip() for r in args.runtimes.split(",") if r.strip() and r.strip() != "ort"]
     if added:
         _runtime_costs(harness[:-1], cases, added, work, rounds[-1].get("b"))
+    return 0
+
+
+def _print_sample(cases: list, weights: dict, ids: Path) -> None:
+    """The sample's size and mix, beside the shares of the run it is weighted like."""
+    n = len(cases)
+    kinds = Counter((c.framework, c.exporter) for c in cases)
+    want = shares(weights)
+    got = shares(kinds)
+    print(f"sample: {n} cases, {len({c.model_key for c in cases})} models, "
+          f"opsets {min(c.opset for c in cases)}~{max(c.opset for c in cases)} "
+          f"({sum(c.opset >= 13 for c in cases)} at >= 13); ids in {ids}")
+    print("  share of the cases, sample (default run of the suite): " + "; ".join(
+        f"{fw} {got.get(fw, 0):.1%} ({want.get(fw, 0):.1%}: "
+        + ", ".join(f"{ex} {kinds[(f, ex)]} = {got.get(f'{fw}/{ex}', 0):.1%} "
+                    f"({want.get(f'{fw}/{ex}', 0):.1%})" for f, ex in sorted(kinds) if f == fw) + ")"
+        for fw in order_frameworks({f for f, _ in kinds})))
+
+
+def _print_medians(rounds: list[dict[str, BenchRun]], n: int) -> None:
+    """The medians over the rounds, and each ratio's value per round with its spread."""
+    def med(key, field):
+        vals = [getattr(rd[key], field) for rd in rounds if getattr(rd[key], field) is not None]
+        return statistics.median(vals) if vals else None
+
+    print(f"median of {len(rounds)} rounds:")
+    _print_ratios({k: BenchRun(med(k, "wall"), [], "", med(k, "cpu"), med(k, "first"), med(k, "steady"))
+                   for k in rounds[0]})
+    for name, (vals, mid, width) in spread(rounds).items():
+        print(f"  {name} per round: {', '.join(f'{v:.2f}' for v in vals)} (median {mid:.2f}, spread {width:.2f})")
+    _print_exporters({k: BenchRun(0, [], "", 0, None, None, _median_shares([rd[k].exporters for rd in rounds]))
+                      for k in rounds[0]})
+    print_framework_costs([(k, median_costs([rd[k].frameworks for rd in rounds if rd[k].frameworks]))
+                           for k in rounds[0] if any(rd[k].frameworks for rd in rounds)])
+    _print_roles({k: BenchRun(0, [], "", med(k, "cpu"), None, None, roles={
+        role: statistics.median(rd[k].roles.get(role, 0.0) for rd in rounds) for role in rounds[0][k].roles})
+        for k in rounds[0] if rounds[0][k].roles}, n)
+
+
+def _suite_costs(args, harness: list[str], work: Path, cases: list) -> int:
+    """--suite models: one harness run (-n 0) over the sample; each framework's cost and peak PSS."""
+    res = work / "models.jsonl"
+    res.unlink(missing_ok=True)
+    print(f"running the harness (-n 0) over {len(cases)} model-suite cases ...", flush=True)
+    wall, sampler, rc, cpu, _ = _timed(harness + ["-n", "0", "--results", str(res)], False, work / "models.log",
+                                       args.mem_interval, res, args.pss_every, by_framework=True)
+    st = _statuses(res)
+    print(f"  {sum(st.values())} records in {wall:.1f} s wall, {cpu:.1f} s CPU (rc {rc}, log {work / 'models.log'}):"
+          f" {dict(st)}; load average {os.getloadavg()[0]:.1f}")
+    print_suite_costs(_with_pss(framework_costs(res), sampler if args.mem_interval else None), wall)
+    whole = [p for w, p, _ in sampler.per_worker() if p is not None] if args.mem_interval else []
+    if whole:
+        print(f"  peak PSS of the whole run: {max(whole):.0f} MiB")
     return 0
 
 

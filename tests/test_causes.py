@@ -198,7 +198,7 @@ def test_verdict_xfails_by_cause_and_reports_a_new_cause(tmp_path):
     split = next(r for r in recs if "split" in r["label"])
     d = _folder(tmp_path, {"paddle.yaml": f"expected_failures:\n- cause: {cause_of(split).id}\n"
                                            f"  reason: split with a tensor axis aborts the exporter\n"})
-    v = Verdicts(None, SimpleNamespace(expected=d), None)
+    v = Verdicts(None, SimpleNamespace(expected=d, scope=SimpleNamespace(forms="fixed")), None)
     case = SimpleNamespace(id=split["id"], runtime="ort", post_pass="none", declared={}, opset=split["opset"])
     verdict = v.decide(case, dict(split))
     assert verdict.outcome == "xfailed" and "split with a tensor axis" in verdict.message

@@ -341,16 +341,22 @@ def _int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def _documented_axes(entry: Entry, type_re: re.Pattern, accepts):
+    """(param, base variant) for each axis parameter whose documented type matches ``type_re``
+    and that some variant gives a value ``accepts`` takes."""
+    for param in AXIS_NAMES:
+        if not type_re.search((entry.api.get(param) or {}).get("type", "")):
+            continue
+        base = _first_giving(entry, param, accepts)
+        if base is not None:
+            yield param, base
+
+
 @kind("list")
 def list_axes(entry: Entry) -> tuple[list[Derived], dict]:
     """An int axis documented as also taking a list, given as ``[axis]``."""
     out = []
-    for param in AXIS_NAMES:
-        if not _LIST_TYPE.search((entry.api.get(param) or {}).get("type", "")):
-            continue
-        base = _first_giving(entry, param, _int)
-        if base is None:
-            continue
+    for param, base in _documented_axes(entry, _LIST_TYPE, _int):
         fields = _variant_fields(entry, base)
         value = fields["kwargs"][param]
         fields["kwargs"][param] = [value]
@@ -363,11 +369,9 @@ def list_axes(entry: Entry) -> tuple[list[Derived], dict]:
 def tuple_axes(entry: Entry) -> tuple[list[Derived], dict]:
     """An axis (an int, or a list of ints) documented as taking a tuple, given as one (``tuple_kwargs``)."""
     out = []
-    for param in AXIS_NAMES:
-        if not _TUPLE_TYPE.search((entry.api.get(param) or {}).get("type", "")):
-            continue
-        base = _first_giving(entry, param, lambda v: _int(v) or (isinstance(v, list) and v and all(map(_int, v))))
-        if base is None or entry.specs[base].get("tuple_kwargs"):
+    ints = lambda v: _int(v) or (isinstance(v, list) and v and all(map(_int, v)))  # noqa: E731
+    for param, base in _documented_axes(entry, _TUPLE_TYPE, ints):
+        if entry.specs[base].get("tuple_kwargs"):
             continue
         fields = _variant_fields(entry, base)
         value = fields["kwargs"][param]

@@ -275,3 +275,42 @@ def test_from_results_prints_each_frameworks_cost(tmp_path, capsys):
     assert rows["paddle"][1:6] == ["1", "3.0", "3.00", "3.00", "2.70"]
     assert rows["tensorflow"][1:6] == ["1", "30.0", "30.00", "30.00", "27.90"]
     assert rows["all"][1:3] == ["2", "33.0"]
+
+
+# -- the probe ----------------------------------------------------------------------------------
+def test_the_probe_leaves_a_crashing_model_out_whole_in_one_probe_run(tmp_path, monkeypatch, capsys):
+    """One probe run over the sample plus a margin; a model with a crashing case goes whole, and its
+    replacement comes from the cases that probe already ran (no second start-up)."""
+    weights = sample.matrix_weights(CASES, CASES / "tolerances.yaml", FOUR)
+    depths = sample.matrix_depths(CASES, CASES / "tolerances.yaml", FOUR)
+
+    def draw(exclude, n):
+        return sample.sample_cases(CASES, n or 10**6, 13, 21, exclude, FOUR, (), ("float32",), weights, depths=depths)
+
+    first = draw(frozenset(), 100)
+    crashing = next(c for c in first if c.framework == "paddle" and
+                    sum(d.model_key == c.model_key for d in first) > 1)
+    probed: list[list[str]] = []
+    every = {c.id: c for c in draw(frozenset(), 0)}
+
+    def fake_timed(cmd, split, log, interval, *rest, **kw):
+        ids = Path(next(a for a in cmd if a.startswith("--case-ids="))[len("--case-ids="):]).read_text().split()
+        probed.append(ids)
+        res = Path(cmd[cmd.index("--results") + 1])
+        with res.open("a") as f:
+            for cid in ids:
+                c = every[cid]
+                bad = c.id == crashing.id
+                f.write(json.dumps({"id": c.id, "framework": c.framework, "kernel": c.kernel,
+                                    "variant": c.variant, "dtype": c.dtype, "exporter": c.exporter,
+                                    "opset": c.opset, "status": "crash" if bad else "pass",
+                                    "message": ""}) + "\n")
+        return 1.0, None, 0, 1.0, None
+
+    monkeypatch.setattr(runs, "_timed", fake_timed)
+    got = runs._probed_sample(draw, 100, ["pytest"], tmp_path, 2)
+    assert len(got) == 100
+    assert crashing.model_key not in {c.model_key for c in got}  # every opset of it, not the one case
+    assert len(probed) == 1 and len(probed[0]) == 100 + int(100 * runs.PROBE_MARGIN)
+    assert {c.id for c in got} <= set(probed[0])
+    assert "leaves out their models whole" in capsys.readouterr().out

@@ -727,16 +727,16 @@ def main(argv: list[str] | None = None) -> int:
     args.plugins = expand(str(suite_dir), str(cases_dir / "tolerances.yaml"), "declared" if models else "full",
                           frameworks, exporters).plugins
 
-    def draw(exclude: frozenset[str]) -> list:
-        return sample_cases(cases_dir, n_wanted or 10**9, args.min_opset, args.max_opset, exclude,
+    def draw(exclude: frozenset[str], n: int = n_wanted) -> list:
+        return sample_cases(cases_dir, n or 10**9, args.min_opset, args.max_opset, exclude,
                             frameworks, exporters, dtypes, weights, suite_dir, "declared" if models else "full",
                             depths)
 
     if models:
         cases = draw(frozenset())
     else:
-        cases = draw(frozenset(read_ids_to_exclude(args.exclude_from))) if args.exclude_from \
-            else _probed_sample(draw, harness, work, args.workers)
+        cases = draw(frozenset(read_ids_to_exclude(args.exclude_from, models=True))) if args.exclude_from \
+            else _probed_sample(draw, n_wanted, harness, work, args.workers)
     if not cases:
         ap.error(f"no case to run: --frameworks {args.frameworks!r}, --exporters {args.exporters!r}, "
                  f"--dtypes {dtypes_given!r} and --min-opset/--max-opset {args.min_opset}~{args.max_opset} "
@@ -815,38 +815,56 @@ def _suite_costs(args, harness: list[str], work: Path, cases: list) -> int:
     return 0
 
 
-def read_ids_to_exclude(path) -> set[str]:
-    """The ids of a results file's cases that would kill the bare loop: crashed, timed out, or called sys.exit."""
+def read_ids_to_exclude(path, models: bool = False) -> set[str]:
+    """The ids of a results file's cases that would kill the bare loop: crashed, timed out, or called
+    sys.exit; with ``models``, their model keys (:attr:`Case.model_key`) as well."""
     from harness.report.results import read_results
 
-    return {r["id"] for r in read_results(str(path), [])
-            if r["status"] in ("crash", "timeout") or "sys.exit" in (r.get("message") or "")}
+    out = set()
+    for r in read_results(str(path), []):
+        if r["status"] in ("crash", "timeout") or "sys.exit" in (r.get("message") or ""):
+            out.add(r["id"])
+            if models:
+                out.add(f"{r['framework']}-{r['kernel']}-{r.get('variant', '')}-{r.get('dtype', '')}")
+    return out
 
 
-def _probed_sample(draw, harness: list[str], work: Path, workers: int) -> list:
-    """Draw the sample, leaving out what a probe run of the harness saw crash, hang or exit.
+#: how many more cases than the sample the first probe run takes: a crashing model's replacement is then
+#: mostly probed already, and a second probe run (another start-up of four frameworks) is rarely needed
+PROBE_MARGIN = 0.25
 
-    The probe runs the harness over the drawn cases it has not seen yet; a case
-    left out is replaced by the next draw, which is probed in turn, until the
-    sample is all probed (one or two probe runs).
+
+def _probed_sample(draw, n: int, harness: list[str], work: Path, workers: int) -> list:
+    """Draw the sample of ``n`` cases, leaving out every model a probe run of the harness saw crash,
+    hang or exit in some case.
+
+    The first probe runs the harness over a draw of ``n`` plus :data:`PROBE_MARGIN`; a model
+    with a case left out goes whole (its other opsets mostly crash alike), and the
+    sample is drawn again without it. Replacements the first probe did not cover are
+    probed in turn, until the sample is all probed (usually one probe run).
     """
     known = work / "probe.jsonl"
     known.unlink(missing_ok=True)
     seen: set[str] = set()
-    exclude: set[str] = set()
+    exclude: frozenset[str] = frozenset()
+    want = n + max(1, int(n * PROBE_MARGIN)) if n else n
     while True:
-        cases = draw(frozenset(exclude))
-        fresh = [c.id for c in cases if c.id not in seen]
+        cases = draw(exclude, want)
+        fresh = [c for c in cases if c.id not in seen]
         if not fresh:
-            return cases
+            return draw(exclude, n) if want != n else cases
         cand = work / "candidates.txt"
-        cand.write_text("\n".join(fresh) + "\n")
+        cand.write_text("\n".join(c.id for c in fresh) + "\n")
         print(f"probe: running the harness (-n {workers}) over {len(fresh)} drawn cases to find those that "
               f"crash or hang (the bare loop has no isolation); --exclude-from skips this", flush=True)
         _timed(harness + [f"--case-ids={cand}", "-n", str(workers), "--results", str(known)], False,
                work / "probe.log", 0)
-        seen.update(fresh)
-        exclude = read_ids_to_exclude(known)
+        seen.update(c.id for c in fresh)
+        exclude = frozenset(read_ids_to_exclude(known, models=True))
+        if exclude:
+            print(f"probe: {len(read_ids_to_exclude(known))} cases crashed, hung or exited so far; the sample "
+                  f"leaves out their models whole", flush=True)
+        want = n  # from now on only the sample itself: its cases not yet probed
 
 
 def _exporters(given: str | None, frameworks: tuple[str, ...]) -> tuple[str, ...]:

@@ -130,13 +130,14 @@ def sample_cases(cases_dir: Path, n: int, min_opset: int = 11, max_opset: int = 
     of ``n``; None: one round-robin over every group, whatever its stratum. ``depths`` (stratum ->
     cases per group, e.g. :func:`matrix_depths`; default 1): how many cases of a group are drawn in
     its turn. ``suite_dir`` (default ``cases_dir``): where the matrix files are (``cases_dir /
-    "models"`` for the model suite).
+    "models"`` for the model suite). ``exclude`` holds case ids or model keys (a model key leaves
+    out every case of that model).
     """
     m = expand(str(suite_dir or cases_dir), str(Path(cases_dir) / "tolerances.yaml"), opsets,
                tuple(frameworks), tuple(exporters))
     order = {c.id: i for i, c in enumerate(m.cases)}
     cands = [c for c in m.cases if not c.skip and min_opset <= c.opset <= max_opset and c.id not in exclude
-             and (not dtypes or c.dtype in dtypes)]
+             and c.model_key not in exclude and (not dtypes or c.dtype in dtypes)]
     if weights is None:
         picked = _round_robin(cands, n)
     else:

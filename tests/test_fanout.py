@@ -225,13 +225,15 @@ def test_timeout_then_worker_runs_its_other_cases(tmp_path):
 
 
 # -- grouping -------------------------------------------------------------------------------------
-def test_dist_loadgroup_keeps_each_model_on_one_worker(tmp_path):
-    """--dist loadgroup sends every case of one model key to one worker (also on pytest >= 9.2)."""
+@pytest.mark.parametrize("how", [("--dist", "loadgroup"), ("--suite", "models")], ids=["dist", "suite"])
+def test_dist_loadgroup_keeps_each_model_on_one_worker(tmp_path, how):
+    """--dist loadgroup sends every case of one model key to one worker (also on pytest >= 9.2);
+    ``--suite models`` switches to it by itself."""
     ids = tmp_path / "ids.txt"
     ids.write_text("\n".join(f"fake-fake-relu-{v}-opset{o}-float32-cpu"
                              for v in ("good", "wrong_values", "dtype") for o in (13, 14)))
     results = tmp_path / "r.jsonl"
-    proc = _pytest("--matrix", str(FAKE), "-n", "2", "--dist", "loadgroup", "--case-ids", str(ids),
+    proc = _pytest("--matrix", str(FAKE), "-n", "2", *how, "--case-ids", str(ids),
                    "--results", str(results), "--no-report", "-q")
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     recs = [json.loads(ln) for ln in results.read_text().splitlines()]

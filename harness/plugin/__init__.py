@@ -103,8 +103,18 @@ def models_dist(config) -> None:
     Then every case of a whole model goes to one worker (the model is built and
     calibrated once) and the entries of one ``serial_group`` run one after another,
     so two GB-sized conversions never overlap. Another ``--dist`` mode is kept.
+
+    A worker parses the command line again without xdist's own defaulting, so it
+    cannot see the switch: the controller tells it in ``workerinput`` (see
+    :meth:`.lifecycle.RunnerLifecycle.pytest_configure_node`), and the worker then
+    names each item's group the way ``--dist loadgroup`` does.
     """
     opt = config.option
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        if workerinput.get("harness_dist") == "loadgroup":
+            opt.loadgroup = True
+        return
     if getattr(opt, "suite", "default") == "models" and getattr(opt, "dist", "no") == "load":
         opt.dist = "loadgroup"
         opt.loadgroup = True

@@ -178,6 +178,7 @@ class RunnerLifecycle:
         """xdist hook: every worker learns the results path, the masters and the devices."""
         cfg = self.cfg
         node.workerinput["harness_results"] = str(cfg.results)
+        node.workerinput["harness_dist"] = getattr(self.config.option, "dist", "no")  # see models_dist
         node.workerinput["harness_masters"] = {fw: m.describe() for fw, m in self.masters.items()}
         node.workerinput["harness_devices"] = {"present": list(cfg.present),
                                                "providers": list(cfg.ort_providers)}

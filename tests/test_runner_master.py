@@ -241,3 +241,25 @@ def test_a_runner_that_does_not_start_in_time_says_so(fake, tmp_path):
         assert ex.restarts == 2
     finally:
         ex.close()
+
+
+def test_call_targets_resolve_in_a_child_not_in_the_session(monkeypatch):
+    """The session's ``call:`` check imports each target's module in a forked child, so the servers
+    the session forks later do not inherit it (OneFlow's graph compile hangs after a fork that
+    follows its import); a typo is still reported, and a child that dies says so for every target."""
+    import subprocess
+    import sys
+
+    from harness.core import runner
+
+    probe = ("import sys; from harness.core import runner; "
+             "bad = runner.check_calls_apart(['wave.open', 'wave.nosuchcall', 'nosuchmodule.f']); "
+             "print(sorted(bad), 'wave' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["['nosuchmodule.f',", "'wave.nosuchcall']", "False"], out.stdout
+    assert runner.check_calls_apart(()) == {}
+    monkeypatch.setattr(runner, "check_calls", lambda targets: os.kill(os.getpid(), 9))
+    died = runner.check_calls_apart(["wave.open", "json.dumps"])
+    assert set(died) == {"wave.open", "json.dumps"}
+    assert all("killed the process (signal 9)" in why for why in died.values()), died

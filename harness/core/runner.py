@@ -85,6 +85,48 @@ def check_calls(targets) -> dict[str, str]:
     return bad
 
 
+def check_calls_apart(targets) -> dict[str, str]:
+    """:func:`check_calls` in a forked child, so that the session stays as its master left it.
+
+    Resolving a target imports its module; in the session itself that import
+    would be inherited by every server forked after it, and a framework that is
+    imported lazily, in each server, because it does not survive a fork (OneFlow:
+    :func:`harness.frameworks.oneflow.flow`) would then hang in its first case.
+    A child that dies before it answers makes every target unresolved, with why.
+    """
+    targets = tuple(targets)
+    if not targets:
+        return {}
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        code = 0
+        try:
+            answer = json.dumps(check_calls(targets)).encode()
+            while answer:
+                answer = answer[os.write(w, answer):]
+        except BaseException:  # noqa: BLE001 - the parent says the check died
+            code = 1
+        os._exit(code)
+    os.close(w)
+    chunks = []
+    while True:
+        chunk = os.read(r, 1 << 16)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(r)
+    code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    if code == 0:
+        try:
+            return json.loads(b"".join(chunks))
+        except ValueError:
+            code = 1
+    why = f"signal {-code}" if code < 0 else f"exit code {code}"
+    return {t: f"checking the call targets killed the process ({why})" for t in targets}
+
+
 def _warm_up(adapter) -> None:
     """Run the adapter's optional ``warm_up(workdir)`` so forked servers inherit a warm process."""
     if os.environ.get("HARNESS_NO_WARM_UP") == "1":
@@ -122,7 +164,7 @@ def _session(conn: socket.socket, plugins: tuple[str, ...]) -> None:
     except OSError as exc:
         print(f"session {os.getpid()}: cannot open log {hello.get('log')!r}: {exc}", flush=True)
     os.environ.update(hello.get("env") or {})
-    wire.send(fd, wire.ready(os.getpid(), os.getppid(), check_calls(hello.get("check_calls") or ()),
+    wire.send(fd, wire.ready(os.getpid(), os.getppid(), check_calls_apart(hello.get("check_calls") or ()),
                              {fw: list(v) for fw, v in IMPORT_FAILURES.items()}))
     if os.environ.get("HARNESS_NO_FORK") == "1":
         _serve(fd, plugins)

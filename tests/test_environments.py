@@ -320,3 +320,41 @@ def test_oneflow_environment_runs_the_runner_side_on_python_310():
     found = _probe(_ready("oneflow"), "oneflow")
     assert found["python"].startswith("3.10.") and found["oneflow"] == "0.9.0"
     assert int(found["cuda_libraries_preloaded"]) > 0  # from the env's nvidia wheels, no LD_LIBRARY_PATH
+
+
+def test_envs_create_makes_two_at_once_and_reports_each_failure(monkeypatch, capsys):
+    """``envs create`` makes the environments two at a time (``--jobs``); one that fails does not stop
+    the other, and the exit code is 1 naming it."""
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from harness.__main__ import main
+
+    envs = {n: SimpleNamespace(name=n) for n in ("one", "two", "three")}
+    running, peak, lock = [0], [0], threading.Lock()
+
+    def fake_create(env, log=print, recreate=False):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.3)
+        with lock:
+            running[0] -= 1
+        if env.name == "two":
+            raise environments.EnvironmentSpecError("no interpreter")
+        log(f"[{env.name}] ready")
+        return {}
+
+    monkeypatch.setattr(environments, "declared", lambda *a, **k: envs)
+    monkeypatch.setattr(environments, "create", fake_create)
+    assert main(["envs", "create"]) == 1
+    out, err = capsys.readouterr()
+    assert peak[0] == 2 and "[one] ready" in out and "[three] ready" in out
+    assert "[two] FAILED: no interpreter" in err and "not ready: two" in err
+    peak[0] = 0
+    assert main(["envs", "create", "one", "three", "--jobs", "1"]) == 0
+    assert peak[0] == 1
+    with pytest.raises(SystemExit) as exc:
+        main(["envs", "create", "--jobs", "0"])
+    assert exc.value.code == 2 and "--jobs: '0': give a whole number, 1 or more" in capsys.readouterr().err

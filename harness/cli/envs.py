@@ -7,6 +7,7 @@ is; a missing or stale one is (re)made, probed and marked.
 
     python -m harness envs create              # every declared environment
     python -m harness envs create oneflow      # just one
+    python -m harness envs create --jobs 1     # one after another (default: two at once)
     python -m harness envs list                # state, size, versions
     python -m harness envs key                 # hash of the declarations (a CI cache key)
 """
@@ -27,6 +28,21 @@ def add_arguments(p) -> None:
                         "pyproject.toml (changes when a pin does), for a CI cache key")
     p.add_argument("names", nargs="*", metavar="NAME", help="environments to act on (default: all)")
     p.add_argument("--recreate", action="store_true", help="delete and make them again")
+    p.add_argument("--jobs", type=_jobs, default=2, metavar="N",
+                   help="environments made at once (default 2: a download or an unpacking of one overlaps "
+                        "the other's; each checks the disk it needs itself)")
+
+
+def _jobs(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number, 1 or more")
+    return value
 
 
 def run(args) -> int:
@@ -50,13 +66,19 @@ def run(args) -> int:
                 size = f", {data['size_bytes'] / 2**30:.2f} GiB" if "size_bytes" in data else ""
                 print(f"{env.name}: Python {env.python}, {environments.show_path(env.path)}{size}: {state}")
         return 0
-    failed = []
-    for env in chosen:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def make(env) -> str | None:
+        """Make one environment; its name if that failed (each log line starts with ``[name]``)."""
         try:
             environments.create(env, log=lambda line: print(line, flush=True), recreate=args.recreate)
         except environments.EnvironmentSpecError as exc:
             print(f"[{env.name}] FAILED: {exc}", file=sys.stderr, flush=True)
-            failed.append(env.name)
+            return env.name
+        return None
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        failed = [name for name in pool.map(make, chosen) if name]
     if failed:
         print(f"not ready: {', '.join(failed)}", file=sys.stderr)
         return 1

@@ -591,7 +591,7 @@ def _print_ratios(runs: dict[str, BenchRun]) -> None:
 
 #: the default sample size of the default suite: what a --repeat 3 (probe included) of the four frameworks
 #: fits in 15 min on 2 cores (docs/benchmark.md); each run pays four frameworks' imports
-DEFAULT_CASES = 400
+DEFAULT_CASES = 1200
 
 
 class _Parser(argparse.ArgumentParser):

@@ -192,3 +192,59 @@ def test_html_report_links_failing_cases_to_bundle_and_picture(run):
     assert cases[no_model]["links"] == [["bundle", f"../repro/{no_model}/"]]
     assert str(tmp / "a" / "repro") not in page  # relative links: no bundle path of this machine
     assert all("bundle" not in c for c in cases.values())
+
+
+def test_cpu_busy_reads_the_share_of_the_machine_over_the_interval(monkeypatch):
+    """Busy above the threshold between two reads of /proc/stat; no /proc/stat: never busy."""
+    from harness.plugin import pictures
+
+    reads = iter([(100, 1000), (190, 1100)])  # 90 of 100 jiffies busy
+    monkeypatch.setattr(pictures, "_cpu_times", lambda: next(reads))
+    assert pictures.cpu_busy(0, 0.85)
+    reads = iter([(100, 1000), (150, 1100)])  # half the machine
+    assert not pictures.cpu_busy(0, 0.85)
+    monkeypatch.setattr(pictures, "_cpu_times", lambda: None)
+    assert not pictures.cpu_busy(0)
+    monkeypatch.undo()
+    busy, total = pictures._cpu_times()
+    assert 0 <= busy <= total
+
+
+def test_pictures_wait_for_a_free_cpu_until_the_last_case(monkeypatch, tmp_path):
+    """While cases run and the CPU is busy, no picture is started; once the last case is done they are."""
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from harness.plugin import pictures
+
+    taken, looks = [], []
+
+    class FakePictures:
+        def __init__(self, *a, **k):
+            pass
+
+        def take(self, model, picture):
+            taken.append(model)
+
+        def renice(self, nice):
+            pass
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr("harness.report.netron.Pictures", FakePictures)
+    monkeypatch.setattr(pictures, "cpu_busy", lambda *a, **k: looks.append(1) or True)
+    monkeypatch.setattr(pictures, "LOOK_EVERY", 0.01)
+    plugin = pictures.BundlePictures.__new__(pictures.BundlePictures)
+    plugin.__init__(SimpleNamespace(), SimpleNamespace(pictures_wait=5, repro_dir=str(tmp_path),
+                                                       results=tmp_path / "r.jsonl"))
+    plugin.binary = "chromium"
+    plugin.queue.put((0, 0, "m.onnx", "m.svg"))
+    plugin.queued = 1
+    plugin._thread = threading.Thread(target=plugin._work, daemon=True)
+    plugin._thread.start()
+    time.sleep(0.3)
+    assert taken == [] and len(looks) > 3  # busy: it keeps looking, draws nothing
+    plugin.pytest_sessionfinish(SimpleNamespace(), 0)
+    assert taken == ["m.onnx"] and plugin.made == 1 and not plugin.timed_out

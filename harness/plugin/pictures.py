@@ -5,7 +5,11 @@ complete when its case's record reaches the controller (the case server writes i
 answers), so each record with a ``repro_bundle`` queues that bundle's models
 (:func:`harness.report.netron.bundle_pictures`). One thread takes the pictures in one headless
 Chromium (:class:`harness.report.netron.Pictures`, one Netron server over the repro folder),
-at a lowered CPU priority while cases run, value failures first. After the last case it waits
+value failures first. While cases run it takes one only when the CPU has room (:func:`cpu_busy`:
+under :data:`BUSY` of the machine over the last half second) and at a lowered CPU priority:
+measured in a default run on 2 cores, drawing all 1938 pictures beside the cases (256 s of
+picture thread at nice 10) made the cases 23% slower (537 s against 437 s), since the browser's
+processes and the thread's own work in the controller take CPU the cases use. After the last case it waits
 at most ``--pictures-wait`` seconds for what is still queued, then ends the browser; what is
 left is counted and ``python -m harness pictures RESULTS`` draws it later.
 
@@ -30,9 +34,35 @@ NICE_DURING_RUN = 10
 #: pictures first of the failures a model picture explains best, then the rest
 FIRST = (status.MISMATCH, status.SHAPE_MISMATCH, status.DTYPE_MISMATCH, status.RUNTIME_ERROR,
          status.RUNTIME_UNSUPPORTED)
+#: the share of the machine's CPU above which no picture is started while cases run
+BUSY = 0.85
+#: seconds between looks at the CPU while it is busy
+LOOK_EVERY = 1.0
 #: consecutive failed pictures after which the browser is given up for this run
 GIVE_UP_AFTER = 5
 _DONE = object()
+
+
+def _cpu_times() -> tuple[int, int] | None:
+    """(busy, total) jiffies of the whole machine since boot, from ``/proc/stat``; None elsewhere."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def cpu_busy(interval: float = 0.5, threshold: float = BUSY) -> bool:
+    """Whether the machine's CPU was busier than ``threshold`` over the next ``interval`` seconds
+    (False where ``/proc/stat`` cannot be read: pictures are then drawn as they come)."""
+    first = _cpu_times()
+    time.sleep(interval)
+    second = _cpu_times()
+    if first is None or second is None or second[1] <= first[1]:
+        return False
+    return (second[0] - first[0]) / (second[1] - first[1]) > threshold
 
 
 class BundlePictures:
@@ -51,6 +81,8 @@ class BundlePictures:
         self._thread: threading.Thread | None = None
         self._pictures = None
         self._stop = threading.Event()
+        #: set once the last case is done: from then on pictures no longer wait for a free CPU
+        self._cases_done = threading.Event()
         self.queued = self.made = self.failed = 0
         self.busy_s = 0.0
         self.tail_s = 0.0
@@ -91,6 +123,8 @@ class BundlePictures:
                 _, _, model, picture = self.queue.get()
                 if model is _DONE:
                     break
+                while not self._cases_done.is_set() and cpu_busy():  # the cases keep the CPU first
+                    self._cases_done.wait(LOOK_EVERY)
                 t0 = time.perf_counter()
                 try:
                     self._pictures.take(model, picture)
@@ -122,6 +156,7 @@ class BundlePictures:
             return
         t0 = time.monotonic()
         self.queue.put((2, next(self._order), _DONE, None))  # after every picture queued
+        self._cases_done.set()
         pictures = self._pictures
         if pictures is not None:
             pictures.renice(0)  # the cases are done: the browser may have the CPU

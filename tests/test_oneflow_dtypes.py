@@ -85,3 +85,32 @@ def test_the_first_oneflow_case_of_a_plain_run_does_not_hang(tmp_path):
                          cwd=ROOT, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
     recs = [json.loads(line) for line in results.read_text().splitlines()]
     assert [r["status"] for r in recs] == ["pass"], run.stdout[-2000:]
+
+
+def test_a_reused_graph_converts_to_the_model_a_fresh_one_does(tmp_path):
+    """The compiled graph and saved weights shared by a model's opsets give, at every opset, the ONNX
+    model that compiling afresh gives (nodes, attributes, initializers, opset imports): every 40th
+    OneFlow variant at float32, opsets 9, 11, 13, 17."""
+    from harness.spec.matrix import Scope, load_all
+
+    reason = environments.unavailable("oneflow")
+    if reason:
+        pytest.skip(reason)
+    m = load_all([ROOT / "cases" / "oneflow.yaml"], ROOT / "cases" / "tolerances.yaml",
+                 Scope(opsets="full", frameworks=("oneflow",)))
+    firsts = {}
+    for c in m.cases:
+        if c.dtype == "float32" and not c.skip and c.opset == 13:
+            firsts.setdefault(c.model_key, c)
+    picked = list(firsts.values())[::40]
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text("".join(json.dumps(c.to_dict()) + "\n" for c in picked))
+    env = environments.declared()["oneflow"]
+    out = subprocess.run([str(env.executable), "-m", "tests.oneflow_reuse_probe", str(cases), "9,11,13,17"],
+                         cwd=ROOT, env=environments.runner_environ("oneflow"), capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    assert len(found) == len(picked) >= 3
+    differ = {cid: opset for cid, per in found.items() for opset, got in per.items() if not got["same"]}
+    assert not differ, differ

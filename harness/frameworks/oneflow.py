@@ -172,20 +172,43 @@ def _at_dtype(module, dtype: str | None):
     return module
 
 
-def _export(module, xs: list, opset: int, path: str, dynamic_batch: bool = False) -> str:
+def _compiled(module, xs: list, weights: str, cache: dict, dynamic_batch: bool):
+    """The ``nn.Graph`` of ``module`` compiled on ``xs``, and its weights saved in ``weights``.
+
+    Neither depends on the opset, and ``export_onnx_model`` only reads them (the
+    graph's ``_full_graph_proto`` and the weight folder), so they are made once per
+    model and batch mode and kept in the model's ``cache``; each opset then pays only
+    the conversion (``tests/test_oneflow_dtypes.py`` checks that a reused graph
+    converts to the model a fresh one does).
+    """
+    key = ("oneflow_graph", dynamic_batch)
+    if key not in cache:
+        graph = _classes()[1](module)
+        graph(*xs)  # compile on the example inputs
+        shutil.rmtree(weights, ignore_errors=True)
+        flow().save(graph.state_dict(), weights)
+        cache[key] = (graph, weights)
+    graph, weights = cache[key]
+    if not os.path.isdir(weights):  # the folder went (a cleaned work folder): save them again
+        flow().save(graph.state_dict(), weights)
+    return graph, weights
+
+
+def _export(module, xs: list, opset: int, path: str, dynamic_batch: bool = False,
+            cache: dict | None = None, weights: str | None = None) -> str:
+    """Convert ``module`` at ``opset`` into ``path``; with ``cache``, reusing the graph compiled and the
+    weights saved (into ``weights``) for an earlier opset; without, compiling afresh."""
     from oneflow_onnx.oneflow2onnx.util import export_onnx_model
 
-    graph = _classes()[1](module)
-    graph(*xs)  # compile on the example inputs
-    weights = path + ".weights"
-    shutil.rmtree(weights, ignore_errors=True)
-    flow().save(graph.state_dict(), weights)
+    graph, weights = _compiled(module, xs, weights or path + ".weights", {} if cache is None else cache,
+                               dynamic_batch)
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             export_onnx_model(graph, opset=opset, flow_weight_dir=weights, onnx_model_path=path,
                               dynamic_batch_size=dynamic_batch)
     finally:
-        shutil.rmtree(weights, ignore_errors=True)
+        if cache is None:
+            shutil.rmtree(weights, ignore_errors=True)
     return path
 
 
@@ -204,4 +227,6 @@ class GraphExporter:
         xs = make_inputs(case.spec["inputs"], case.seed)
         # a batch other than the example's needs the converter's dynamic batch (a static export otherwise)
         dynamic = any(b != xs[0].shape[0] for b in case.spec.get("batches") or ()) if xs[0].ndim else False
-        return _export(model, _tensors(xs), case.opset, path, dynamic_batch=dynamic)
+        weights = os.path.join(workdir, f"{case.model_key}.weights" + ("-dynamic" if dynamic else ""))
+        return _export(model, _tensors(xs), case.opset, path, dynamic_batch=dynamic, cache=cache,
+                       weights=weights)

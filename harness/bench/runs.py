@@ -818,6 +818,7 @@ def _suite_costs(args, harness: list[str], work: Path, cases: list) -> int:
 def read_ids_to_exclude(path, models: bool = False) -> set[str]:
     """The ids of a results file's cases that would kill the bare loop: crashed, timed out, or called
     sys.exit; with ``models``, their model keys (:attr:`Case.model_key`) as well."""
+    from harness.core.case import model_key
     from harness.report.results import read_results
 
     out = set()
@@ -825,7 +826,7 @@ def read_ids_to_exclude(path, models: bool = False) -> set[str]:
         if r["status"] in ("crash", "timeout") or "sys.exit" in (r.get("message") or ""):
             out.add(r["id"])
             if models:
-                out.add(f"{r['framework']}-{r['kernel']}-{r.get('variant', '')}-{r.get('dtype', '')}")
+                out.add(model_key(r["framework"], r["kernel"], r.get("variant", ""), r.get("dtype", "")))
     return out
 
 
@@ -862,7 +863,7 @@ def _probed_sample(draw, n: int, harness: list[str], work: Path, workers: int) -
         seen.update(c.id for c in fresh)
         exclude = frozenset(read_ids_to_exclude(known, models=True))
         if exclude:
-            print(f"probe: {len(read_ids_to_exclude(known))} cases crashed, hung or exited so far; the sample "
+            print(f"probe: {len(exclude & seen)} cases crashed, hung or exited so far; the sample "
                   f"leaves out their models whole", flush=True)
         want = n  # from now on only the sample itself: its cases not yet probed
 

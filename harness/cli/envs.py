@@ -28,21 +28,11 @@ def add_arguments(p) -> None:
                         "pyproject.toml (changes when a pin does), for a CI cache key")
     p.add_argument("names", nargs="*", metavar="NAME", help="environments to act on (default: all)")
     p.add_argument("--recreate", action="store_true", help="delete and make them again")
-    p.add_argument("--jobs", type=_jobs, default=2, metavar="N",
+    from harness.plugin.options import positive_count
+
+    p.add_argument("--jobs", type=positive_count, default=2, metavar="N",
                    help="environments made at once (default 2: a download or an unpacking of one overlaps "
                         "the other's; each checks the disk it needs itself)")
-
-
-def _jobs(text: str) -> int:
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number, 1 or more")
-    return value
 
 
 def run(args) -> int:

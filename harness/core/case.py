@@ -11,6 +11,11 @@ DEFAULT_RUNTIME = "ort"
 DEFAULT_PASS = "none"
 
 
+def model_key(framework: str, kernel: str, variant: str, dtype: str) -> str:
+    """:attr:`Case.model_key` from its parts (also of a record, which has the same fields)."""
+    return f"{framework}-{kernel}-{variant}-{dtype}"
+
+
 @dataclass(frozen=True)
 class Case:
     """Everything a worker needs to run one case; plain data, JSON-serialisable."""
@@ -49,7 +54,7 @@ class Case:
     @property
     def model_key(self) -> str:
         """What the built model depends on: the same for every opset and exporter."""
-        return f"{self.framework}-{self.kernel}-{self.variant}-{self.dtype}"
+        return model_key(self.framework, self.kernel, self.variant, self.dtype)
 
     @property
     def export_key(self) -> str:

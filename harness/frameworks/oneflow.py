@@ -194,21 +194,16 @@ def _compiled(module, xs: list, weights: str, cache: dict, dynamic_batch: bool):
     return graph, weights
 
 
-def _export(module, xs: list, opset: int, path: str, dynamic_batch: bool = False,
-            cache: dict | None = None, weights: str | None = None) -> str:
-    """Convert ``module`` at ``opset`` into ``path``; with ``cache``, reusing the graph compiled and the
-    weights saved (into ``weights``) for an earlier opset; without, compiling afresh."""
+def _export(module, xs: list, opset: int, path: str, cache: dict, weights: str,
+            dynamic_batch: bool = False) -> str:
+    """Convert ``module`` at ``opset`` into ``path``, with the graph compiled and the weights saved
+    (into ``weights``) for an earlier opset of the same model in ``cache`` (:func:`_compiled`)."""
     from oneflow_onnx.oneflow2onnx.util import export_onnx_model
 
-    graph, weights = _compiled(module, xs, weights or path + ".weights", {} if cache is None else cache,
-                               dynamic_batch)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            export_onnx_model(graph, opset=opset, flow_weight_dir=weights, onnx_model_path=path,
-                              dynamic_batch_size=dynamic_batch)
-    finally:
-        if cache is None:
-            shutil.rmtree(weights, ignore_errors=True)
+    graph, weights = _compiled(module, xs, weights, cache, dynamic_batch)
+    with contextlib.redirect_stdout(io.StringIO()):
+        export_onnx_model(graph, opset=opset, flow_weight_dir=weights, onnx_model_path=path,
+                          dynamic_batch_size=dynamic_batch)
     return path
 
 
@@ -228,5 +223,4 @@ class GraphExporter:
         # a batch other than the example's needs the converter's dynamic batch (a static export otherwise)
         dynamic = any(b != xs[0].shape[0] for b in case.spec.get("batches") or ()) if xs[0].ndim else False
         weights = os.path.join(workdir, f"{case.model_key}.weights" + ("-dynamic" if dynamic else ""))
-        return _export(model, _tensors(xs), case.opset, path, dynamic_batch=dynamic, cache=cache,
-                       weights=weights)
+        return _export(model, _tensors(xs), case.opset, path, cache, weights, dynamic_batch=dynamic)

@@ -123,6 +123,31 @@ def test_the_bundle_writer_does_not_import_the_pipeline():
     assert "harness.core.pipeline" not in mods and "harness.core.replay" not in mods
 
 
+def test_a_warmed_process_writes_bundles_without_parsing_the_harness_again(monkeypatch, tmp_path):
+    """What the runner master warms covers every file a bundle of its frameworks vendors."""
+    monkeypatch.setattr(repro, "_IMPORTS", {})
+    repro.warm(("paddle", "torch"))
+    assert len(repro._IMPORTS) > 10
+
+    def parse(path, *args):
+        raise AssertionError(f"{path} parsed again")
+
+    monkeypatch.setattr(repro, "_parse_imports", parse)
+    for i, (key, case) in enumerate(SCRIPT_CASES):
+        out = tmp_path / str(i)
+        out.mkdir()
+        files = repro.render(str(out), case)
+        assert any(f.endswith(f"harness/frameworks/{key[0]}.py") for f in files)
+
+
+def test_a_changed_file_is_parsed_again(tmp_path):
+    mod = tmp_path / "mod.py"
+    mod.write_text("import json\n", encoding="utf-8")
+    assert repro.imported_modules(mod, "mod") == {"json"}
+    mod.write_text("import json\nimport csv\n", encoding="utf-8")
+    assert repro.imported_modules(mod, "mod") == {"json", "csv"}
+
+
 @pytest.mark.parametrize("rec, original, code, words", [
     ({"status": "pass"}, "mismatch", 0, "NOT REPRODUCED: the model exports, checks, runs and matches"
                                         " the reference (originally mismatch)"),

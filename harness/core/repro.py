@@ -28,6 +28,7 @@ so that an abort or a hang is reported, not suffered).
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.util
 import json
 import os
@@ -129,6 +130,28 @@ def case_modules(case: Case, plugins: tuple[str, ...] = ()) -> list[str]:
     return list(dict.fromkeys(mods))
 
 
+def warm(frameworks: tuple[str, ...], plugins: tuple[str, ...] = ()) -> None:
+    """Read, once, the files that the bundles of ``frameworks`` vendor, and the pinned versions.
+
+    Called by the case runner's master after its imports, so every server it forks (the fresh
+    one after a crash too) starts with :func:`imported_modules`' and :func:`requirements`' work
+    done, and a failing case pays for copying its bundle, not for parsing the harness.
+    """
+    mods: list[str] = []
+    for fw in frameworks:
+        registry.load_builders(fw, plugins)
+        adapter = registry.FRAMEWORKS.get(fw)
+        mods.append(type(adapter).__module__ if adapter is not None else f"harness.frameworks.{fw}")
+        mods += [type(e).__module__ for (f, _), e in registry.EXPORTERS.items() if f == fw]
+        mods += [b.__module__ for (f, _), b in registry.BUILDERS.items() if f == fw]
+    mods += [type(r).__module__ for r in runtimes.RUNTIMES.values()] + [f"harness.runtimes.{runtimes.DEFAULT}"]
+    mods += [type(p).__module__ for p in passes.PASSES.values()]
+    own = {m for m in imported_modules(SCRIPT, "__main__", local={"harness"}) if m.split(".")[0] == "harness"}
+    roots = sorted({m for m in mods if m.split(".")[0] in {"harness", *(p.split(".")[0] for p in plugins)}} | own)
+    vendored_modules(roots)
+    requirements(list(dict.fromkeys(mods)))
+
+
 def requirements(modules: list[str]) -> list[str]:
     """Pinned pip requirements of a replay: numpy, onnx, onnxruntime and the adapters' ``REPLAY_REQUIRES``."""
     names = list(BASE_REQUIRES)
@@ -136,13 +159,17 @@ def requirements(modules: list[str]) -> list[str]:
         spec = importlib.util.find_spec(mod)
         if spec is not None and spec.origin:
             names += [n for n in module_constant(Path(spec.origin), REQUIRES_NAME) if n not in names]
-    out = []
-    for name in names:
-        try:
-            out.append(f"{name}=={metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            out.append(name)
-    return out
+    return [_pinned(name) for name in names]
+
+
+@functools.lru_cache(maxsize=None)
+def _pinned(name: str) -> str:
+    """``name==<installed version>`` (``name`` alone when not installed); looked up once a process,
+    since nothing installs packages while the harness runs."""
+    try:
+        return f"{name}=={metadata.version(name)}"
+    except metadata.PackageNotFoundError:
+        return name
 
 
 def vendored_modules(roots: list[str]) -> dict[str, Path]:
@@ -170,6 +197,12 @@ def vendored_modules(roots: list[str]) -> dict[str, Path]:
     return found
 
 
+#: (path, mtime, size, name, is_package, local) -> what :func:`imported_modules` found there. A run
+#: writes many bundles from the same few dozen files; parsing them again for each one cost a
+#: failing case 0.1-0.3 s. A file that changes gets a new key.
+_IMPORTS: dict[tuple, frozenset[str]] = {}
+
+
 def imported_modules(path: Path, name: str, is_package: bool = False, local: set[str] = frozenset()) -> set[str]:
     """Absolute names of the modules that the file ``path`` (module ``name``) imports anywhere.
 
@@ -177,6 +210,14 @@ def imported_modules(path: Path, name: str, is_package: bool = False, local: set
     is a module, else as ``pkg`` (nothing outside ``local`` is looked up, so no framework is
     imported); relative imports are resolved against ``name``.
     """
+    st = os.stat(path)
+    key = (str(path), st.st_mtime_ns, st.st_size, name, is_package, frozenset(local))
+    if key not in _IMPORTS:
+        _IMPORTS[key] = frozenset(_parse_imports(path, name, is_package, local))
+    return set(_IMPORTS[key])
+
+
+def _parse_imports(path: Path, name: str, is_package: bool, local: set[str]) -> set[str]:
     package = name if is_package else name.rpartition(".")[0]
     out: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):

@@ -269,6 +269,12 @@ def main() -> None:
         runtimes.get(runtimes.DEFAULT)
     except ImportError as exc:  # reported per case
         print(f"runtime {runtimes.DEFAULT} not importable: {exc}", flush=True)
+    from . import repro
+
+    try:
+        repro.warm(tuple(fw for fw in frameworks if fw not in IMPORT_FAILURES), plugins)
+    except Exception as exc:  # noqa: BLE001 - a failing case then reads the files itself
+        print(f"repro bundles not warmed: {type(exc).__name__}: {exc}", flush=True)
 
     parent = sys.stdin.fileno()
     while True:

@@ -89,8 +89,7 @@ def render(bundle_dir: str, case: Case, plugins: tuple[str, ...] = ()) -> list[s
     written = [str(Path(bundle_dir) / "repro.py")]
     shutil.copyfile(SCRIPT, written[0])
     os.chmod(written[0], 0o755)
-    own = {m for m in imported_modules(SCRIPT, "__main__", local={"harness"}) if m.split(".")[0] == "harness"}
-    roots = sorted(set(modules) | own)
+    roots = sorted(set(modules) | _replay_imports())
     for name, path in sorted(vendored_modules(roots).items()):
         rel = Path(*name.split("."))
         target = Path(bundle_dir) / VENDOR / (rel / "__init__.py" if path.name == "__init__.py" else
@@ -104,6 +103,17 @@ def render(bundle_dir: str, case: Case, plugins: tuple[str, ...] = ()) -> list[s
     return written
 
 
+def _replay_imports() -> set[str]:
+    """The harness modules the replay script itself imports."""
+    return {m for m in imported_modules(SCRIPT, "__main__", local={"harness"}) if m.split(".")[0] == "harness"}
+
+
+def _framework_module(framework: str) -> str:
+    """The module of ``framework``'s registered adapter, else the conventional one (nothing imported)."""
+    fw = registry.FRAMEWORKS.get(framework)
+    return type(fw).__module__ if fw is not None else f"harness.frameworks.{framework}"
+
+
 def case_modules(case: Case, plugins: tuple[str, ...] = ()) -> list[str]:
     """The modules that register the case's framework adapter, exporter, builder, runtime and pass.
 
@@ -113,9 +123,8 @@ def case_modules(case: Case, plugins: tuple[str, ...] = ()) -> list[str]:
     so the parent process never imports a framework.
     """
     registry.load_builders(case.framework, tuple(plugins))
-    fw = registry.FRAMEWORKS.get(case.framework)
     exporter = registry.EXPORTERS.get((case.framework, case.exporter))
-    mods = [type(fw).__module__ if fw is not None else f"harness.frameworks.{case.framework}"]
+    mods = [_framework_module(case.framework)]
     if exporter is not None:
         mods.append(type(exporter).__module__)
     builder = None if case.spec.get("call") else case.spec.get("builder")
@@ -140,14 +149,13 @@ def warm(frameworks: tuple[str, ...], plugins: tuple[str, ...] = ()) -> None:
     mods: list[str] = []
     for fw in frameworks:
         registry.load_builders(fw, plugins)
-        adapter = registry.FRAMEWORKS.get(fw)
-        mods.append(type(adapter).__module__ if adapter is not None else f"harness.frameworks.{fw}")
+        mods.append(_framework_module(fw))
         mods += [type(e).__module__ for (f, _), e in registry.EXPORTERS.items() if f == fw]
         mods += [b.__module__ for (f, _), b in registry.BUILDERS.items() if f == fw]
     mods += [type(r).__module__ for r in runtimes.RUNTIMES.values()] + [f"harness.runtimes.{runtimes.DEFAULT}"]
     mods += [type(p).__module__ for p in passes.PASSES.values()]
-    own = {m for m in imported_modules(SCRIPT, "__main__", local={"harness"}) if m.split(".")[0] == "harness"}
-    roots = sorted({m for m in mods if m.split(".")[0] in {"harness", *(p.split(".")[0] for p in plugins)}} | own)
+    roots = sorted({m for m in mods if m.split(".")[0] in {"harness", *(p.split(".")[0] for p in plugins)}}
+                   | _replay_imports())
     vendored_modules(roots)
     requirements(list(dict.fromkeys(mods)))
 
